@@ -1,0 +1,4 @@
+/** Every tool `npm test` installs. Each entry lives in its own module beside this one. */
+import type { Tool } from './toolbox.ts';
+
+export const ALL_TOOLS: Tool[] = [];

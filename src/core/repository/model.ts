@@ -1,0 +1,101 @@
+/**
+ * What sources (files, mongodb, cluster-state, secrets, pvc-snapshots, terraform) see of the repository.
+ * The core knows nothing of MongoDB or Kubernetes: a source streams bytes or records into items and
+ * commits a snapshot manifest naming them; the repository chunks, deduplicates, compresses, encrypts and
+ * packs. Readers get the bytes back, verified against the item's own SHA-256.
+ */
+
+export const SNAPSHOT_TYPES = ['files', 'mongodb', 'cluster-state', 'secrets', 'pvc-snapshots', 'terraform'] as const;
+export type SnapshotType = (typeof SNAPSHOT_TYPES)[number];
+
+/**
+ * How an item's stream is cut into chunks.
+ * - `file`: content-defined chunking over bytes, ~1 MiB average (files, tarballs, Terraform state).
+ * - `records`: each `write` is one whole record (a BSON document, a JSON object); cuts fall only between
+ *   records, ~16 KiB average, so that scattered updates in a database dump cost little.
+ */
+export type Chunking = 'file' | 'records';
+
+export interface ItemInput {
+  /** Unique within the snapshot: a relative path, `db.collection`, `namespace/Kind/name`, … */
+  name: string;
+  /** Source-defined: `file`, `dir`, `symlink`, `collection`, `resource`, … */
+  kind: string;
+  /** Source-defined metadata stored with the item (mode, mtime, indexes, options, …). Never secrets. */
+  meta?: Record<string, unknown>;
+}
+
+export interface Item extends Required<ItemInput> {
+  /** Plain content length in bytes. */
+  size: number;
+  /** SHA-256 of the plain content, hex. */
+  sha256: string;
+  /** Number of records written (records chunking), else 0. */
+  records: number;
+  /** Chunk ids in order (short items), … */
+  chunks?: string[];
+  /** … or ids of list blobs, each holding up to 8192 chunk ids (long items). */
+  chunkLists?: string[];
+}
+
+export interface SnapshotInput {
+  type: SnapshotType;
+  tags?: string[];
+  /** What was backed up (paths, URIs without credentials, namespaces): groups snapshots for retention. */
+  paths?: string[];
+  /** Source-specific summary (server version, oplog window, cluster name, …). Never secrets. */
+  meta?: Record<string, unknown>;
+  items: Item[];
+}
+
+export interface SnapshotSummary {
+  bytesProcessed: number;
+  bytesAdded: number;
+  items: number;
+  durationMs: number;
+}
+
+export interface Snapshot extends Required<Omit<SnapshotInput, 'items'>> {
+  /** 64 hex characters; the name of the `snapshots/` object. */
+  id: string;
+  /** ISO 8601 creation time. */
+  time: string;
+  /** `YYYYMMDD_HHMMSS` in UTC, the label the guide restores by (`--timestamp 20241201_120000`). */
+  timestamp: string;
+  host: string;
+  summary: SnapshotSummary;
+  items: Item[];
+}
+
+export interface SnapshotFilter {
+  type?: SnapshotType;
+  tags?: string[];
+  host?: string;
+}
+
+export interface ItemWriter {
+  /**
+   * Appends to the item. In `records` mode each call is exactly one whole record. Resolves when the data
+   * may be reused by the caller; applies backpressure so memory stays bounded.
+   */
+  write(data: Uint8Array): Promise<void>;
+  /** Flushes the last chunk and returns the finished item (to pass to `commit`). */
+  finish(): Promise<Item>;
+}
+
+export interface BackupProgress {
+  bytesProcessed: number;
+  bytesAdded: number;
+}
+
+/** One backup in progress: holds a shared lock until `commit` or `abort`. */
+export interface BackupSession {
+  newItem(input: ItemInput, chunking: Chunking): ItemWriter;
+  /** Convenience: writes a whole stream (or buffer) as one item. */
+  addItem(input: ItemInput, data: AsyncIterable<Uint8Array> | Uint8Array, chunking: Chunking): Promise<Item>;
+  readonly progress: BackupProgress;
+  /** Writes remaining packs, then the index, then the snapshot (last, so partial backups never appear). */
+  commit(input: SnapshotInput): Promise<Snapshot>;
+  /** Releases the lock; data already written stays unreferenced until prune removes it. */
+  abort(): Promise<void>;
+}

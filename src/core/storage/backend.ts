@@ -1,0 +1,66 @@
+/**
+ * The one seam between the repository and wherever its objects live (local disk, Azure Blob, S3, …).
+ * Every backend passes the same conformance suite (test/core/backend-conformance.ts).
+ *
+ * Contract, for every implementation:
+ * - Objects are write-once. `save` of an existing name fails with ALREADY_EXISTS unless `overwrite` is set
+ *   (only `locks` are ever overwritten, when refreshed). The repository relies on this for locks and to
+ *   never clobber a pack another process just wrote.
+ * - `save` is atomic: readers see either no object or the whole object, never a prefix. An interrupted
+ *   save leaves no object (local: temp file + fsync + rename; cloud: commit of a block list / single PUT).
+ * - Transient failures (connection reset, 429/503 throttling, timeouts) are retried *inside* the backend
+ *   with exponential backoff and jitter, up to a bounded time. What reaches the caller is final and already
+ *   a LifeboatError (UNREACHABLE, AUTH, PERMISSION, NO_SPACE, NOT_FOUND, ALREADY_EXISTS, …).
+ * - `load` of a missing object throws NOT_FOUND; a range past the end returns what exists (callers check
+ *   lengths, so truncation is detected as INTEGRITY upstream).
+ * - `remove` of a missing object succeeds (idempotent) so that prune can be re-run after a crash.
+ * - `list` yields every object of a type, in any order, paging internally.
+ */
+
+export type ObjectType = 'config' | 'keys' | 'locks' | 'snapshots' | 'index' | 'data';
+
+export const OBJECT_TYPES: readonly ObjectType[] = ['config', 'keys', 'locks', 'snapshots', 'index', 'data'];
+
+export interface Handle {
+  type: ObjectType;
+  /** Object name: 64 hex characters for content-addressed objects, `config` for the config. */
+  name: string;
+}
+
+export interface ObjectInfo {
+  name: string;
+  size: number;
+}
+
+export interface ByteRange {
+  offset: number;
+  length: number;
+}
+
+export interface SaveOptions {
+  overwrite?: boolean;
+}
+
+export interface Backend {
+  /** Where the repository lives, without credentials (safe to print and log). */
+  readonly location: string;
+  /** Creates the container/directories if needed; idempotent. */
+  create(): Promise<void>;
+  save(h: Handle, data: Uint8Array, options?: SaveOptions): Promise<void>;
+  load(h: Handle, range?: ByteRange): Promise<Buffer>;
+  stat(h: Handle): Promise<ObjectInfo>;
+  list(type: ObjectType): AsyncIterable<ObjectInfo>;
+  remove(h: Handle): Promise<void>;
+  close(): Promise<void>;
+}
+
+/**
+ * restic's layout: `config`, `keys/<id>`, `locks/<id>`, `snapshots/<id>`, `index/<id>`,
+ * `data/<first two hex>/<id>`. The fan-out keeps directory listings short on local disks.
+ */
+export function objectPath(h: Handle): string {
+  if (h.type === 'config') return 'config';
+  if (!/^[0-9a-zA-Z_-]{1,128}$/.test(h.name)) throw new Error(`invalid object name ${JSON.stringify(h.name)}`);
+  if (h.type === 'data') return `data/${h.name.slice(0, 2)}/${h.name}`;
+  return `${h.type}/${h.name}`;
+}
