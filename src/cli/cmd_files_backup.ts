@@ -1,5 +1,5 @@
 import { startBackup } from '../core/repository/backup.ts';
-import { backupFiles } from '../sources/files/files.ts';
+import { backupFiles, backupStdin } from '../sources/files/files.ts';
 import { list, str, usageError, type Command } from './command.ts';
 import { followBackup } from './backup-progress.ts';
 import { formatBytes, formatDuration } from './output.ts';
@@ -24,17 +24,23 @@ export const filesBackupCommand: Command<BackupResult> = {
   options: {
     tag: { type: 'string', multiple: true, arg: 'TAG', description: 'tag the snapshot (repeatable)' },
     type: { type: 'string', arg: 'TYPE', default: 'files', description: 'snapshot type: files | terraform' },
+    stdin: { type: 'boolean', description: 'back up standard input as one file (e.g. `pg_dump | lifeboat files backup --stdin`)' },
+    'stdin-filename': { type: 'string', arg: 'NAME', default: 'stdin', description: 'name of the file read from standard input' },
     ...retentionOptionsForBackup(),
   },
   async run(ctx, values, paths) {
-    if (paths.length === 0) throw usageError('no PATH given', 'lifeboat files backup PATH...');
+    const fromStdin = Boolean(values.stdin);
+    if (paths.length === 0 && !fromStdin) throw usageError('no PATH given', 'lifeboat files backup PATH... (or --stdin)');
+    if (paths.length > 0 && fromStdin) throw usageError('give PATHs or --stdin, not both');
     const type = str(values.type);
     if (type !== 'files' && type !== 'terraform') throw usageError('--type must be files or terraform');
     const repo = await openRepository(ctx);
     const session = await startBackup(repo, 'files backup');
     const stop = followBackup(ctx.out, session, 'backup');
     try {
-      const snap = await backupFiles(repo, { paths, tags: list(values.tag), type, session });
+      const snap = fromStdin
+        ? await backupStdin(session, { name: str(values['stdin-filename'])!, tags: list(values.tag), type })
+        : await backupFiles(repo, { paths, tags: list(values.tag), type, session });
       stop();
       const retention = await retentionAfterBackup(repo, snap, values);
       return {

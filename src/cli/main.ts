@@ -135,10 +135,21 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   try {
+    // Command words may follow global options (`lifeboat --repo X files backup`): collect positionals,
+    // skipping the values of global string options.
     const words: string[] = [];
-    for (const a of argv) {
-      if (a.startsWith('-')) break;
+    const wordIndex: number[] = [];
+    for (let i = 0; i < argv.length; i++) {
+      const a = argv[i];
+      if (a === '--') break;
+      if (a.startsWith('-')) {
+        const name = a.replace(/^--?/, '');
+        const spec = GLOBAL_OPTIONS[name] ?? Object.entries(GLOBAL_OPTIONS).find(([, s]) => s.short === name)?.[1];
+        if (spec?.type === 'string' && !a.includes('=')) i++;
+        continue;
+      }
       words.push(a);
+      wordIndex.push(i);
     }
     if (words[0] === 'help') {
       const { cmd } = findCommand(words.slice(1));
@@ -157,7 +168,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
     let parsed;
     try {
       parsed = parseArgs({
-        args: argv.slice(cmd.path.length),
+        args: argv.filter((_, i) => !wordIndex.slice(0, cmd.path.length).includes(i)),
         options: Object.fromEntries(
           Object.entries(specs).map(([n, s]) => [n, { type: s.type, ...(s.multiple ? { multiple: true } : {}), ...(s.short ? { short: s.short } : {}) }]),
         ),

@@ -87,6 +87,27 @@ export async function backupFiles(repo: Repository, options: FilesBackupOptions)
   }
 }
 
+/** Backs up a stream (standard input) as a single file item. */
+export async function backupStdin(
+  session: BackupSession,
+  options: { name: string; tags?: string[]; type?: Extract<SnapshotType, 'files' | 'terraform'>; input?: AsyncIterable<Uint8Array> },
+): Promise<Snapshot> {
+  if (!/^[^/][^\0]*$/.test(options.name) || options.name.split('/').includes('..')) {
+    throw new LifeboatError('USAGE', `--stdin-filename "${options.name}" must be a relative path without ".."`);
+  }
+  try {
+    const item = await session.addItem(
+      { name: options.name, kind: 'file', meta: { mode: 0o600, mtimeMs: Date.now() } },
+      options.input ?? process.stdin,
+      'file',
+    );
+    return await session.commit({ type: options.type ?? 'files', tags: options.tags, paths: [`stdin:${options.name}`], items: [item] });
+  } catch (e) {
+    await session.abort();
+    throw e;
+  }
+}
+
 export interface FilesRestoreOptions {
   target: string;
   /** Only items whose name equals or lies under one of these. */
