@@ -22,6 +22,8 @@ export interface MongoTestServer {
   stop(): Promise<void>;
   /** SIGKILL, as a crash would (tests of interrupted restores). A no-op for an external server. */
   kill(): Promise<void>;
+  /** Starts the server again on the same port and data after kill()/a crash (FerretDB only). */
+  restart(): Promise<void>;
 }
 
 export async function waitForHello(uri: string, timeoutMs = 60_000): Promise<void> {
@@ -47,7 +49,15 @@ export async function startMongo(): Promise<MongoTestServer> {
   const external = process.env.LIFEBOAT_TEST_MONGODB_URI;
   if (external) {
     await waitForHello(external, 20_000);
-    return { uri: external, isFerretDB: false, stop: async () => {}, kill: async () => {} };
+    return {
+      uri: external,
+      isFerretDB: false,
+      stop: async () => {},
+      kill: async () => {},
+      restart: async () => {
+        throw new Error('restart() needs the FerretDB the tests start, not LIFEBOAT_TEST_MONGODB_URI');
+      },
+    };
   }
   return startFerretDB();
 }
@@ -58,8 +68,8 @@ export async function startFerretDB(): Promise<MongoTestServer> {
   const port = await freePort();
   const uri = `mongodb://127.0.0.1:${port}/`;
   await mkdir(path.join(dir.path, 'data'));
-  try {
-    const server = await startServer({
+  const launch = () =>
+    startServer({
       name: 'ferretdb',
       command: bin,
       args: [
@@ -71,9 +81,11 @@ export async function startFerretDB(): Promise<MongoTestServer> {
         '--telemetry=disable',
         '--log-level=warn',
       ],
-      logFile: path.join(dir.path, 'ferretdb.log'),
+      logFile: path.join(dir.path, `ferretdb-${Date.now()}.log`),
       ready: () => waitForHello(uri),
     });
+  try {
+    let server = await launch();
     return {
       uri,
       isFerretDB: true,
@@ -83,6 +95,10 @@ export async function startFerretDB(): Promise<MongoTestServer> {
       },
       async kill() {
         await server.kill();
+      },
+      async restart() {
+        await server.kill();
+        server = await launch();
       },
     };
   } catch (e) {

@@ -214,6 +214,7 @@ export class DumpDirWriter {
     db: string,
     meta: CollectionMetadata,
     docs: AsyncIterable<Uint8Array> | null,
+    options: { metadata?: boolean } = {},
   ): Promise<WrittenCollection> {
     const dir = path.join(this.root, db);
     await mkdir(dir, { recursive: true, mode: 0o700 });
@@ -239,6 +240,8 @@ export class DumpDirWriter {
       await writeStreamToFile(path.join(dir, `${stem}.bson${this.suffix()}`), counted(), this.gzip);
       result.crc = crc.digest();
     }
+    // Time-series buckets have no metadata file of their own: their collection's file describes them.
+    if (options.metadata === false) return result;
     const json = Buffer.from(formatMetadataJson(meta), 'utf8');
     await writeStreamToFile(path.join(dir, `${stem}.metadata.json${this.suffix()}`), [json], this.gzip);
     return result;
