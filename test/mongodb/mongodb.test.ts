@@ -12,7 +12,8 @@ import { Binary, Int32, MongoClient, type Document } from 'mongodb';
 import { serialize } from 'bson';
 import { startMongo, type MongoTestServer } from '../env/ferretdb.ts';
 import { runCli } from '../env/cli.ts';
-import { SHARED_DIR, tempDir, freePort, type TempDir } from '../env/index.ts';
+import { PROJECT_ROOT, SHARED_DIR, tempDir, freePort, type TempDir } from '../env/index.ts';
+import { spawn } from 'node:child_process';
 import { generateSample, simulateDay2 } from '../../src/sources/mongodb/sample-data.ts';
 import { hashCollection } from '../../src/sources/mongodb/restore.ts';
 import { ArchiveWriter, readArchive, nsKey } from '../../src/sources/mongodb/archive.ts';
@@ -60,7 +61,17 @@ before(async () => {
   };
   const init = await cli(['init', '--json']);
   assert.equal(init.code, 0, init.stderr);
-  for (const db of ['rocketchat', 'rocketchat_restored', 'many', 'big', 'selective', 'imported', 'ttl', 'rb'])
+  for (const db of [
+    'rocketchat',
+    'rocketchat_restored',
+    'many',
+    'big',
+    'selective',
+    'imported',
+    'ttl',
+    'rb',
+    'scripted',
+  ])
     await client.db(db).dropDatabase();
   await generateSample(client, {
     db: 'rocketchat',
@@ -254,6 +265,44 @@ describe('mongodb backup and restore (FerretDB or LIFEBOAT_TEST_MONGODB_URI)', (
     assert.ok(ratio < 0.2, `day-2 backup added ${(ratio * 100).toFixed(1)}%`);
     const msg = r.json.collections.find((c: { ns: string }) => c.ns === 'rocketchat.rocketchat_message');
     assert.equal(msg.count, 3030);
+  });
+});
+
+describe("the guide's scripts", () => {
+  test('scripts/backup/mongodb-backup.sh and mongodb-restore.sh --timestamp T', async () => {
+    const run = (script: string, args: string[]) =>
+      new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
+        const child = spawn('bash', [path.join(PROJECT_ROOT, 'scripts/backup', script), ...args], {
+          cwd: work.path,
+          env: { ...process.env, ...env, LIFEBOAT_REPO: repo, LIFEBOAT_CONFIG: '' },
+        });
+        let stdout = '';
+        let stderr = '';
+        child.stdout.on('data', (d) => (stdout += d));
+        child.stderr.on('data', (d) => (stderr += d));
+        child.on('close', (code) => resolve({ code, stdout, stderr }));
+      });
+    const b = await run('mongodb-backup.sh', ['--ns-include', 'rocketchat.rocketchat_settings', '--json']);
+    assert.equal(b.code, 0, b.stderr);
+    const snap = JSON.parse(b.stdout);
+    assert.equal(snap.collections[0].ns, 'rocketchat.rocketchat_settings');
+    const r = await run('mongodb-restore.sh', [
+      '--timestamp',
+      snap.timestamp,
+      '--ns-from',
+      'rocketchat.*',
+      '--ns-to',
+      'scripted.*',
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /restored 1 collection\(s\), 5 documents/);
+    assert.deepEqual(
+      (await state('scripted')).rocketchat_settings,
+      (await state('rocketchat')).rocketchat_settings,
+    );
+    const bad = await run('mongodb-restore.sh', ['--timestamp', '19990101_000000']);
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /^lifeboat: no mongodb snapshot matches "19990101_000000"/);
   });
 });
 
