@@ -30,7 +30,10 @@ export interface CliRun {
 function runMeasured(args: string[], env: NodeJS.ProcessEnv, cwd: string): Promise<CliRun> {
   return new Promise((resolve) => {
     const started = Date.now();
-    const child = spawn(process.execPath, [path.join(PROJECT_ROOT, 'bin/lifeboat.mjs'), ...args], { env: { ...process.env, ...env }, cwd });
+    const child = spawn(process.execPath, [path.join(PROJECT_ROOT, 'bin/lifeboat.mjs'), ...args], {
+      env: { ...process.env, ...env },
+      cwd,
+    });
     let stdout = '';
     let stderr = '';
     let peak = 0;
@@ -67,7 +70,12 @@ export interface MongoBenchResult {
 const MiB = 1024 * 1024;
 
 async function cycle(uri: string, db: string, bytes: number, work: string, log: (m: string) => void) {
-  const env = { LIFEBOAT_PASSWORD: 'bench', LIFEBOAT_MONGODB_URI: uri, LIFEBOAT_CONFIG: '', XDG_CONFIG_HOME: path.join(work, 'cfg') };
+  const env = {
+    LIFEBOAT_PASSWORD: 'bench',
+    LIFEBOAT_MONGODB_URI: uri,
+    LIFEBOAT_CONFIG: '',
+    XDG_CONFIG_HOME: path.join(work, 'cfg'),
+  };
   const repo = path.join(work, `repo-${db}`);
   const cli = (args: string[]) => runMeasured(['--repo', repo, ...args], env, work);
   const init = await cli(['init']);
@@ -86,7 +94,16 @@ async function cycle(uri: string, db: string, bytes: number, work: string, log: 
     if (b.code !== 0) throw new Error(b.stderr);
     const bj = JSON.parse(b.stdout);
     log(`restore into ${db}_restored`);
-    const r = await cli(['mongodb', 'restore', bj.id, '--ns-from', `${db}.*`, '--ns-to', `${db}_restored.*`, '--json']);
+    const r = await cli([
+      'mongodb',
+      'restore',
+      bj.id,
+      '--ns-from',
+      `${db}.*`,
+      '--ns-to',
+      `${db}_restored.*`,
+      '--json',
+    ]);
     if (r.code !== 0) throw new Error(r.stderr);
     await client.db(`${db}_restored`).dropDatabase();
     return { client, cli, bj, b, r, generateMs };
@@ -96,7 +113,9 @@ async function cycle(uri: string, db: string, bytes: number, work: string, log: 
   }
 }
 
-export async function benchMongo(options: { bytes?: number; log?: (m: string) => void } = {}): Promise<MongoBenchResult> {
+export async function benchMongo(
+  options: { bytes?: number; log?: (m: string) => void } = {},
+): Promise<MongoBenchResult> {
   const bytes = options.bytes ?? Number(process.env.LIFEBOAT_BENCH_MONGO_BYTES ?? 1024 * MiB);
   const log = options.log ?? ((m: string) => console.error(`[bench mongodb] ${m}`));
   const server = await startMongo();

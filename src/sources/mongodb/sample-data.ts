@@ -17,7 +17,6 @@ import {
   ObjectId,
   BSONRegExp,
   Timestamp,
-  type AnyBulkWriteOperation,
   type Document,
   type MongoClient,
 } from 'mongodb';
@@ -399,7 +398,10 @@ async function rewriteCollection(
 ): Promise<number> {
   const d = client.db(db);
   const tmp = `${coll}__lifeboat_day2`;
-  await d.collection(tmp).drop().catch(() => {});
+  await d
+    .collection(tmp)
+    .drop()
+    .catch(() => {});
   const indexes = await d.collection(coll).listIndexes().toArray();
   const out = d.collection(tmp);
   let batch: Document[] = [];
@@ -408,7 +410,9 @@ async function rewriteCollection(
     if (batch.length) await out.insertMany(batch, { ordered: true });
     batch = [];
   };
-  const cursor = d.collection(coll).find({}, { promoteValues: false, promoteLongs: false, bsonRegExp: true, batchSize: 1000 });
+  const cursor = d
+    .collection(coll)
+    .find({}, { promoteValues: false, promoteLongs: false, bsonRegExp: true, batchSize: 1000 });
   for await (const doc of cursor) {
     batch.push(transform(doc, i++));
     if (batch.length >= 1000) await flush();
@@ -435,11 +439,22 @@ async function rewriteCollection(
  * and reactions (35%) on the most recent 2% of messages; lastLogin and statusConnection on 60% of users;
  * every room's lastMessage, lm, msgs and _updatedAt.
  */
-export async function simulateDay2(client: MongoClient, db: string, seed = 4242, fraction = 0.01): Promise<Day2Summary> {
+export async function simulateDay2(
+  client: MongoClient,
+  db: string,
+  seed = 4242,
+  fraction = 0.01,
+): Promise<Day2Summary> {
   const rng = new Rng(seed);
   const d = client.db(db);
-  const users = (await d.collection('users').find({}, { projection: { _id: 1, username: 1, name: 1 } }).toArray()) as unknown as Ctx['users'];
-  const rooms = (await d.collection('rocketchat_room').find({}, { projection: { _id: 1, name: 1, t: 1 } }).toArray()) as unknown as Ctx['rooms'];
+  const users = (await d
+    .collection('users')
+    .find({}, { projection: { _id: 1, username: 1, name: 1 } })
+    .toArray()) as unknown as Ctx['users'];
+  const rooms = (await d
+    .collection('rocketchat_room')
+    .find({}, { projection: { _id: 1, name: 1, t: 1 } })
+    .toArray()) as unknown as Ctx['rooms'];
   const ctx: Ctx = { rng, users, rooms };
   const total = await d.collection('rocketchat_message').countDocuments({});
   const day2 = BASE_TIME + 31 * DAY;
@@ -477,7 +492,11 @@ export async function simulateDay2(client: MongoClient, db: string, seed = 4242,
       }
       if (r < 0.65) {
         reacted++;
-        return { ...m, reactions: { [rng.pick([':+1:', ':tada:', ':eyes:'])]: { usernames: [u.username] } }, _updatedAt: new Date(day2) };
+        return {
+          ...m,
+          reactions: { [rng.pick([':+1:', ':tada:', ':eyes:'])]: { usernames: [u.username] } },
+          _updatedAt: new Date(day2),
+        };
       }
       return m;
     },
@@ -493,8 +512,24 @@ export async function simulateDay2(client: MongoClient, db: string, seed = 4242,
 
   await rewriteCollection(client, db, 'rocketchat_room', (r) => {
     const m = last.get(r._id as string);
-    const out: Document = { ...r, lm: new Date(day2), _updatedAt: new Date(day2), msgs: new Int32(Number(r.msgs?.valueOf?.() ?? 0) + (m ? 1 : 0)) };
-    if (m) out.lastMessage = { _id: m._id, rid: m.rid, msg: m.msg, ts: m.ts, u: m.u, _updatedAt: m._updatedAt, mentions: m.mentions, channels: [], md: m.md };
+    const out: Document = {
+      ...r,
+      lm: new Date(day2),
+      _updatedAt: new Date(day2),
+      msgs: new Int32(Number(r.msgs?.valueOf?.() ?? 0) + (m ? 1 : 0)),
+    };
+    if (m)
+      out.lastMessage = {
+        _id: m._id,
+        rid: m.rid,
+        msg: m.msg,
+        ts: m.ts,
+        u: m.u,
+        _updatedAt: m._updatedAt,
+        mentions: m.mentions,
+        channels: [],
+        md: m.md,
+      };
     return out;
   });
 
