@@ -1,4 +1,5 @@
 /** Every tool `npm test` installs. Each entry lives in its own module beside this one. */
 import type { Tool } from './toolbox.ts';
+import { versitygw } from './versitygw.ts';
 
-export const ALL_TOOLS: Tool[] = [];
+export const ALL_TOOLS: Tool[] = [versitygw];
