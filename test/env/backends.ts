@@ -16,6 +16,11 @@ import { startS3, type S3Server } from './s3.ts';
 
 export interface LocationOptions {
   listPageSize?: number;
+  /** Reach the server through this base URL instead (a fault proxy in front of it). */
+  endpointBase?: string;
+  /** Reuse an existing container/bucket name (to look at the same location directly and via a proxy). */
+  name?: string;
+  tryTimeoutMs?: number;
 }
 
 export interface BackendLocation {
@@ -31,6 +36,8 @@ export interface BackendKind {
   name: string;
   /** A fresh empty location; `create()` not yet called. */
   newLocation(options?: LocationOptions): Promise<BackendLocation>;
+  /** `http://127.0.0.1:PORT` of the real server, for putting a fault proxy in front. */
+  upstream(): Promise<string>;
 }
 
 let azurite: Promise<Azurite> | undefined;
@@ -60,10 +67,11 @@ export const azureKind: BackendKind = {
   name: 'azure (Azurite)',
   async newLocation(options = {}) {
     const az = await sharedAzurite();
-    const container = `lb-${randomBytes(6).toString('hex')}`;
+    const container = options.name ?? `lb-${randomBytes(6).toString('hex')}`;
     const url = `azure://${AZURITE_ACCOUNT}/${container}/repo`;
     const opts: AzureBackendOptions = {
-      connectionString: az.connectionString,
+      connectionString: options.endpointBase ? az.connectionStringFor(`${options.endpointBase}/${AZURITE_ACCOUNT}`) : az.connectionString,
+      tryTimeoutMs: options.tryTimeoutMs,
       blockSize: 4 * 1024 * 1024,
       listPageSize: options.listPageSize,
       retry: TEST_RETRY,
@@ -79,15 +87,20 @@ export const azureKind: BackendKind = {
       },
     };
   },
+  async upstream() {
+    return `http://127.0.0.1:${(await sharedAzurite()).port}`;
+  },
 };
 
 export const s3Kind: BackendKind = {
   name: 's3 (versitygw)',
   async newLocation(options = {}) {
     const srv = await sharedS3();
-    const bucket = `lb-${randomBytes(6).toString('hex')}`;
-    const url = `s3://${bucket}/repo?endpoint=${encodeURIComponent(srv.endpoint)}&region=${srv.region}&path-style=true`;
+    const bucket = options.name ?? `lb-${randomBytes(6).toString('hex')}`;
+    const endpoint = options.endpointBase ?? srv.endpoint;
+    const url = `s3://${bucket}/repo?endpoint=${encodeURIComponent(endpoint)}&region=${srv.region}&path-style=true`;
     const opts: S3BackendOptions = {
+      tryTimeoutMs: options.tryTimeoutMs,
       credentials: { accessKeyId: srv.accessKeyId, secretAccessKey: srv.secretAccessKey },
       partSize: 5 * 1024 * 1024,
       listPageSize: options.listPageSize,
@@ -95,6 +108,9 @@ export const s3Kind: BackendKind = {
     };
     const backend = new S3Backend(url, opts);
     return { url, backend, secrets: [srv.secretAccessKey], async cleanup() {} };
+  },
+  async upstream() {
+    return (await sharedS3()).endpoint;
   },
 };
 

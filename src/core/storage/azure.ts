@@ -89,6 +89,8 @@ export class AzureBackend implements Backend {
   private readonly blockSize: number;
   /** How we authenticated, for error hints (never the secret itself). */
   readonly authMethod: 'connection-string' | 'account-key' | 'sas' | 'token';
+  /** The SAS token's own expiry (`se`), to name an expired token instead of a generic auth failure. */
+  private sasExpiry: Date | undefined;
 
   constructor(url: string, options: AzureBackendOptions = {}) {
     this.loc = parseAzureUrl(url);
@@ -132,6 +134,8 @@ export class AzureBackend implements Backend {
       service = new BlobServiceClient(endpoint, cred, pipeline);
     } else if (sas) {
       this.authMethod = 'sas';
+      const se = new URLSearchParams(sas.replace(/^\?/, '')).get('se');
+      this.sasExpiry = se ? new Date(se) : undefined;
       service = new BlobServiceClient(`${endpoint}?${sas.replace(/^\?/, '')}`, new AnonymousCredential(), pipeline);
     } else {
       this.authMethod = 'token';
@@ -318,26 +322,41 @@ export class AzureBackend implements Backend {
         return new LifeboatError('CONFLICT', `${where}: conflict (${code || status})`, { cause: e });
       case 401:
       case 403: {
-        if (code === 'AuthorizationPermissionMismatch' || code === 'AuthorizationFailure' || code === 'AuthorizationResourceTypeMismatch') {
+        const message = err.message ?? '';
+        // RBAC and SAS-permission refusals name themselves; AuthorizationFailure is also what a network
+        // rule (firewall, private endpoint) answers ("not authorized"). Anything else is a rejected
+        // signature or token — and HEAD answers carry no message at all, only the code.
+        const denied =
+          code === 'AuthorizationPermissionMismatch' ||
+          code === 'AuthorizationResourceTypeMismatch' ||
+          code === 'AuthorizationServiceMismatch' ||
+          (code === 'AuthorizationFailure' && (this.authMethod === 'token' || /not authorized/i.test(message)));
+        if (denied) {
           return new LifeboatError('PERMISSION', `${where}: access denied (${code})`, {
             hint:
               this.authMethod === 'sas'
                 ? 'the SAS token lacks a permission: it needs read, add, create, write, delete and list (racwdl)'
-                : 'grant the identity the "Storage Blob Data Contributor" role on the container (see docs/storage.md)',
+                : this.authMethod === 'token'
+                  ? 'grant the identity the "Storage Blob Data Contributor" role on the container, and check the storage firewall (see docs/storage.md)'
+                  : 'check the storage account firewall / private endpoint rules for this client',
             cause: e,
           });
         }
-        const expired = /expir/i.test(err.message ?? '') || /Signed expiry time/i.test(JSON.stringify(err.details ?? {}));
-        return new LifeboatError('AUTH', `${where}: credentials rejected (${code || status})${expired ? ': the SAS token has expired' : ''}`, {
-          hint: expired
-            ? 'issue a new SAS token (AZURE_STORAGE_SAS_TOKEN) with a later expiry'
-            : this.authMethod === 'connection-string' || this.authMethod === 'account-key'
-              ? 'check the account key in AZURE_STORAGE_CONNECTION_STRING / AZURE_STORAGE_KEY (it may have been rotated)'
-              : this.authMethod === 'sas'
-                ? 'check AZURE_STORAGE_SAS_TOKEN (signature, start/expiry time, allowed IPs)'
-                : 'check the managed identity / workload identity federation, or log in with `az login`',
-          cause: e,
-        });
+        const expired = (this.sasExpiry !== undefined && this.sasExpiry.getTime() < Date.now()) || /expir/i.test(message);
+        return new LifeboatError(
+          'AUTH',
+          `${where}: credentials rejected (${code || status})${expired ? `: the SAS token expired${this.sasExpiry ? ' at ' + this.sasExpiry.toISOString() : ''}` : ''}`,
+          {
+            hint: expired
+              ? 'issue a new SAS token (AZURE_STORAGE_SAS_TOKEN) with a later expiry'
+              : this.authMethod === 'connection-string' || this.authMethod === 'account-key'
+                ? 'check the account key in AZURE_STORAGE_CONNECTION_STRING / AZURE_STORAGE_KEY (it may have been rotated)'
+                : this.authMethod === 'sas'
+                  ? 'check AZURE_STORAGE_SAS_TOKEN (signature, start/expiry time, allowed IPs)'
+                  : 'check the managed identity / workload identity federation, or log in with `az login`',
+            cause: e,
+          },
+        );
       }
       case 413:
         return new LifeboatError('NO_SPACE', `${where}: request too large or quota exceeded (${code})`, { cause: e });
