@@ -1,13 +1,5 @@
-// Needs: Azurite (started by test/env/azurite.ts). Runs the shared backend conformance suite.
-import { azureKind } from '../env/backends.ts';
-import { backendConformance } from './backend-conformance.ts';
-
-backendConformance(azureKind.name, async ({ listPageSize }) => {
-  const loc = await azureKind.newLocation({ listPageSize });
-  return { backend: loc.backend, secrets: loc.secrets, cleanup: loc.cleanup };
-});
-
-// Azure-only behaviour beyond the shared contract.
+// Needs: Azurite (test/env/azurite.ts). Azure-only behaviour beyond the shared conformance suite
+// (which test/core/backend-conformance.test.ts runs for every backend).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { isLifeboatError, type LifeboatError } from '../../src/core/errors.ts';
 import type { Backend, Handle } from '../../src/core/storage/backend.ts';
-import { azureKind, s3Kind, type BackendKind, type BackendLocation } from '../env/backends.ts';
+import { azureBackend as azureKind, s3Backend as s3Kind, type BackendUnderTest as BackendKind, type BackendLocation } from '../env/backends.ts';
 import { startFaultProxy, AZURE_BUSY, AZURE_THROTTLED, S3_SLOWDOWN, S3_THROTTLED, type FaultProxy, type RequestInfo } from '../env/fault-proxy.ts';
 import { id } from './backend-conformance.ts';
 
@@ -67,11 +67,11 @@ for (const d of dialects) {
     const data = (): Handle => ({ type: 'data', name: id() });
 
     before(async () => {
-      proxy = await startFaultProxy(await d.kind.upstream());
-      direct = await d.kind.newLocation();
+      proxy = await startFaultProxy(await d.kind.upstream!());
+      direct = await d.kind.direct();
       await direct.backend.create();
       const name = /^(?:azure:\/\/[^/]+|s3:)\/\/?([^/?]+)/.exec(direct.url)![1];
-      viaProxy = (await d.kind.newLocation({ endpointBase: proxy.url, name, tryTimeoutMs: 1500 })).backend;
+      viaProxy = (await d.kind.direct({ endpointBase: proxy.url, name, tryTimeoutMs: 1500 })).backend;
     });
     after(async () => {
       await viaProxy?.close();
@@ -181,7 +181,7 @@ describe('storage credential and location errors', () => {
     const { AZURITE_ACCOUNT, AZURITE_KEY } = await import('../env/azurite.ts');
     const { generateBlobSASQueryParameters, ContainerSASPermissions, StorageSharedKeyCredential } = await import('@azure/storage-blob');
     const az = await sharedAzurite();
-    const loc = await azureKind.newLocation();
+    const loc = await azureKind.direct();
     await loc.backend.create();
     const container = /azure:\/\/[^/]+\/([^/]+)/.exec(loc.url)![1];
     const sas = generateBlobSASQueryParameters(
@@ -207,7 +207,7 @@ describe('storage credential and location errors', () => {
   });
 
   test('azure: missing container -> NO_REPOSITORY', async () => {
-    const loc = await azureKind.newLocation();
+    const loc = await azureKind.direct();
     await expectCode(loc.backend.load({ type: 'config', name: 'config' }), 'NO_REPOSITORY');
     await expectCode(loc.backend.save({ type: 'keys', name: id() }, Buffer.from('x')), 'NO_REPOSITORY');
   });
@@ -216,7 +216,7 @@ describe('storage credential and location errors', () => {
     const { freePort } = await import('../env/index.ts');
     const port = await freePort();
     for (const kind of [azureKind, s3Kind]) {
-      const loc = await kind.newLocation({ endpointBase: `http://127.0.0.1:${port}` });
+      const loc = await kind.direct({ endpointBase: `http://127.0.0.1:${port}` });
       const e = await expectCode(loc.backend.load({ type: 'config', name: 'config' }), 'UNREACHABLE');
       assert.match(e.message, /ECONNREFUSED/);
       await loc.backend.close();
@@ -233,7 +233,7 @@ describe('storage credential and location errors', () => {
     await expectCode(b.stat({ type: 'config', name: 'config' }), 'AUTH', [wrong]);
     await expectCode(b.save({ type: 'keys', name: id() }, Buffer.from('x')), 'AUTH', [wrong]);
     b.client.destroy();
-    const missing = (await s3Kind.newLocation()).backend;
+    const missing = (await s3Kind.direct()).backend;
     await expectCode(missing.load({ type: 'config', name: 'config' }), 'NO_REPOSITORY');
     await expectCode(missing.save({ type: 'keys', name: id() }, Buffer.from('x')), 'NO_REPOSITORY');
     await missing.close();

@@ -1,24 +1,31 @@
 /**
- * The one list of storage backends that backend-agnostic tests run against. A test file imports
- * `cloudBackends` (or one entry) and gets fresh, empty repository locations on a real peer; the peer is
- * started once per test process, on first use, and stopped when the process exits.
+ * The storage backends every backend-agnostic test runs against: ONE list, so a new backend gets the
+ * whole suite (conformance, round trip, dedup, corruption, interrupted backup, locks, prune) by adding
+ * one entry. Each entry offers two views of a fresh, empty location:
+ * - `create()`: a repository URL plus the environment the CLI needs (credentials), for tests that drive
+ *   the real CLI or `openBackend`;
+ * - `direct()`: a Backend object tuned for the conformance suite (small parts so multi-part paths run,
+ *   small list pages, quick retries), plus the secrets that must never leak.
  *
- * - azure: Azurite (test/env/azurite.ts), a new container per location.
- * - s3: versitygw (test/env/s3.ts), a new bucket per location.
+ * Peers: local needs nothing; azure needs Azurite (test/env/azurite.ts); s3 needs versitygw
+ * (test/env/s3.ts). Each peer is started once per test process, on first use, and stopped at its end.
  */
+import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { after } from 'node:test';
 import type { Backend } from '../../src/core/storage/backend.ts';
+import { LocalBackend } from '../../src/core/storage/local.ts';
 import { AzureBackend, type AzureBackendOptions } from '../../src/core/storage/azure.ts';
 import { S3Backend, type S3BackendOptions } from '../../src/core/storage/s3.ts';
 import { startAzurite, AZURITE_ACCOUNT, AZURITE_KEY, type Azurite } from './azurite.ts';
 import { startS3, type S3Server } from './s3.ts';
+import { tempDir } from './index.ts';
 
 export interface LocationOptions {
   listPageSize?: number;
   /** Reach the server through this base URL instead (a fault proxy in front of it). */
   endpointBase?: string;
-  /** Reuse an existing container/bucket name (to look at the same location directly and via a proxy). */
+  /** Reuse an existing container/bucket name (to see one location both directly and via a proxy). */
   name?: string;
   tryTimeoutMs?: number;
 }
@@ -32,12 +39,14 @@ export interface BackendLocation {
   cleanup(): Promise<void>;
 }
 
-export interface BackendKind {
+export interface BackendUnderTest {
   name: string;
-  /** A fresh empty location; `create()` not yet called. */
-  newLocation(options?: LocationOptions): Promise<BackendLocation>;
-  /** `http://127.0.0.1:PORT` of the real server, for putting a fault proxy in front. */
-  upstream(): Promise<string>;
+  /** Sets up an empty location; returns its URL, extra environment for the CLI, and a cleanup. */
+  create(): Promise<{ url: string; env: NodeJS.ProcessEnv; cleanup(): Promise<void> }>;
+  /** A Backend on a fresh empty location; `create()` not yet called. */
+  direct(options?: LocationOptions): Promise<BackendLocation>;
+  /** `http://127.0.0.1:PORT` of the real server, for putting a fault proxy in front (cloud only). */
+  upstream?(): Promise<string>;
 }
 
 let azurite: Promise<Azurite> | undefined;
@@ -60,15 +69,42 @@ export function sharedS3(): Promise<S3Server> {
   return s3;
 }
 
-/** Test tuning: small parts so the multi-part paths run, quick retries so fault tests end fast. */
+/** Quick retries so fault tests end fast; still exponential with jitter. */
 export const TEST_RETRY = { maxAttempts: 4, baseDelayMs: 20, maxDelayMs: 200, maxElapsedMs: 20_000 };
 
-export const azureKind: BackendKind = {
+const fresh = (prefix = 'lb') => `${prefix}-${randomBytes(6).toString('hex')}`;
+
+export const localBackend: BackendUnderTest = {
+  name: 'local',
+  async create() {
+    const dir = await tempDir('lifeboat-repo-');
+    return { url: path.join(dir.path, 'repo'), env: {}, cleanup: dir.cleanup };
+  },
+  async direct() {
+    const dir = await tempDir('lifeboat-repo-');
+    const url = path.join(dir.path, 'repo');
+    return { url, backend: new LocalBackend(url), secrets: [], cleanup: dir.cleanup };
+  },
+};
+
+export const azureBackend: BackendUnderTest = {
   name: 'azure (Azurite)',
-  async newLocation(options = {}) {
+  async create() {
     const az = await sharedAzurite();
-    const container = options.name ?? `lb-${randomBytes(6).toString('hex')}`;
-    const url = `azure://${AZURITE_ACCOUNT}/${container}/repo`;
+    const container = fresh();
+    return {
+      url: `azure://${AZURITE_ACCOUNT}/${container}/repo`,
+      env: { AZURE_STORAGE_CONNECTION_STRING: az.connectionString },
+      async cleanup() {
+        await new AzureBackend(`azure://${AZURITE_ACCOUNT}/${container}`, { connectionString: az.connectionString }).container
+          .deleteIfExists()
+          .catch(() => {});
+      },
+    };
+  },
+  async direct(options = {}) {
+    const az = await sharedAzurite();
+    const url = `azure://${AZURITE_ACCOUNT}/${options.name ?? fresh()}/repo`;
     const opts: AzureBackendOptions = {
       connectionString: options.endpointBase ? az.connectionStringFor(`${options.endpointBase}/${AZURITE_ACCOUNT}`) : az.connectionString,
       tryTimeoutMs: options.tryTimeoutMs,
@@ -92,26 +128,32 @@ export const azureKind: BackendKind = {
   },
 };
 
-export const s3Kind: BackendKind = {
+export const s3Backend: BackendUnderTest = {
   name: 's3 (versitygw)',
-  async newLocation(options = {}) {
+  async create() {
     const srv = await sharedS3();
-    const bucket = options.name ?? `lb-${randomBytes(6).toString('hex')}`;
+    return {
+      url: `s3://${fresh()}/repo?endpoint=${encodeURIComponent(srv.endpoint)}&region=${srv.region}&path-style=true`,
+      env: { AWS_ACCESS_KEY_ID: srv.accessKeyId, AWS_SECRET_ACCESS_KEY: srv.secretAccessKey, AWS_REGION: srv.region },
+      async cleanup() {},
+    };
+  },
+  async direct(options = {}) {
+    const srv = await sharedS3();
     const endpoint = options.endpointBase ?? srv.endpoint;
-    const url = `s3://${bucket}/repo?endpoint=${encodeURIComponent(endpoint)}&region=${srv.region}&path-style=true`;
+    const url = `s3://${options.name ?? fresh()}/repo?endpoint=${encodeURIComponent(endpoint)}&region=${srv.region}&path-style=true`;
     const opts: S3BackendOptions = {
-      tryTimeoutMs: options.tryTimeoutMs,
       credentials: { accessKeyId: srv.accessKeyId, secretAccessKey: srv.secretAccessKey },
+      tryTimeoutMs: options.tryTimeoutMs,
       partSize: 5 * 1024 * 1024,
       listPageSize: options.listPageSize,
       retry: TEST_RETRY,
     };
-    const backend = new S3Backend(url, opts);
-    return { url, backend, secrets: [srv.secretAccessKey], async cleanup() {} };
+    return { url, backend: new S3Backend(url, opts), secrets: [srv.secretAccessKey], async cleanup() {} };
   },
   async upstream() {
     return (await sharedS3()).endpoint;
   },
 };
 
-export const cloudBackends: BackendKind[] = [azureKind, s3Kind];
+export const BACKENDS: BackendUnderTest[] = [localBackend, azureBackend, s3Backend];

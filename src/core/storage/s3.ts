@@ -100,12 +100,13 @@ export class S3Backend implements Backend {
     if (this.partSize < MIN_PART) {
       throw new LifeboatError('USAGE', `S3 part size ${this.partSize} is below the 5 MiB minimum`, { hint: 'use a part size of at least 5 MiB' });
     }
-    const endpoint = options.endpoint ?? this.loc.endpoint;
-    const forcePathStyle = options.forcePathStyle ?? this.loc.forcePathStyle ?? (endpoint ? true : undefined);
+    // What the URL says is more specific than options filled from the environment.
+    const endpoint = this.loc.endpoint ?? options.endpoint;
+    const forcePathStyle = this.loc.forcePathStyle ?? options.forcePathStyle ?? (endpoint ? true : undefined);
     // No credentials, query string or user info in the location: it is printed and logged.
     const q = new URLSearchParams();
     if (endpoint) q.set('endpoint', safeEndpoint(endpoint));
-    const region = options.region ?? this.loc.region;
+    const region = this.loc.region ?? options.region;
     if (region) q.set('region', region);
     this.location = `s3://${this.loc.bucket}${this.loc.prefix ? '/' + this.loc.prefix.slice(0, -1) : ''}${q.size ? '?' + q.toString() : ''}`;
     this.client = new S3Client({

@@ -1,0 +1,35 @@
+import { prune } from '../core/repository/prune.ts';
+import type { Command } from './command.ts';
+import { FILTER_OPTIONS, filterFrom } from './cmd_snapshots.ts';
+import { formatBytes } from './output.ts';
+import { openRepository } from './repo.ts';
+import { RETENTION_OPTIONS, forgetSnapshots, policyFrom, type ForgetResult } from './retention.ts';
+
+export const forgetCommand: Command<ForgetResult & { reclaimedBytes?: number }> = {
+  path: ['forget'],
+  summary: 'remove snapshots by retention policy (per type, host and paths), printing what is kept and why',
+  options: {
+    ...RETENTION_OPTIONS,
+    ...FILTER_OPTIONS,
+    'dry-run': { type: 'boolean', short: 'n', description: 'only print what would be removed' },
+    prune: { type: 'boolean', description: 'prune unreferenced data afterwards' },
+  },
+  help: `Semantics follow restic: rules are OR-ed; keep-within counts back from the newest snapshot;
+--retention-days N keeps snapshots younger than N days from now, and always the newest of each group.`,
+  async run(ctx, values) {
+    const repo = await openRepository(ctx);
+    const dryRun = Boolean(values['dry-run']);
+    const result: ForgetResult & { reclaimedBytes?: number } = await forgetSnapshots(repo, filterFrom(values), policyFrom(values), dryRun);
+    if (values.prune && !dryRun) result.reclaimedBytes = (await prune(repo)).result?.reclaimedBytes;
+    return result;
+  },
+  human(r, out) {
+    for (const g of r.groups) {
+      out.line(`${g.group}:`);
+      for (const k of g.keep) out.line(`  keep   ${k.id.slice(0, 8)} ${k.timestamp}  ${k.reasons.join('; ')}`);
+      for (const k of g.remove) out.line(`  ${r.dryRun ? 'would remove' : 'remove'} ${k.id.slice(0, 8)} ${k.timestamp}`);
+    }
+    out.line(r.dryRun ? 'dry run: nothing removed' : `${r.removed} snapshot(s) removed`);
+    if (r.reclaimedBytes !== undefined) out.line(`prune reclaimed ${formatBytes(r.reclaimedBytes)}`);
+  },
+};

@@ -1,0 +1,66 @@
+import { SNAPSHOT_TYPES, type Snapshot, type SnapshotFilter, type SnapshotType } from '../core/repository/model.ts';
+import { list, str, usageError, type Command, type OptionValues } from './command.ts';
+import { formatBytes } from './output.ts';
+import { openRepository } from './repo.ts';
+
+export interface SnapshotSummaryRow {
+  id: string;
+  shortId: string;
+  type: string;
+  timestamp: string;
+  time: string;
+  host: string;
+  tags: string[];
+  paths: string[];
+  items: number;
+  size: number;
+  bytesAdded: number;
+}
+
+export function filterFrom(values: OptionValues): SnapshotFilter {
+  const type = str(values.type);
+  if (type && !SNAPSHOT_TYPES.includes(type as SnapshotType)) throw usageError(`--type must be one of ${SNAPSHOT_TYPES.join(', ')}`);
+  return { type: type as SnapshotType | undefined, tags: list(values.tag), host: str(values.host) };
+}
+
+export const FILTER_OPTIONS = {
+  type: { type: 'string', arg: 'TYPE', description: `only this type: ${SNAPSHOT_TYPES.join(', ')}` },
+  tag: { type: 'string', multiple: true, arg: 'TAG', description: 'only snapshots with this tag (repeatable)' },
+  host: { type: 'string', arg: 'HOST', description: 'only snapshots taken on this host' },
+} as const;
+
+export function summarize(s: Snapshot): SnapshotSummaryRow {
+  return {
+    id: s.id,
+    shortId: s.id.slice(0, 8),
+    type: s.type,
+    timestamp: s.timestamp,
+    time: s.time,
+    host: s.host,
+    tags: s.tags,
+    paths: s.paths,
+    items: s.items.length,
+    size: s.items.reduce((n, i) => n + i.size, 0),
+    bytesAdded: s.summary.bytesAdded,
+  };
+}
+
+export const snapshotsCommand: Command<SnapshotSummaryRow[]> = {
+  path: ['snapshots'],
+  summary: 'list snapshots of every layer (mongodb, pvc-snapshots, cluster-state, files, …)',
+  options: { ...FILTER_OPTIONS },
+  async run(ctx, values) {
+    const repo = await openRepository(ctx);
+    return (await repo.listSnapshots(filterFrom(values))).map(summarize);
+  },
+  human(rows, out) {
+    if (rows.length === 0) {
+      out.line('no snapshots');
+      return;
+    }
+    out.table(
+      rows.map((r) => [r.shortId, r.timestamp, r.type, r.host, String(r.items), formatBytes(r.size), r.tags.join(',')]),
+      ['ID', 'TIMESTAMP', 'TYPE', 'HOST', 'ITEMS', 'SIZE', 'TAGS'],
+    );
+  },
+};

@@ -1,0 +1,81 @@
+/**
+ * The shape of every CLI command (one file each, cmd_<area>_<verb>.ts, like restic's cmd_*.go).
+ * A command declares its options; main.ts resolves them from flags, environment and the config file,
+ * runs it, and prints its result as JSON (`--json`) or through its `human` renderer.
+ */
+import { LifeboatError } from '../core/errors.ts';
+import type { Logger } from '../core/log.ts';
+import type { Output } from './output.ts';
+
+export interface OptionSpec {
+  type: 'string' | 'boolean';
+  description: string;
+  multiple?: boolean;
+  short?: string;
+  /** Environment variable; defaults to LIFEBOAT_<AREA>_<NAME> (area omitted for single-word commands). */
+  env?: string;
+  /** Shown in help, applied when nothing else sets the option. */
+  default?: string | boolean;
+  /** Placeholder in help, e.g. "N" or "URI". */
+  arg?: string;
+}
+
+export type OptionValues = Record<string, string | boolean | string[] | undefined>;
+
+export interface GlobalOptions {
+  repo: string;
+  config?: string;
+  json: boolean;
+  quiet: boolean;
+  verbose: boolean;
+  keystore?: string;
+  passwordFile?: string;
+  keyFile?: string;
+}
+
+export interface CommandContext {
+  globals: GlobalOptions;
+  out: Output;
+  log: Logger;
+  env: NodeJS.ProcessEnv;
+  /** Aborted on SIGINT/SIGTERM: long operations stop cleanly (and roll back where they promise to). */
+  signal: AbortSignal;
+  /** Config-file section for an area (`mongodb`, `kubernetes`, …), for settings that are not flags. */
+  section(name: string): Record<string, unknown>;
+}
+
+export interface Command<R = unknown> {
+  /** e.g. ['mongodb', 'backup']. */
+  path: string[];
+  summary: string;
+  /** Positional arguments for help, e.g. "SNAPSHOT --target DIR". */
+  usage?: string;
+  options: Record<string, OptionSpec>;
+  /** Extra help text: examples and notes. */
+  help?: string;
+  run(ctx: CommandContext, values: OptionValues, positionals: string[]): Promise<R>;
+  /** Human-readable rendering; without it the result is printed as indented key: value lines. */
+  human?(result: R, out: Output): void;
+  /** Exit code for a result (default 0); `check` uses 3 when it found damage. */
+  exitCode?(result: R): number;
+}
+
+export function str(v: OptionValues[string]): string | undefined {
+  return typeof v === 'string' ? v : undefined;
+}
+
+export function list(v: OptionValues[string]): string[] {
+  if (v === undefined || typeof v === 'boolean') return [];
+  return (Array.isArray(v) ? v : [v]).flatMap((s) => s.split(',')).filter(Boolean);
+}
+
+export function int(v: OptionValues[string], name: string): number | undefined {
+  if (v === undefined || typeof v === 'boolean') return undefined;
+  const s = Array.isArray(v) ? v.at(-1)! : v;
+  if (!/^-?\d+$/.test(s)) throw usageError(`--${name} must be a whole number, got "${s}"`);
+  return Number(s);
+}
+
+export function usageError(message: string, hint?: string): LifeboatError {
+  return new LifeboatError('USAGE', message, { hint: hint ?? 'see `lifeboat help`' });
+}

@@ -1,0 +1,30 @@
+/** Every CLI command, in the order `lifeboat help` lists them. One file per command. */
+import type { Command } from './command.ts';
+import { checkCommand } from './cmd_check.ts';
+import { filesBackupCommand } from './cmd_files_backup.ts';
+import { filesRestoreCommand } from './cmd_files_restore.ts';
+import { forgetCommand } from './cmd_forget.ts';
+import { initCommand } from './cmd_init.ts';
+import { keyAddCommand, keyListCommand, keyRemoveCommand, keyRotateCommand } from './cmd_key.ts';
+import { pruneCommand } from './cmd_prune.ts';
+import { showCommand } from './cmd_show.ts';
+import { snapshotsCommand } from './cmd_snapshots.ts';
+import { statsCommand } from './cmd_stats.ts';
+import { unlockCommand } from './cmd_unlock.ts';
+
+export const COMMANDS: Command<never>[] = [
+  initCommand,
+  filesBackupCommand,
+  filesRestoreCommand,
+  snapshotsCommand,
+  showCommand,
+  checkCommand,
+  forgetCommand,
+  pruneCommand,
+  statsCommand,
+  keyListCommand,
+  keyAddCommand,
+  keyRotateCommand,
+  keyRemoveCommand,
+  unlockCommand,
+] as Command<never>[];

@@ -1,0 +1,248 @@
+/**
+ * `lifeboat <area> <verb>`: finds the command, resolves its options (flag > environment > config file >
+ * default), runs it, prints the result, and maps errors to exit codes through exit.ts.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { parse as parseYaml } from 'yaml';
+import { LifeboatError } from '../core/errors.ts';
+import { Logger, redactString } from '../core/log.ts';
+import type { Command, CommandContext, GlobalOptions, OptionSpec, OptionValues } from './command.ts';
+import { COMMANDS } from './commands.ts';
+import { EXIT_OK, EXIT_USAGE, exitCodeFor, toLifeboatError } from './exit.ts';
+import { Output } from './output.ts';
+
+const GLOBAL_OPTIONS: Record<string, OptionSpec> = {
+  repo: { type: 'string', arg: 'URL', env: 'LIFEBOAT_REPO', default: './lifeboat-repo', description: 'repository location (path, file://, azure://, s3://)' },
+  config: { type: 'string', arg: 'FILE', env: 'LIFEBOAT_CONFIG', description: 'YAML config file (default ./lifeboat.yaml when present)' },
+  keystore: { type: 'string', arg: 'SPEC', env: 'LIFEBOAT_KEYSTORE', description: 'passphrase | keyfile[:PATH] | azurekv://VAULT/NAME | azurekv-key://VAULT/KEY' },
+  'password-file': { type: 'string', arg: 'FILE', env: 'LIFEBOAT_PASSWORD_FILE', description: 'read the passphrase from FILE (else LIFEBOAT_PASSWORD)' },
+  'key-file': { type: 'string', arg: 'FILE', env: 'LIFEBOAT_KEY_FILE', description: 'local key file (default ~/.config/lifeboat/default.key)' },
+  json: { type: 'boolean', env: 'LIFEBOAT_JSON', description: 'print one JSON document on stdout' },
+  quiet: { type: 'boolean', short: 'q', env: 'LIFEBOAT_QUIET', description: 'print only errors' },
+  verbose: { type: 'boolean', short: 'v', env: 'LIFEBOAT_VERBOSE', description: 'log what happens (LIFEBOAT_LOG_FORMAT=json for JSON lines)' },
+  help: { type: 'boolean', short: 'h', description: 'show help' },
+};
+
+function envName(cmd: Command | undefined, name: string, spec: OptionSpec): string {
+  if (spec.env) return spec.env;
+  const area = cmd && cmd.path.length > 1 ? `${cmd.path[0]}_` : '';
+  return `LIFEBOAT_${area}${name}`.toUpperCase().replace(/-/g, '_');
+}
+
+function findCommand(words: string[]): { cmd?: Command; rest: string[] } {
+  let best: Command | undefined;
+  for (const c of COMMANDS) {
+    if (c.path.every((w, i) => words[i] === w) && (!best || c.path.length > best.path.length)) best = c;
+  }
+  return { cmd: best, rest: best ? words.slice(best.path.length) : words };
+}
+
+function normalise(obj: unknown): Record<string, unknown> {
+  if (!obj || typeof obj !== 'object' || Array.isArray(obj)) return {};
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(obj)) out[k.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase()).replace(/_/g, '-')] = v;
+  return out;
+}
+
+function loadConfig(file: string | undefined, explicit: boolean): Record<string, unknown> {
+  if (!file || !existsSync(file)) {
+    if (explicit) throw new LifeboatError('CONFIG', `config file ${file} does not exist`, { hint: 'check --config / LIFEBOAT_CONFIG' });
+    return {};
+  }
+  try {
+    return normalise(parseYaml(readFileSync(file, 'utf8')));
+  } catch (e) {
+    throw new LifeboatError('CONFIG', `config file ${file} is not valid YAML: ${(e as Error).message.split('\n')[0]}`, {
+      hint: 'fix the file (see docs/configuration.md)',
+    });
+  }
+}
+
+/** Config lookup: <area>.<verb>.<opt>, then <area>.<opt>, then top-level <opt>. */
+function fromConfig(config: Record<string, unknown>, cmd: Command | undefined, name: string): unknown {
+  const scopes: Record<string, unknown>[] = [];
+  if (cmd) {
+    let node: Record<string, unknown> = config;
+    const chain: Record<string, unknown>[] = [];
+    for (const w of cmd.path) {
+      node = normalise(node[w]);
+      chain.push(node);
+    }
+    scopes.push(...chain.reverse());
+  }
+  scopes.push(config);
+  for (const s of scopes) if (s[name] !== undefined && (typeof s[name] !== 'object' || Array.isArray(s[name]))) return s[name];
+  return undefined;
+}
+
+function coerce(name: string, spec: OptionSpec, raw: unknown, source: string): OptionValues[string] {
+  if (spec.type === 'boolean') {
+    if (typeof raw === 'boolean') return raw;
+    const s = String(raw).toLowerCase();
+    if (['1', 'true', 'yes', 'on'].includes(s)) return true;
+    if (['0', 'false', 'no', 'off', ''].includes(s)) return false;
+    throw new LifeboatError('CONFIG', `${source}: --${name} expects true or false, got "${raw}"`);
+  }
+  if (spec.multiple) return Array.isArray(raw) ? raw.map(String) : String(raw).split(',').filter(Boolean);
+  return String(raw);
+}
+
+function helpText(cmd?: Command): string {
+  const opt = (name: string, s: OptionSpec) =>
+    `  ${s.short ? `-${s.short}, ` : '    '}--${name}${s.arg ? ` ${s.arg}` : ''}`.padEnd(34) +
+    ` ${s.description}${s.default !== undefined && s.default !== false ? ` (default ${s.default})` : ''}`;
+  if (!cmd) {
+    const lines = ['Lifeboat — backup, restore and disaster recovery for MongoDB on Kubernetes', '', 'Usage: lifeboat <command> [options]', '', 'Commands:'];
+    for (const c of COMMANDS) lines.push(`  ${c.path.join(' ').padEnd(26)} ${c.summary}`);
+    lines.push('', 'Global options:', ...Object.entries(GLOBAL_OPTIONS).map(([n, s]) => opt(n, s)));
+    lines.push('', 'Run `lifeboat <command> --help` for a command; docs/ has runbooks. Exit codes: 0 ok, 1 failed, 2 usage, 3 damage found.');
+    return lines.join('\n');
+  }
+  const lines = [`Usage: lifeboat ${cmd.path.join(' ')}${cmd.usage ? ' ' + cmd.usage : ''} [options]`, '', cmd.summary];
+  if (Object.keys(cmd.options).length) {
+    lines.push('', 'Options:');
+    for (const [n, s] of Object.entries(cmd.options)) lines.push(opt(n, s) + `  [env ${envName(cmd, n, s)}]`);
+  }
+  if (cmd.help) lines.push('', cmd.help.trim());
+  lines.push('', 'Global options: see `lifeboat help`.');
+  return lines.join('\n');
+}
+
+function printDefault(value: unknown, out: Output, indent = ''): void {
+  if (value === null || typeof value !== 'object') {
+    out.line(`${indent}${String(value)}`);
+    return;
+  }
+  for (const [k, v] of Object.entries(value)) {
+    if (v !== null && typeof v === 'object') {
+      out.line(`${indent}${k}:`);
+      printDefault(v, out, indent + '  ');
+    } else out.line(`${indent}${k}: ${v}`);
+  }
+}
+
+export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
+  let json = argv.includes('--json') || ['1', 'true'].includes(String(env.LIFEBOAT_JSON));
+  const controller = new AbortController();
+  let signals = 0;
+  const onSignal = (sig: NodeJS.Signals) => {
+    signals++;
+    if (signals > 1) process.exit(130);
+    process.stderr.write(`\nlifeboat: ${sig} received — stopping cleanly (again to force)\n`);
+    controller.abort(new LifeboatError('INTERRUPTED', `interrupted by ${sig}`, { hint: 'run the command again' }));
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  try {
+    // Command words may follow global options (`lifeboat --repo X files backup`): collect positionals,
+    // skipping the values of global string options.
+    const words: string[] = [];
+    const wordIndex: number[] = [];
+    for (let i = 0; i < argv.length; i++) {
+      const a = argv[i];
+      if (a === '--') break;
+      if (a.startsWith('-')) {
+        const name = a.replace(/^--?/, '');
+        const spec = GLOBAL_OPTIONS[name] ?? Object.entries(GLOBAL_OPTIONS).find(([, s]) => s.short === name)?.[1];
+        if (spec?.type === 'string' && !a.includes('=')) i++;
+        continue;
+      }
+      words.push(a);
+      wordIndex.push(i);
+    }
+    if (words[0] === 'help') {
+      const { cmd } = findCommand(words.slice(1));
+      process.stdout.write(helpText(cmd) + '\n');
+      return EXIT_OK;
+    }
+    const { cmd } = findCommand(words);
+    if (!cmd) {
+      if (words.length === 0) {
+        process.stdout.write(helpText() + '\n');
+        return argv.some((a) => a === '--help' || a === '-h') ? EXIT_OK : EXIT_USAGE;
+      }
+      throw new LifeboatError('USAGE', `unknown command "${words.join(' ')}"`, { hint: 'run `lifeboat help` for the list' });
+    }
+    const specs = { ...GLOBAL_OPTIONS, ...cmd.options };
+    let parsed;
+    try {
+      parsed = parseArgs({
+        args: argv.filter((_, i) => !wordIndex.slice(0, cmd.path.length).includes(i)),
+        options: Object.fromEntries(
+          Object.entries(specs).map(([n, s]) => [n, { type: s.type, ...(s.multiple ? { multiple: true } : {}), ...(s.short ? { short: s.short } : {}) }]),
+        ),
+        allowPositionals: true,
+        strict: true,
+      });
+    } catch (e) {
+      throw new LifeboatError('USAGE', (e as Error).message.split('\n')[0], { hint: `see \`lifeboat ${cmd.path.join(' ')} --help\`` });
+    }
+    if (parsed.values.help) {
+      process.stdout.write(helpText(cmd) + '\n');
+      return EXIT_OK;
+    }
+    const configFile = (parsed.values.config as string | undefined) ?? env.LIFEBOAT_CONFIG ?? './lifeboat.yaml';
+    const config = loadConfig(configFile, Boolean(parsed.values.config ?? env.LIFEBOAT_CONFIG));
+    const values: OptionValues = {};
+    for (const [name, spec] of Object.entries(specs)) {
+      const flag = parsed.values[name];
+      if (flag !== undefined) {
+        values[name] = spec.multiple && !Array.isArray(flag) ? [String(flag)] : (flag as OptionValues[string]);
+        continue;
+      }
+      const e = env[envName(GLOBAL_OPTIONS[name] ? undefined : cmd, name, spec)];
+      if (e !== undefined && e !== '') {
+        values[name] = coerce(name, spec, e, `environment ${envName(cmd, name, spec)}`);
+        continue;
+      }
+      const c = fromConfig(config, GLOBAL_OPTIONS[name] ? undefined : cmd, name);
+      if (c !== undefined) {
+        values[name] = coerce(name, spec, c, `config ${configFile}`);
+        continue;
+      }
+      if (spec.default !== undefined) values[name] = spec.type === 'boolean' ? Boolean(spec.default) : spec.multiple ? [String(spec.default)] : String(spec.default);
+    }
+    json = Boolean(values.json);
+    const globals: GlobalOptions = {
+      repo: String(values.repo),
+      config: configFile,
+      json,
+      quiet: Boolean(values.quiet),
+      verbose: Boolean(values.verbose),
+      keystore: values.keystore as string | undefined,
+      passwordFile: values['password-file'] as string | undefined,
+      keyFile: values['key-file'] as string | undefined,
+    };
+    const out = new Output(json, globals.quiet);
+    const log = new Logger(globals.verbose ? 'debug' : 'warn', env.LIFEBOAT_LOG_FORMAT === 'json' ? 'json' : 'text', { command: cmd.path.join(' ') });
+    const ctx: CommandContext = {
+      globals,
+      out,
+      log,
+      env,
+      signal: controller.signal,
+      section: (name) => normalise(config[name]),
+    };
+    log.debug('starting', { repo: globals.repo });
+    const result = await cmd.run(ctx, values, parsed.positionals);
+    if (json) out.document(result);
+    else if (!globals.quiet) {
+      if (cmd.human) cmd.human(result, out);
+      else printDefault(result, out);
+    }
+    return cmd.exitCode?.(result) ?? EXIT_OK;
+  } catch (e) {
+    const err = toLifeboatError(e);
+    if (json) process.stdout.write(JSON.stringify({ error: err.toJSON() }, null, 2) + '\n');
+    process.stderr.write(`lifeboat: ${redactString(err.oneLine())}\n`);
+    if (argv.includes('--verbose') || argv.includes('-v')) {
+      const stack = (err.cause as Error | undefined)?.stack ?? err.stack;
+      if (stack) process.stderr.write(redactString(stack) + '\n');
+    }
+    return exitCodeFor(err);
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}

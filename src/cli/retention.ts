@@ -1,0 +1,96 @@
+/** The keep-* / --retention-days flags, shared by `forget` and by every backup command's post-backup cleanup. */
+import type { OptionSpec, OptionValues } from './command.ts';
+import { int, str, usageError } from './command.ts';
+import { applyPolicy, isEmptyPolicy, parseDuration, type GroupDecision, type RetentionPolicy } from '../core/repository/forget.ts';
+import type { Repository } from '../core/repository/repository.ts';
+import type { Snapshot, SnapshotFilter } from '../core/repository/model.ts';
+
+export const RETENTION_OPTIONS: Record<string, OptionSpec> = {
+  'keep-last': { type: 'string', arg: 'N', description: 'keep the N newest snapshots' },
+  'keep-hourly': { type: 'string', arg: 'N', description: 'keep the newest snapshot of each of the last N hours' },
+  'keep-daily': { type: 'string', arg: 'N', description: 'keep the newest snapshot of each of the last N days' },
+  'keep-weekly': { type: 'string', arg: 'N', description: 'keep the newest snapshot of each of the last N ISO weeks' },
+  'keep-monthly': { type: 'string', arg: 'N', description: 'keep the newest snapshot of each of the last N months' },
+  'keep-yearly': { type: 'string', arg: 'N', description: 'keep the newest snapshot of each of the last N years' },
+  'keep-within': { type: 'string', arg: 'DURATION', description: 'keep all snapshots within DURATION (e.g. 7d, 2w, 1y) of the newest' },
+  'retention-days': { type: 'string', arg: 'N', description: 'keep snapshots younger than N days (the newest is always kept)' },
+};
+
+/** Retention flags with their `backup` meaning: applied after a successful backup. */
+export function retentionOptionsForBackup(defaultDays?: number): Record<string, OptionSpec> {
+  const out: Record<string, OptionSpec> = {};
+  for (const [k, v] of Object.entries(RETENTION_OPTIONS)) out[k] = { ...v, description: `${v.description}; applied after a successful backup` };
+  if (defaultDays !== undefined) out['retention-days'] = { ...out['retention-days'], default: String(defaultDays) };
+  out['no-retention'] = { type: 'boolean', description: 'do not apply retention after this backup' };
+  return out;
+}
+
+export function policyFrom(values: OptionValues): RetentionPolicy {
+  const within = str(values['keep-within']);
+  if (within) {
+    try {
+      parseDuration(within);
+    } catch (e) {
+      throw usageError(`--keep-within: ${(e as Error).message}`);
+    }
+  }
+  const count = (name: string) => {
+    const v = values[name];
+    if (v === 'unlimited') return -1;
+    return int(v, name);
+  };
+  return {
+    last: count('keep-last'),
+    hourly: count('keep-hourly'),
+    daily: count('keep-daily'),
+    weekly: count('keep-weekly'),
+    monthly: count('keep-monthly'),
+    yearly: count('keep-yearly'),
+    within,
+    retentionDays: int(values['retention-days'], 'retention-days'),
+  };
+}
+
+export interface ForgetResult {
+  dryRun: boolean;
+  groups: { group: string; keep: { id: string; timestamp: string; reasons: string[] }[]; remove: { id: string; timestamp: string }[] }[];
+  removed: number;
+}
+
+/** Applies a policy to the snapshots matching `filter`; removes what it does not keep unless dryRun. */
+export async function forgetSnapshots(repo: Repository, filter: SnapshotFilter, policy: RetentionPolicy, dryRun: boolean): Promise<ForgetResult> {
+  if (isEmptyPolicy(policy)) throw usageError('no retention policy given', 'add --keep-* or --retention-days flags');
+  const decisions: GroupDecision[] = applyPolicy(await repo.listSnapshots(filter), policy);
+  let removed = 0;
+  const lock = dryRun ? undefined : await repo.lock(false, 'forget');
+  try {
+    for (const g of decisions) {
+      for (const d of g.decisions) {
+        if (!d.keep && !dryRun) {
+          await repo.removeSnapshot(d.snapshot.id);
+          removed++;
+        }
+      }
+    }
+  } finally {
+    await lock?.release();
+  }
+  const brief = (s: Snapshot) => ({ id: s.id, timestamp: s.timestamp });
+  return {
+    dryRun,
+    removed,
+    groups: decisions.map((g) => ({
+      group: g.group,
+      keep: g.decisions.filter((d) => d.keep).map((d) => ({ ...brief(d.snapshot), reasons: d.reasons })),
+      remove: g.decisions.filter((d) => !d.keep).map((d) => brief(d.snapshot)),
+    })),
+  };
+}
+
+/** After a backup: apply the backup command's retention flags to snapshots of the same type and host. */
+export async function retentionAfterBackup(repo: Repository, snapshot: Snapshot, values: OptionValues): Promise<ForgetResult | undefined> {
+  if (values['no-retention']) return undefined;
+  const policy = policyFrom(values);
+  if (isEmptyPolicy(policy)) return undefined;
+  return forgetSnapshots(repo, { type: snapshot.type, host: snapshot.host }, policy, false);
+}

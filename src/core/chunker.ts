@@ -1,0 +1,191 @@
+/**
+ * Content-defined chunking, so that an insertion or an edit only changes the chunks around it.
+ *
+ * Byte streams use FastCDC (Xia et al., 2016) with normalized chunking: a gear rolling hash, a stricter
+ * mask before the target size and a looser one after it, which tightens the size distribution around the
+ * average. The gear table is derived from the repository's chunker key ("keyed FastCDC"), so boundaries do
+ * not reveal content to someone who can see chunk sizes.
+ *
+ * Record streams (BSON documents, JSON objects) cut only *between* records, with a cut probability
+ * proportional to each record's length, so chunks average the target size whatever the record size.
+ * Small chunks (16 KiB) keep scattered document updates cheap; see
+ * ../shared/reference/repository-and-performance.md for the measurements behind that choice.
+ */
+import { createHash } from 'node:crypto';
+
+export interface ChunkerParams {
+  min: number;
+  avg: number;
+  max: number;
+}
+
+export const FILE_CHUNKING: ChunkerParams = { min: 256 * 1024, avg: 1024 * 1024, max: 4 * 1024 * 1024 };
+export const RECORD_CHUNKING: ChunkerParams = { min: 4 * 1024, avg: 16 * 1024, max: 64 * 1024 };
+
+export function gearTable(key: Buffer): Uint32Array {
+  const table = new Uint32Array(256);
+  for (let i = 0; i < 256; i += 8) {
+    const block = createHash('sha256').update(key).update(Uint8Array.of(i)).digest();
+    for (let j = 0; j < 8; j++) table[i + j] = block.readUInt32LE(j * 4);
+  }
+  return table;
+}
+
+function highMask(bits: number): number {
+  // Gear hash bit k depends on the last k+1 bytes only, so the mask uses the top bits.
+  return bits >= 32 ? 0xffffffff : ((2 ** bits - 1) * 2 ** (32 - bits)) >>> 0;
+}
+
+export interface Chunker {
+  /** Feeds data; returns the chunks completed by it (fresh buffers the caller may keep). */
+  push(data: Uint8Array): Buffer[];
+  /** Returns the final partial chunk, if any. */
+  flush(): Buffer | undefined;
+}
+
+/** FastCDC over a byte stream. */
+export class ByteChunker implements Chunker {
+  private readonly gear: Uint32Array;
+  private readonly min: number;
+  private readonly normal: number;
+  private readonly max: number;
+  private readonly maskS: number;
+  private readonly maskL: number;
+  private parts: Uint8Array[] = [];
+  private length = 0;
+  private hash = 0;
+
+  constructor(gear: Uint32Array, params: ChunkerParams) {
+    this.gear = gear;
+    this.min = params.min;
+    this.normal = params.avg;
+    this.max = params.max;
+    const bits = Math.round(Math.log2(params.avg));
+    this.maskS = highMask(bits + 2);
+    this.maskL = highMask(bits - 2);
+  }
+
+  push(data: Uint8Array): Buffer[] {
+    const out: Buffer[] = [];
+    const gear = this.gear;
+    let start = 0;
+    let i = 0;
+    const n = data.length;
+    while (i < n) {
+      let len = this.length + (i - start);
+      // Bytes before `min` can never end a chunk: skip them without hashing.
+      if (len < this.min) {
+        const skip = Math.min(this.min - len, n - i);
+        i += skip;
+        len += skip;
+        if (i >= n) break;
+      }
+      let h = this.hash;
+      let cut = -1;
+      const normalEnd = Math.min(n, i + Math.max(0, this.normal - len));
+      const maskS = this.maskS;
+      for (; i < normalEnd; i++) {
+        h = ((h << 1) + gear[data[i]]) >>> 0;
+        if ((h & maskS) === 0) {
+          cut = i + 1;
+          break;
+        }
+      }
+      if (cut < 0) {
+        len = this.length + (i - start);
+        const maxEnd = Math.min(n, i + (this.max - len));
+        const maskL = this.maskL;
+        for (; i < maxEnd; i++) {
+          h = ((h << 1) + gear[data[i]]) >>> 0;
+          if ((h & maskL) === 0) {
+            cut = i + 1;
+            break;
+          }
+        }
+        if (cut < 0 && this.length + (i - start) >= this.max) cut = i;
+      }
+      this.hash = h;
+      if (cut < 0) break;
+      out.push(this.take(data, start, cut));
+      start = cut;
+      i = cut;
+    }
+    if (start < n) {
+      // Keep our own copy: the caller may reuse its buffer once push returns.
+      this.parts.push(Buffer.from(data.subarray(start, n)));
+      this.length += n - start;
+    }
+    return out;
+  }
+
+  private take(data: Uint8Array, start: number, end: number): Buffer {
+    const tail = data.subarray(start, end);
+    const chunk = this.parts.length === 0 ? Buffer.from(tail) : Buffer.concat([...this.parts, tail]);
+    this.parts = [];
+    this.length = 0;
+    this.hash = 0;
+    return chunk;
+  }
+
+  flush(): Buffer | undefined {
+    if (this.length === 0) return undefined;
+    const chunk = Buffer.concat(this.parts);
+    this.parts = [];
+    this.length = 0;
+    this.hash = 0;
+    return chunk;
+  }
+}
+
+/** Cuts only between records (each `push` is one record); a record larger than `max` is split. */
+export class RecordChunker implements Chunker {
+  private readonly gear: Uint32Array;
+  private readonly params: ChunkerParams;
+  private parts: Uint8Array[] = [];
+  private length = 0;
+
+  constructor(gear: Uint32Array, params: ChunkerParams) {
+    this.gear = gear;
+    this.params = params;
+  }
+
+  push(record: Uint8Array): Buffer[] {
+    const out: Buffer[] = [];
+    const { min, avg, max } = this.params;
+    if (this.length > 0 && this.length + record.length > max) out.push(this.cut());
+    if (record.length > max) {
+      // One huge record (a 16 MiB document): fixed-size pieces from its start keep memory bounded;
+      // they still deduplicate when the record is unchanged.
+      for (let off = 0; off < record.length; off += max) {
+        this.parts.push(Buffer.from(record.subarray(off, Math.min(off + max, record.length))));
+        this.length += Math.min(max, record.length - off);
+        if (this.length >= max) out.push(this.cut());
+      }
+      return out;
+    }
+    this.parts.push(Buffer.from(record));
+    this.length += record.length;
+    if (this.length >= min && this.boundaryAfter(record, avg)) out.push(this.cut());
+    return out;
+  }
+
+  /** A cut after this record with probability ≈ record.length / avg, decided by the record's tail bytes. */
+  private boundaryAfter(record: Uint8Array, avg: number): boolean {
+    let h = 0;
+    const gear = this.gear;
+    for (let i = Math.max(0, record.length - 64); i < record.length; i++) h = ((h << 1) + gear[record[i]]) >>> 0;
+    const threshold = Math.min(1, record.length / avg) * 0x100000000;
+    return h < threshold;
+  }
+
+  private cut(): Buffer {
+    const chunk = Buffer.concat(this.parts);
+    this.parts = [];
+    this.length = 0;
+    return chunk;
+  }
+
+  flush(): Buffer | undefined {
+    return this.length === 0 ? undefined : this.cut();
+  }
+}

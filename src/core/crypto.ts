@@ -1,0 +1,79 @@
+/**
+ * Authenticated encryption and keyed hashing for everything the repository stores.
+ *
+ * - One random 32-byte master key per repository; sub-keys are derived with HKDF so a key used to name
+ *   chunks is never the key used to encrypt them.
+ * - Sealed objects: nonce (12 random bytes) ‖ AES-256-GCM ciphertext ‖ tag (16). Random nonces are safe for
+ *   well below 2^32 objects per key, far beyond any repository's blob count.
+ * - Chunk ids are HMAC-SHA-256 of the plain chunk under the id key: deterministic (so identical data
+ *   deduplicates) but they reveal nothing about content to someone without the key.
+ */
+import { createCipheriv, createDecipheriv, createHash, createHmac, hkdfSync, randomBytes } from 'node:crypto';
+import { LifeboatError } from './errors.ts';
+
+export const NONCE_BYTES = 12;
+export const TAG_BYTES = 16;
+export const SEAL_OVERHEAD = NONCE_BYTES + TAG_BYTES;
+export const MASTER_KEY_BYTES = 32;
+
+export interface RepositoryKeys {
+  /** AES-256-GCM key for every stored object. */
+  encryption: Buffer;
+  /** HMAC-SHA-256 key naming chunks. */
+  id: Buffer;
+  /** Seeds the chunker's gear table so chunk boundaries don't leak content patterns either. */
+  chunker: Buffer;
+}
+
+export function newMasterKey(): Buffer {
+  return randomBytes(MASTER_KEY_BYTES);
+}
+
+export function deriveKeys(master: Buffer): RepositoryKeys {
+  const derive = (info: string) => Buffer.from(hkdfSync('sha256', master, Buffer.alloc(0), `lifeboat/v1/${info}`, 32));
+  return { encryption: derive('encryption'), id: derive('chunk-id'), chunker: derive('chunker') };
+}
+
+export function seal(key: Buffer, plaintext: Uint8Array, aad?: string): Buffer {
+  const nonce = randomBytes(NONCE_BYTES);
+  const cipher = createCipheriv('aes-256-gcm', key, nonce);
+  if (aad) cipher.setAAD(Buffer.from(aad));
+  const body = cipher.update(plaintext);
+  const final = cipher.final();
+  return Buffer.concat([nonce, body, final, cipher.getAuthTag()]);
+}
+
+/** Decrypts and authenticates; any tampering, truncation or wrong key throws INTEGRITY with `what`. */
+export function open(key: Buffer, sealed: Uint8Array, what: string, aad?: string): Buffer {
+  if (sealed.length < SEAL_OVERHEAD) {
+    throw new LifeboatError('INTEGRITY', `${what} is truncated (${sealed.length} bytes)`, {
+      hint: 'run `lifeboat check --read-data` to list damaged objects',
+    });
+  }
+  const buf = Buffer.from(sealed.buffer, sealed.byteOffset, sealed.byteLength);
+  const nonce = buf.subarray(0, NONCE_BYTES);
+  const tag = buf.subarray(buf.length - TAG_BYTES);
+  const body = buf.subarray(NONCE_BYTES, buf.length - TAG_BYTES);
+  try {
+    const decipher = createDecipheriv('aes-256-gcm', key, nonce);
+    if (aad) decipher.setAAD(Buffer.from(aad));
+    decipher.setAuthTag(tag);
+    return Buffer.concat([decipher.update(body), decipher.final()]);
+  } catch {
+    throw new LifeboatError('INTEGRITY', `${what} failed authentication (corrupted or tampered)`, {
+      hint: 'run `lifeboat check --read-data` to list damaged objects and affected snapshots',
+    });
+  }
+}
+
+export function chunkId(idKey: Buffer, data: Uint8Array): string {
+  return createHmac('sha256', idKey).update(data).digest('hex');
+}
+
+export function sha256Hex(data: Uint8Array | string): string {
+  return createHash('sha256').update(data).digest('hex');
+}
+
+export function randomId(): string {
+  return randomBytes(32).toString('hex');
+}

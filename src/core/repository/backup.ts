@@ -1,0 +1,226 @@
+/**
+ * The write path (restic's archiver + packer): chunk -> keyed id -> dedup -> compress -> seal -> pack ->
+ * upload -> index -> snapshot.
+ *
+ * Both cores work: the main thread chunks, hashes and seals; compression runs on libuv's thread pool.
+ * Memory is bounded by MAX_INFLIGHT blobs being compressed, one open pack, and MAX_UPLOADS packs being
+ * written, whatever the size of the data.
+ */
+import { createHash } from 'node:crypto';
+import { ByteChunker, RecordChunker, type Chunker } from '../chunker.ts';
+import { compress } from '../compression.ts';
+import { chunkId, seal } from '../crypto.ts';
+import { LifeboatError } from '../errors.ts';
+import type { Lock } from './lock.ts';
+import { PackBuilder, type BlobType } from './pack.ts';
+import { CHUNKS_PER_LIST, INLINE_CHUNKS, Repository, timestampLabel, type IndexedPack } from './repository.ts';
+import type { BackupProgress, BackupSession, Chunking, Item, ItemInput, ItemWriter, Snapshot, SnapshotInput } from './model.ts';
+
+const MAX_INFLIGHT = 16;
+const MAX_UPLOADS = 2;
+/** Index files are written every this many packs, so a long backup's data is findable early. */
+const PACKS_PER_INDEX = 64;
+
+export async function startBackup(repo: Repository, purpose = 'backup'): Promise<BackupSession> {
+  await repo.loadIndex();
+  const lock = await repo.lock(false, purpose);
+  return new Backup(repo, lock);
+}
+
+class Backup implements BackupSession {
+  readonly progress: BackupProgress = { bytesProcessed: 0, bytesAdded: 0 };
+  readonly repo: Repository;
+  private readonly lock: Lock;
+  private readonly started = Date.now();
+  private packer = new PackBuilder();
+  private readonly inflight = new Set<Promise<void>>();
+  private readonly uploads = new Set<Promise<void>>();
+  private readonly pending = new Set<string>();
+  private unindexed: IndexedPack[] = [];
+  private failure: unknown;
+  private closed = false;
+
+  constructor(repo: Repository, lock: Lock) {
+    this.repo = repo;
+    this.lock = lock;
+  }
+
+  newItem(input: ItemInput, chunking: Chunking): ItemWriter {
+    this.assertOpen();
+    const params = this.repo.config.chunking[chunking === 'file' ? 'file' : 'records'];
+    const chunker = chunking === 'file' ? new ByteChunker(this.repo.gear, params) : new RecordChunker(this.repo.gear, params);
+    return new Writer(this, input, chunking, chunker);
+  }
+
+  async addItem(input: ItemInput, data: AsyncIterable<Uint8Array> | Uint8Array, chunking: Chunking): Promise<Item> {
+    const w = this.newItem(input, chunking);
+    if (data instanceof Uint8Array) await w.write(data);
+    else for await (const part of data) await w.write(part);
+    return w.finish();
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new LifeboatError('INTERNAL', 'backup session already committed or aborted');
+    if (this.failure) throw this.failure;
+  }
+
+  /** Stores one blob unless the repository (or this session) already has it. */
+  async storeBlob(id: string, type: BlobType, plain: Buffer): Promise<void> {
+    this.assertOpen();
+    if (this.pending.has(id) || this.repo.hasBlob(id)) return;
+    this.pending.add(id);
+    const p = this.encode(id, type, plain).then(
+      () => {
+        this.inflight.delete(p);
+      },
+      (e) => {
+        this.inflight.delete(p);
+        this.failure ??= e;
+      },
+    );
+    this.inflight.add(p);
+    while (this.inflight.size >= MAX_INFLIGHT) await Promise.race(this.inflight);
+    if (this.failure) throw this.failure;
+  }
+
+  private async encode(id: string, type: BlobType, plain: Buffer): Promise<void> {
+    const compressed = await compress(plain, this.repo.config.compression);
+    const sealed = seal(this.repo.keys.encryption, compressed);
+    this.packer.add(type, id, sealed, plain.length);
+    this.progress.bytesAdded += sealed.length;
+    if (this.packer.size >= this.repo.config.packSize) await this.flushPack();
+  }
+
+  private async flushPack(): Promise<void> {
+    if (this.packer.count === 0) return;
+    const pack = this.packer.finish(this.repo.keys.encryption);
+    this.packer = new PackBuilder();
+    const p = this.repo.backend
+      .save({ type: 'data', name: pack.id }, pack.bytes)
+      .then(async () => {
+        this.unindexed.push({ id: pack.id, size: pack.bytes.length, blobs: pack.blobs });
+        if (this.unindexed.length >= PACKS_PER_INDEX) await this.writeIndex();
+      })
+      .finally(() => this.uploads.delete(p));
+    p.catch((e) => {
+      this.failure ??= e;
+    });
+    this.uploads.add(p);
+    while (this.uploads.size >= MAX_UPLOADS) await Promise.race(this.uploads).catch(() => {});
+    if (this.failure) throw this.failure;
+  }
+
+  private async writeIndex(): Promise<void> {
+    if (this.unindexed.length === 0) return;
+    const packs = this.unindexed;
+    this.unindexed = [];
+    await this.repo.writeIndex(packs);
+  }
+
+  private async drain(): Promise<void> {
+    while (this.inflight.size) await Promise.race(this.inflight);
+    if (this.failure) throw this.failure;
+    await this.flushPack();
+    while (this.uploads.size) await Promise.allSettled([...this.uploads]);
+    if (this.failure) throw this.failure;
+    await this.writeIndex();
+  }
+
+  async commit(input: SnapshotInput): Promise<Snapshot> {
+    this.assertOpen();
+    try {
+      await this.drain();
+      this.closed = true;
+      const now = new Date();
+      const snapshot = await this.repo.saveSnapshot({
+        type: input.type,
+        time: now.toISOString(),
+        timestamp: timestampLabel(now),
+        host: Repository.hostname(),
+        tags: input.tags ?? [],
+        paths: input.paths ?? [],
+        meta: input.meta ?? {},
+        summary: {
+          bytesProcessed: this.progress.bytesProcessed,
+          bytesAdded: this.progress.bytesAdded,
+          items: input.items.length,
+          durationMs: now.getTime() - this.started,
+        },
+        items: input.items,
+      });
+      return snapshot;
+    } catch (e) {
+      this.closed = true;
+      throw e;
+    } finally {
+      await this.lock.release();
+    }
+  }
+
+  async abort(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.failure ??= new LifeboatError('INTERRUPTED', 'backup aborted');
+    await Promise.allSettled([...this.inflight, ...this.uploads]);
+    await this.lock.release();
+  }
+}
+
+class Writer implements ItemWriter {
+  private readonly session: Backup;
+  private readonly input: ItemInput;
+  private readonly chunking: Chunking;
+  private readonly chunker: Chunker;
+  private readonly hash = createHash('sha256');
+  private readonly ids: string[] = [];
+  private size = 0;
+  private records = 0;
+
+  constructor(session: Backup, input: ItemInput, chunking: Chunking, chunker: Chunker) {
+    this.session = session;
+    this.input = input;
+    this.chunking = chunking;
+    this.chunker = chunker;
+  }
+
+  async write(data: Uint8Array): Promise<void> {
+    if (data.length === 0 && this.chunking === 'file') return;
+    this.hash.update(data);
+    this.size += data.length;
+    if (this.chunking === 'records') this.records++;
+    this.session.progress.bytesProcessed += data.length;
+    for (const chunk of this.chunker.push(data)) await this.add(chunk);
+  }
+
+  private async add(chunk: Buffer): Promise<void> {
+    const id = chunkId(this.session.repo.keys.id, chunk);
+    this.ids.push(id);
+    await this.session.storeBlob(id, 'data', chunk);
+  }
+
+  async finish(): Promise<Item> {
+    const last = this.chunker.flush();
+    if (last) await this.add(last);
+    const item: Item = {
+      name: this.input.name,
+      kind: this.input.kind,
+      meta: this.input.meta ?? {},
+      size: this.size,
+      sha256: this.hash.digest('hex'),
+      records: this.records,
+    };
+    if (this.ids.length <= INLINE_CHUNKS) {
+      item.chunks = this.ids;
+    } else {
+      item.chunkLists = [];
+      const idKey = this.session.repo.keys.id;
+      for (let i = 0; i < this.ids.length; i += CHUNKS_PER_LIST) {
+        const list = Buffer.concat(this.ids.slice(i, i + CHUNKS_PER_LIST).map((h) => Buffer.from(h, 'hex')));
+        const id = chunkId(idKey, list);
+        item.chunkLists.push(id);
+        await this.session.storeBlob(id, 'tree', list);
+      }
+    }
+    return item;
+  }
+}

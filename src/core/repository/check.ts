@@ -1,0 +1,178 @@
+/**
+ * Integrity checking, restic's `check`:
+ * - structure: config, keys, every index file and snapshot decrypts; every pack the index names exists
+ *   with the right size; every blob a snapshot references is indexed;
+ * - `readData`: every pack (or a subset) is read whole, its SHA-256 compared with its name, its header
+ *   authenticated, and every blob decrypted, decompressed and re-hashed against its id.
+ * Damaged packs are reported with the snapshots that need them, so an operator knows what is lost.
+ */
+import { createHash } from 'node:crypto';
+import { decompress } from '../compression.ts';
+import { chunkId, open } from '../crypto.ts';
+import { LifeboatError, isLifeboatError } from '../errors.ts';
+import { readPackHeader } from './pack.ts';
+import type { IndexedPack, Repository } from './repository.ts';
+import type { Snapshot } from './model.ts';
+
+export interface CheckOptions {
+  readData?: boolean;
+  /** `n/t` (the n-th of t groups of packs) or `p%` (a random p percent). */
+  readDataSubset?: string;
+  onProgress?: (done: number, total: number) => void;
+}
+
+export interface DamagedPack {
+  pack: string;
+  reason: string;
+  snapshots: string[];
+}
+
+export interface CheckReport {
+  ok: boolean;
+  errors: string[];
+  warnings: string[];
+  damagedPacks: DamagedPack[];
+  damagedSnapshots: string[];
+  snapshots: number;
+  packs: number;
+  packsRead: number;
+  blobsRead: number;
+}
+
+function selectSubset(ids: string[], subset: string | undefined): string[] {
+  if (!subset) return ids;
+  const sorted = [...ids].sort();
+  let m = /^(\d+)\/(\d+)$/.exec(subset);
+  if (m) {
+    const n = Number(m[1]);
+    const t = Number(m[2]);
+    if (n < 1 || n > t) throw new LifeboatError('USAGE', `--read-data-subset ${subset}: n must be between 1 and ${t}`);
+    return sorted.filter((_, i) => i % t === n - 1);
+  }
+  m = /^(\d+(?:\.\d+)?)%$/.exec(subset);
+  if (m) {
+    const p = Number(m[1]) / 100;
+    if (p <= 0 || p > 1) throw new LifeboatError('USAGE', `--read-data-subset ${subset}: percentage must be in (0, 100]`);
+    return sorted.filter(() => Math.random() < p);
+  }
+  throw new LifeboatError('USAGE', `--read-data-subset "${subset}" is neither n/t nor p%`, { hint: 'e.g. 1/5 or 10%' });
+}
+
+export async function checkRepository(repo: Repository, options: CheckOptions = {}): Promise<CheckReport> {
+  const errors: string[] = [];
+  const warnings: string[] = [];
+  const damaged = new Map<string, string>();
+
+  // Index: a damaged index file is an error, but the others are still checked.
+  let packs = new Map<string, IndexedPack>();
+  try {
+    packs = await repo.indexedPacks();
+    await repo.loadIndex(true);
+  } catch (e) {
+    errors.push(`index: ${(e as Error).message}`);
+  }
+  const index = new Map<string, string>();
+  for (const p of packs.values()) for (const b of p.blobs) index.set(b.id, p.id);
+
+  const stored = new Map<string, number>();
+  for await (const o of repo.backend.list('data')) stored.set(o.name, o.size);
+  for (const p of packs.values()) {
+    const size = stored.get(p.id);
+    if (size === undefined) damaged.set(p.id, 'missing');
+    else if (size !== p.size) damaged.set(p.id, `size ${size} != ${p.size} in the index (truncated or damaged)`);
+  }
+  for (const [name] of stored) {
+    if (!packs.has(name)) warnings.push(`pack ${name} is not referenced by any index (left by an interrupted backup; prune removes it)`);
+  }
+
+  // Snapshots and what they reference.
+  const snapshots: Snapshot[] = [];
+  for await (const o of repo.backend.list('snapshots')) {
+    try {
+      snapshots.push({ ...(await repo.loadContentAddressed<Omit<Snapshot, 'id'>>('snapshots', o.name)), id: o.name });
+    } catch (e) {
+      errors.push(`snapshot ${o.name}: ${(e as Error).message}`);
+    }
+  }
+  const blobUsers = new Map<string, Set<string>>();
+  const damagedSnapshots = new Set<string>();
+  for (const s of snapshots) {
+    for (const item of s.items) {
+      const ids = new Set<string>(item.chunkLists ?? []);
+      try {
+        for await (const id of repo.chunkIds(item)) ids.add(id);
+      } catch (e) {
+        errors.push(`snapshot ${s.id.slice(0, 8)} item ${item.name}: cannot read its chunk list: ${(e as Error).message}`);
+        damagedSnapshots.add(s.id);
+      }
+      for (const id of ids) {
+        if (!index.has(id)) {
+          errors.push(`snapshot ${s.id.slice(0, 8)} item ${item.name}: blob ${id.slice(0, 12)} is not in the index`);
+          damagedSnapshots.add(s.id);
+          continue;
+        }
+        let users = blobUsers.get(id);
+        if (!users) blobUsers.set(id, (users = new Set()));
+        users.add(s.id);
+      }
+    }
+  }
+
+  let packsRead = 0;
+  let blobsRead = 0;
+  if (options.readData) {
+    const selected = selectSubset([...packs.keys()].filter((id) => !damaged.has(id)), options.readDataSubset);
+    for (const id of selected) {
+      options.onProgress?.(packsRead, selected.length);
+      const pack = packs.get(id)!;
+      try {
+        const bytes = await repo.backend.load({ type: 'data', name: id });
+        packsRead++;
+        if (createHash('sha256').update(bytes).digest('hex') !== id) {
+          damaged.set(id, 'content does not match its SHA-256 name');
+        }
+        const header = readPackHeader(repo.keys.encryption, id, bytes);
+        const byId = new Map(header.map((b) => [b.id, b]));
+        for (const b of pack.blobs) {
+          const h = byId.get(b.id);
+          if (!h || h.offset !== b.offset || h.length !== b.length) {
+            damaged.set(id, `blob ${b.id.slice(0, 12)} in the index is not in the pack header`);
+            continue;
+          }
+          try {
+            const plain = await decompress(open(repo.keys.encryption, bytes.subarray(b.offset, b.offset + b.length), `blob ${b.id.slice(0, 12)}`), 'blob');
+            blobsRead++;
+            if (chunkId(repo.keys.id, plain) !== b.id) damaged.set(id, `blob ${b.id.slice(0, 12)} does not match its id`);
+          } catch (e) {
+            damaged.set(id, `blob ${b.id.slice(0, 12)}: ${(e as Error).message}`);
+          }
+        }
+      } catch (e) {
+        if (!isLifeboatError(e, 'INTEGRITY') && !isLifeboatError(e, 'NOT_FOUND')) throw e;
+        damaged.set(id, (e as Error).message);
+      }
+    }
+    options.onProgress?.(packsRead, selected.length);
+  }
+
+  const damagedPacks: DamagedPack[] = [];
+  for (const [pack, reason] of damaged) {
+    const users = new Set<string>();
+    for (const b of packs.get(pack)?.blobs ?? []) for (const s of blobUsers.get(b.id) ?? []) users.add(s);
+    for (const s of users) damagedSnapshots.add(s);
+    damagedPacks.push({ pack, reason, snapshots: [...users].sort() });
+    errors.push(`pack ${pack}: ${reason}; affects ${users.size ? [...users].map((s) => s.slice(0, 8)).join(', ') : 'no snapshot'}`);
+  }
+
+  return {
+    ok: errors.length === 0,
+    errors,
+    warnings,
+    damagedPacks,
+    damagedSnapshots: [...damagedSnapshots].sort(),
+    snapshots: snapshots.length,
+    packs: packs.size,
+    packsRead,
+    blobsRead,
+  };
+}

@@ -1,0 +1,161 @@
+/**
+ * Local filesystem backend (`./path`, `/abs/path`, `file:///abs/path`).
+ * Writes go to a temp file in the same directory, are fsynced, then renamed into place (atomic on POSIX),
+ * and the directory is fsynced so the rename survives a power loss. Write-once is enforced with a hard
+ * link (link fails if the target exists), which is atomic where rename-if-absent is not available.
+ */
+import { randomBytes } from 'node:crypto';
+import { constants } from 'node:fs';
+import { link, mkdir, open, readdir, rename, stat, unlink } from 'node:fs/promises';
+import path from 'node:path';
+import { LifeboatError, fromSystemError } from '../errors.ts';
+import { OBJECT_TYPES, objectPath, type Backend, type ByteRange, type Handle, type ObjectInfo, type ObjectType, type SaveOptions } from './backend.ts';
+
+export class LocalBackend implements Backend {
+  readonly location: string;
+  private readonly root: string;
+
+  constructor(root: string) {
+    this.root = path.resolve(root);
+    this.location = this.root;
+  }
+
+  private file(h: Handle): string {
+    return path.join(this.root, objectPath(h));
+  }
+
+  async create(): Promise<void> {
+    try {
+      await mkdir(this.root, { recursive: true, mode: 0o700 });
+      for (const t of OBJECT_TYPES) if (t !== 'config') await mkdir(path.join(this.root, t), { recursive: true, mode: 0o700 });
+    } catch (e) {
+      throw fromSystemError(e, `creating repository at ${this.root}`);
+    }
+  }
+
+  async save(h: Handle, data: Uint8Array, options: SaveOptions = {}): Promise<void> {
+    const target = this.file(h);
+    const dir = path.dirname(target);
+    const tmp = path.join(dir, `.tmp-${randomBytes(8).toString('hex')}`);
+    try {
+      await mkdir(dir, { recursive: true, mode: 0o700 });
+      const fh = await open(tmp, constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY, 0o600);
+      try {
+        await fh.writeFile(data);
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
+      if (options.overwrite) {
+        await rename(tmp, target);
+      } else {
+        try {
+          await link(tmp, target);
+        } catch (e) {
+          if ((e as NodeJS.ErrnoException).code === 'EEXIST') {
+            throw new LifeboatError('ALREADY_EXISTS', `${objectPath(h)} already exists in ${this.root}`);
+          }
+          throw e;
+        } finally {
+          await unlink(tmp).catch(() => {});
+        }
+      }
+      await syncDir(dir);
+    } catch (e) {
+      await unlink(tmp).catch(() => {});
+      throw fromSystemError(e, `writing ${objectPath(h)}`);
+    }
+  }
+
+  async load(h: Handle, range?: ByteRange): Promise<Buffer> {
+    let fh;
+    try {
+      fh = await open(this.file(h), 'r');
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
+        throw new LifeboatError('NOT_FOUND', `${objectPath(h)} is missing from ${this.root}`, {
+          hint: 'run `lifeboat check` to see which snapshots are affected',
+        });
+      }
+      throw fromSystemError(e, `reading ${objectPath(h)}`);
+    }
+    try {
+      if (!range) return await fh.readFile();
+      const buf = Buffer.allocUnsafe(range.length);
+      let got = 0;
+      while (got < range.length) {
+        const { bytesRead } = await fh.read(buf, got, range.length - got, range.offset + got);
+        if (bytesRead === 0) break;
+        got += bytesRead;
+      }
+      return got === range.length ? buf : buf.subarray(0, got);
+    } catch (e) {
+      throw fromSystemError(e, `reading ${objectPath(h)}`);
+    } finally {
+      await fh.close();
+    }
+  }
+
+  async stat(h: Handle): Promise<ObjectInfo> {
+    try {
+      const s = await stat(this.file(h));
+      return { name: h.name, size: s.size };
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
+        throw new LifeboatError('NOT_FOUND', `${objectPath(h)} is missing from ${this.root}`);
+      }
+      throw fromSystemError(e, `stat ${objectPath(h)}`);
+    }
+  }
+
+  async *list(type: ObjectType): AsyncIterable<ObjectInfo> {
+    if (type === 'config') {
+      try {
+        yield { name: 'config', size: (await stat(path.join(this.root, 'config'))).size };
+      } catch {
+        /* no config: nothing to list */
+      }
+      return;
+    }
+    const base = path.join(this.root, type);
+    const dirs = type === 'data' ? (await readdirSafe(base)).filter((d) => /^[0-9a-f]{2}$/.test(d)).map((d) => path.join(base, d)) : [base];
+    for (const dir of dirs) {
+      for (const name of await readdirSafe(dir)) {
+        if (name.startsWith('.tmp-')) continue;
+        const s = await stat(path.join(dir, name)).catch(() => undefined);
+        if (s?.isFile()) yield { name, size: s.size };
+      }
+    }
+  }
+
+  async remove(h: Handle): Promise<void> {
+    try {
+      await unlink(this.file(h));
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw fromSystemError(e, `removing ${objectPath(h)}`);
+    }
+  }
+
+  async close(): Promise<void> {}
+}
+
+async function readdirSafe(dir: string): Promise<string[]> {
+  try {
+    return await readdir(dir);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw fromSystemError(e, `listing ${dir}`);
+  }
+}
+
+async function syncDir(dir: string): Promise<void> {
+  const fh = await open(dir, 'r').catch(() => undefined);
+  if (!fh) return;
+  try {
+    await fh.sync();
+  } catch {
+    /* some filesystems refuse fsync on directories */
+  } finally {
+    await fh.close();
+  }
+}
