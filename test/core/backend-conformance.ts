@@ -78,6 +78,17 @@ export function backendConformance(name: string, factory: BackendFactory): void 
       for (const s of f.secrets ?? []) assert.ok(!f.backend.location.includes(s), `location ${f.backend.location} leaks a secret`);
     });
 
+    test('a location that was never created lists nothing and has no objects', async () => {
+      const f = await factory({ listPageSize: 1000 });
+      fixtures.push(f);
+      for (const type of OBJECT_TYPES) assert.equal((await collect(f.backend, type)).size, 0, `lists no ${type}`);
+      const err = await f.backend.load({ type: 'config', name: 'config' }).then(
+        () => assert.fail('load on an uncreated location succeeded'),
+        (e: unknown) => e,
+      );
+      assert.ok(isLifeboatError(err, 'NOT_FOUND') || isLifeboatError(err, 'NO_REPOSITORY'), `NOT_FOUND or NO_REPOSITORY, got ${err}`);
+    });
+
     test('save/load/stat round trip for every object type', async () => {
       const b = await fresh();
       const written = new Map<string, Buffer>();
@@ -174,7 +185,9 @@ export function backendConformance(name: string, factory: BackendFactory): void 
         snaps.set(name, 3);
         await b.save({ type: 'snapshots', name }, Buffer.from('abc'));
       }
+      assert.equal((await collect(b, 'config')).size, 0, 'no config yet');
       await b.save({ type: 'config', name: 'config' }, Buffer.from('cfg'));
+      assert.deepEqual(await collect(b, 'config'), new Map([['config', 3]]));
       assert.deepEqual(await collect(b, 'data'), expected);
       assert.deepEqual(await collect(b, 'snapshots'), snaps);
       assert.equal((await collect(b, 'index')).size, 0);

@@ -24,7 +24,7 @@ import {
   type StoragePipelineOptions,
 } from '@azure/storage-blob';
 import type { TokenCredential } from '@azure/core-auth';
-import { LifeboatError } from '../errors.ts';
+import { LifeboatError, isLifeboatError } from '../errors.ts';
 import { objectPath, type Backend, type ByteRange, type Handle, type ObjectInfo, type ObjectType, type SaveOptions } from './backend.ts';
 import { attemptsOf, mapLimit, networkCodeOf, withRetry, type RetryOptions } from './retry.ts';
 
@@ -251,6 +251,14 @@ export class AzureBackend implements Backend {
   }
 
   async *list(type: ObjectType): AsyncIterable<ObjectInfo> {
+    if (type === 'config') {
+      const info = await this.stat({ type, name: 'config' }).catch((e) => {
+        if (isLifeboatError(e, 'NOT_FOUND') || isLifeboatError(e, 'NO_REPOSITORY')) return undefined;
+        throw e;
+      });
+      if (info) yield info;
+      return;
+    }
     const prefix = `${this.loc.prefix}${type}/`;
     let token: string | undefined;
     do {
@@ -263,7 +271,11 @@ export class AzureBackend implements Backend {
           return (await it.next()).value;
         });
       } catch (e) {
-        throw this.mapError(e, `list ${prefix}`);
+        const err = this.mapError(e, `list ${prefix}`);
+        // Like an absent directory on disk: a location that was never created holds nothing (this is how
+        // `init` sees that it may proceed and `open` reports "no repository").
+        if (err.code === 'NO_REPOSITORY') return;
+        throw err;
       }
       if (!page) return;
       for (const item of page.segment.blobItems) {

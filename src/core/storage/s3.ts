@@ -25,7 +25,7 @@ import {
   AbortMultipartUploadCommand,
   type StorageClass,
 } from '@aws-sdk/client-s3';
-import { LifeboatError } from '../errors.ts';
+import { LifeboatError, isLifeboatError } from '../errors.ts';
 import { objectPath, type Backend, type ByteRange, type Handle, type ObjectInfo, type ObjectType, type SaveOptions } from './backend.ts';
 import { attemptsOf, mapLimit, networkCodeOf, withRetry, type RetryOptions } from './retry.ts';
 
@@ -274,6 +274,14 @@ export class S3Backend implements Backend {
   }
 
   async *list(type: ObjectType): AsyncIterable<ObjectInfo> {
+    if (type === 'config') {
+      const info = await this.stat({ type, name: 'config' }).catch((e) => {
+        if (isLifeboatError(e, 'NOT_FOUND') || isLifeboatError(e, 'NO_REPOSITORY')) return undefined;
+        throw e;
+      });
+      if (info) yield info;
+      return;
+    }
     const Prefix = `${this.loc.prefix}${type}/`;
     let ContinuationToken: string | undefined;
     do {
@@ -286,7 +294,11 @@ export class S3Backend implements Backend {
           ),
         );
       } catch (e) {
-        throw this.mapError(e, `list ${Prefix}`);
+        const err = this.mapError(e, `list ${Prefix}`);
+        // Like an absent directory on disk: a location that was never created holds nothing (this is how
+        // `init` sees that it may proceed and `open` reports "no repository").
+        if (err.code === 'NO_REPOSITORY') return;
+        throw err;
       }
       for (const o of page.Contents ?? []) {
         if (!o.Key || o.Key.endsWith('/')) continue;
