@@ -2,6 +2,8 @@
  * Chooses the keystore from `--keystore` / LIFEBOAT_KEYSTORE, or from what the environment offers:
  *   passphrase            LIFEBOAT_PASSWORD, or the file named by --password-file / LIFEBOAT_PASSWORD_FILE
  *   keyfile[:PATH]        a local key file (default ~/.config/lifeboat/default.key, or LIFEBOAT_KEY_FILE)
+ *   azurekv://VAULT/NAME, azurekv://VAULT/keys/NAME, https://VAULT-HOST/secrets|keys/NAME
+ *                         Azure Key Vault, secret or envelope (wrap-key) mode (docs/keys.md)
  * With no spec: a passphrase if one is given, else the default key file (the embedded default).
  */
 import { readFileSync } from 'node:fs';
@@ -58,7 +60,12 @@ export async function openKeystore(opts: KeystoreOptions = {}, env: NodeJS.Proce
     const file = spec.slice('keyfile:'.length) || opts.keyFile || defaultKeyFile(env);
     return new KeyFileKeystore(file);
   }
+  if (/^(azurekv|https):\/\//i.test(spec)) {
+    // Loaded lazily: the Azure SDKs are heavy and most runs use a passphrase or key file.
+    const { AzureKeyVaultKeystore } = await import('./azure-keyvault.ts');
+    return new AzureKeyVaultKeystore(spec);
+  }
   throw new LifeboatError('USAGE', `unknown keystore "${spec}"`, {
-    hint: 'use passphrase, keyfile[:PATH]',
+    hint: 'use passphrase, keyfile[:PATH], azurekv://VAULT/SECRET or azurekv://VAULT/keys/KEY',
   });
 }
