@@ -49,7 +49,7 @@ async function withLock<T>(name: string, fn: () => Promise<T>): Promise<T> {
       // A lock older than 2 hours belongs to a build that died with its machine.
       const s = await stat(lock).catch(() => undefined);
       if (s && Date.now() - s.mtimeMs > 2 * 3600_000) await rm(lock, { recursive: true, force: true });
-      if (Date.now() - started > 3 * 3600_000) throw new Error(`timed out waiting for ${lock}`);
+      if (Date.now() - started > 3 * 3600_000) throw new Error(`timed out waiting for ${lock}`, { cause: e });
       await new Promise((r) => setTimeout(r, 1000));
     }
   }

@@ -68,7 +68,7 @@ export class Output {
     const draw = (done: number, detail = '') => {
       const secs = Math.max(0.001, (Date.now() - started) / 1000);
       const rate = unit === 'bytes' ? `${formatBytes(done / secs)}/s` : `${(done / secs).toFixed(0)}/s`;
-      let bar = '';
+      let bar: string;
       if (total) {
         const width = 24;
         const filled = Math.min(width, Math.round((done / total) * width));

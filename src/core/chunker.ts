@@ -19,25 +19,30 @@ export interface ChunkerParams {
   max: number;
 }
 
-export const FILE_CHUNKING: ChunkerParams = { min: 256 * 1024, avg: 1024 * 1024, max: 4 * 1024 * 1024 };
+export const FILE_CHUNKING: ChunkerParams = { min: 512 * 1024, avg: 1024 * 1024, max: 4 * 1024 * 1024 };
 export const RECORD_CHUNKING: ChunkerParams = { min: 4 * 1024, avg: 16 * 1024, max: 64 * 1024 };
 
-export function gearTable(key: Buffer): Uint32Array {
-  const table = new Uint32Array(256);
+export function gearTable(key: Buffer): Int32Array {
+  const table = new Int32Array(256);
   for (let i = 0; i < 256; i += 8) {
     const block = createHash('sha256').update(key).update(Uint8Array.of(i)).digest();
-    for (let j = 0; j < 8; j++) table[i + j] = block.readUInt32LE(j * 4);
+    for (let j = 0; j < 8; j++) table[i + j] = block.readInt32LE(j * 4);
   }
   return table;
 }
 
 function highMask(bits: number): number {
-  // Gear hash bit k depends on the last k+1 bytes only, so the mask uses the top bits.
-  return bits >= 32 ? 0xffffffff : ((2 ** bits - 1) * 2 ** (32 - bits)) >>> 0;
+  // Gear hash bit k depends on the last k+1 bytes only, so the mask uses the top bits. Int32 arithmetic
+  // throughout keeps V8 on small integers in the hot loop.
+  return bits >= 32 ? -1 : ((2 ** bits - 1) * 2 ** (32 - bits)) | 0;
 }
 
 export interface Chunker {
-  /** Feeds data; returns the chunks completed by it (fresh buffers the caller may keep). */
+  /**
+   * Feeds data; returns the chunks completed by it. The chunker may keep references to `data` until the
+   * chunk it belongs to is cut, so callers must not modify it afterwards (stream reads and driver
+   * documents are fresh buffers anyway); returned chunks are always buffers of their own.
+   */
   push(data: Uint8Array): Buffer[];
   /** Returns the final partial chunk, if any. */
   flush(): Buffer | undefined;
@@ -45,7 +50,7 @@ export interface Chunker {
 
 /** FastCDC over a byte stream. */
 export class ByteChunker implements Chunker {
-  private readonly gear: Uint32Array;
+  private readonly gear: Int32Array;
   private readonly min: number;
   private readonly normal: number;
   private readonly max: number;
@@ -55,7 +60,7 @@ export class ByteChunker implements Chunker {
   private length = 0;
   private hash = 0;
 
-  constructor(gear: Uint32Array, params: ChunkerParams) {
+  constructor(gear: Int32Array, params: ChunkerParams) {
     this.gear = gear;
     this.min = params.min;
     this.normal = params.avg;
@@ -85,7 +90,7 @@ export class ByteChunker implements Chunker {
       const normalEnd = Math.min(n, i + Math.max(0, this.normal - len));
       const maskS = this.maskS;
       for (; i < normalEnd; i++) {
-        h = ((h << 1) + gear[data[i]]) >>> 0;
+        h = ((h << 1) + gear[data[i]]) | 0;
         if ((h & maskS) === 0) {
           cut = i + 1;
           break;
@@ -96,7 +101,7 @@ export class ByteChunker implements Chunker {
         const maxEnd = Math.min(n, i + (this.max - len));
         const maskL = this.maskL;
         for (; i < maxEnd; i++) {
-          h = ((h << 1) + gear[data[i]]) >>> 0;
+          h = ((h << 1) + gear[data[i]]) | 0;
           if ((h & maskL) === 0) {
             cut = i + 1;
             break;
@@ -111,8 +116,8 @@ export class ByteChunker implements Chunker {
       i = cut;
     }
     if (start < n) {
-      // Keep our own copy: the caller may reuse its buffer once push returns.
-      this.parts.push(Buffer.from(data.subarray(start, n)));
+      // Keeps a reference, not a copy: callers hand over their buffers (see ItemWriter.write).
+      this.parts.push(data.subarray(start, n));
       this.length += n - start;
     }
     return out;
@@ -139,12 +144,12 @@ export class ByteChunker implements Chunker {
 
 /** Cuts only between records (each `push` is one record); a record larger than `max` is split. */
 export class RecordChunker implements Chunker {
-  private readonly gear: Uint32Array;
+  private readonly gear: Int32Array;
   private readonly params: ChunkerParams;
   private parts: Uint8Array[] = [];
   private length = 0;
 
-  constructor(gear: Uint32Array, params: ChunkerParams) {
+  constructor(gear: Int32Array, params: ChunkerParams) {
     this.gear = gear;
     this.params = params;
   }
@@ -157,13 +162,13 @@ export class RecordChunker implements Chunker {
       // One huge record (a 16 MiB document): fixed-size pieces from its start keep memory bounded;
       // they still deduplicate when the record is unchanged.
       for (let off = 0; off < record.length; off += max) {
-        this.parts.push(Buffer.from(record.subarray(off, Math.min(off + max, record.length))));
+        this.parts.push(record.subarray(off, Math.min(off + max, record.length)));
         this.length += Math.min(max, record.length - off);
         if (this.length >= max) out.push(this.cut());
       }
       return out;
     }
-    this.parts.push(Buffer.from(record));
+    this.parts.push(record);
     this.length += record.length;
     if (this.length >= min && this.boundaryAfter(record, avg)) out.push(this.cut());
     return out;
@@ -173,7 +178,8 @@ export class RecordChunker implements Chunker {
   private boundaryAfter(record: Uint8Array, avg: number): boolean {
     let h = 0;
     const gear = this.gear;
-    for (let i = Math.max(0, record.length - 64); i < record.length; i++) h = ((h << 1) + gear[record[i]]) >>> 0;
+    for (let i = Math.max(0, record.length - 64); i < record.length; i++) h = ((h << 1) + gear[record[i]]) | 0;
+    h >>>= 0;
     const threshold = Math.min(1, record.length / avg) * 0x100000000;
     return h < threshold;
   }

@@ -25,9 +25,25 @@ export interface CompressionOptions {
   level?: number;
 }
 
+const PROBE_BYTES = 64 * 1024;
+
+/**
+ * Media uploads and already-compressed files make up much of a chat server's volume data. Compressing a
+ * 64 KiB sample first (zstd level 1, cheap) tells whether the whole chunk is worth compressing, so such
+ * data costs almost nothing to store.
+ */
+async function looksIncompressible(data: Uint8Array): Promise<boolean> {
+  if (data.length < 4 * PROBE_BYTES) return false;
+  const start = Math.floor((data.length - PROBE_BYTES) / 2);
+  const sample = data.subarray(start, start + PROBE_BYTES);
+  const packed = await zstdCompress(sample, { params: { [zlib.constants.ZSTD_c_compressionLevel]: 1 } });
+  return packed.length > PROBE_BYTES * 0.97;
+}
+
 export async function compress(data: Uint8Array, opts: CompressionOptions): Promise<Buffer> {
   let body: Buffer;
   let codec = opts.codec;
+  if (codec !== 'none' && (await looksIncompressible(data))) codec = 'none';
   if (codec === 'zstd') {
     body = await zstdCompress(data, {
       params: {

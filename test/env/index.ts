@@ -135,7 +135,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     await Promise.race([opts.ready(), failedEarly, spawnError]);
   } catch (e) {
     await server.stop();
-    throw new Error(`${opts.name} did not start: ${(e as Error).message}\n--- ${logFile} ---\n${await server.tail()}`);
+    throw new Error(`${opts.name} did not start: ${(e as Error).message}\n--- ${logFile} ---\n${await server.tail()}`, { cause: e });
   }
   failedEarly.catch(() => {});
   spawnError.catch(() => {});

@@ -16,7 +16,7 @@ import { PackBuilder, type BlobType } from './pack.ts';
 import { CHUNKS_PER_LIST, INLINE_CHUNKS, Repository, timestampLabel, type IndexedPack } from './repository.ts';
 import type { BackupProgress, BackupSession, Chunking, Item, ItemInput, ItemWriter, Snapshot, SnapshotInput } from './model.ts';
 
-const MAX_INFLIGHT = 16;
+const MAX_INFLIGHT = 8;
 const MAX_UPLOADS = 2;
 /** Index files are written every this many packs, so a long backup's data is findable early. */
 const PACKS_PER_INDEX = 64;

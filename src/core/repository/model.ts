@@ -75,8 +75,9 @@ export interface SnapshotFilter {
 
 export interface ItemWriter {
   /**
-   * Appends to the item. In `records` mode each call is exactly one whole record. Resolves when the data
-   * may be reused by the caller; applies backpressure so memory stays bounded.
+   * Appends to the item. In `records` mode each call is exactly one whole record. The data is handed over:
+   * the caller must not modify it afterwards (no copy is made). Applies backpressure so memory stays
+   * bounded.
    */
   write(data: Uint8Array): Promise<void>;
   /** Flushes the last chunk and returns the finished item (to pass to `commit`). */

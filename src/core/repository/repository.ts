@@ -70,7 +70,7 @@ export class Repository {
   readonly backend: Backend;
   readonly config: RepositoryConfig;
   readonly keys: RepositoryKeys;
-  readonly gear: Uint32Array;
+  readonly gear: Int32Array;
   /** The key record this process opened the repository with. */
   readonly keyId: string;
   private index: Map<string, IndexEntry> | undefined;
