@@ -34,7 +34,9 @@ test('azure: access tier applies to packs only, small and block uploads alike', 
 test('azure: the connection string endpoint wins over the URL account', async () => {
   const az = await sharedAzurite();
   // The URL names an account that does not exist anywhere; Azurite is reached through the connection string.
-  const b = new AzureBackend(`azure://someprodaccount/cs-${randomBytes(5).toString('hex')}`, { env: { AZURE_STORAGE_CONNECTION_STRING: az.connectionString } });
+  const b = new AzureBackend(`azure://someprodaccount/cs-${randomBytes(5).toString('hex')}`, {
+    env: { AZURE_STORAGE_CONNECTION_STRING: az.connectionString },
+  });
   await b.create();
   const h = { type: 'keys' as const, name: id() };
   await b.save(h, Buffer.from('k'));

@@ -75,18 +75,23 @@ export function backendConformance(name: string, factory: BackendFactory): void 
       await f.backend.create();
       await f.backend.create();
       assert.ok(f.backend.location.length > 0);
-      for (const s of f.secrets ?? []) assert.ok(!f.backend.location.includes(s), `location ${f.backend.location} leaks a secret`);
+      for (const s of f.secrets ?? [])
+        assert.ok(!f.backend.location.includes(s), `location ${f.backend.location} leaks a secret`);
     });
 
     test('a location that was never created lists nothing and has no objects', async () => {
       const f = await factory({ listPageSize: 1000 });
       fixtures.push(f);
-      for (const type of OBJECT_TYPES) assert.equal((await collect(f.backend, type)).size, 0, `lists no ${type}`);
+      for (const type of OBJECT_TYPES)
+        assert.equal((await collect(f.backend, type)).size, 0, `lists no ${type}`);
       const err = await f.backend.load({ type: 'config', name: 'config' }).then(
         () => assert.fail('load on an uncreated location succeeded'),
         (e: unknown) => e,
       );
-      assert.ok(isLifeboatError(err, 'NOT_FOUND') || isLifeboatError(err, 'NO_REPOSITORY'), `NOT_FOUND or NO_REPOSITORY, got ${err}`);
+      assert.ok(
+        isLifeboatError(err, 'NOT_FOUND') || isLifeboatError(err, 'NO_REPOSITORY'),
+        `NOT_FOUND or NO_REPOSITORY, got ${err}`,
+      );
     });
 
     test('save/load/stat round trip for every object type', async () => {
@@ -123,9 +128,21 @@ export function backendConformance(name: string, factory: BackendFactory): void 
       assert.deepEqual(await b.load(h, { offset: 0, length: 1 }), data.subarray(0, 1));
       assert.deepEqual(await b.load(h, { offset: 1234, length: 4321 }), data.subarray(1234, 1234 + 4321));
       assert.deepEqual(await b.load(h, { offset: 9_990, length: 10 }), data.subarray(9_990));
-      assert.deepEqual(await b.load(h, { offset: 9_990, length: 100 }), data.subarray(9_990), 'range crossing the end returns what exists');
-      assert.equal((await b.load(h, { offset: 10_000, length: 5 })).length, 0, 'range starting at the end is empty');
-      assert.equal((await b.load(h, { offset: 50_000, length: 5 })).length, 0, 'range far past the end is empty');
+      assert.deepEqual(
+        await b.load(h, { offset: 9_990, length: 100 }),
+        data.subarray(9_990),
+        'range crossing the end returns what exists',
+      );
+      assert.equal(
+        (await b.load(h, { offset: 10_000, length: 5 })).length,
+        0,
+        'range starting at the end is empty',
+      );
+      assert.equal(
+        (await b.load(h, { offset: 50_000, length: 5 })).length,
+        0,
+        'range far past the end is empty',
+      );
       assert.equal((await b.load(h, { offset: 5, length: 0 })).length, 0);
     });
 
@@ -136,7 +153,11 @@ export function backendConformance(name: string, factory: BackendFactory): void 
         const first = randomBytes(64);
         await b.save(h, first);
         await rejectsWith(b.save(h, randomBytes(64)), 'ALREADY_EXISTS', `second save of ${type}`);
-        await rejectsWith(b.save(h, randomBytes(128)), 'ALREADY_EXISTS', `second save of ${type} with another size`);
+        await rejectsWith(
+          b.save(h, randomBytes(128)),
+          'ALREADY_EXISTS',
+          `second save of ${type} with another size`,
+        );
         assert.deepEqual(await b.load(h), first, `${type} kept its first content`);
       }
     });
@@ -170,7 +191,8 @@ export function backendConformance(name: string, factory: BackendFactory): void 
 
     test('list yields every object of a type across pages, and nothing of other types', async () => {
       const b = await fresh(7);
-      for (const type of OBJECT_TYPES) assert.equal((await collect(b, type)).size, 0, `fresh repository lists no ${type}`);
+      for (const type of OBJECT_TYPES)
+        assert.equal((await collect(b, type)).size, 0, `fresh repository lists no ${type}`);
       const expected = new Map<string, number>();
       await Promise.all(
         Array.from({ length: 23 }, async (_, i) => {
@@ -201,11 +223,22 @@ export function backendConformance(name: string, factory: BackendFactory): void 
       await b.save(h, data);
       assert.equal((await b.stat(h)).size, LARGE_SIZE);
       const back = await b.load(h);
-      assert.equal(createHash('sha256').update(back).digest('hex'), createHash('sha256').update(data).digest('hex'));
+      assert.equal(
+        createHash('sha256').update(back).digest('hex'),
+        createHash('sha256').update(data).digest('hex'),
+      );
       const mid = 5 * 1024 * 1024 - 1000;
-      assert.deepEqual(await b.load(h, { offset: mid, length: 4 * 1024 * 1024 }), data.subarray(mid, mid + 4 * 1024 * 1024));
+      assert.deepEqual(
+        await b.load(h, { offset: mid, length: 4 * 1024 * 1024 }),
+        data.subarray(mid, mid + 4 * 1024 * 1024),
+      );
       await rejectsWith(b.save(h, randomBytes(LARGE_SIZE)), 'ALREADY_EXISTS', 'second large save');
-      assert.equal(createHash('sha256').update(await b.load(h)).digest('hex'), createHash('sha256').update(data).digest('hex'));
+      assert.equal(
+        createHash('sha256')
+          .update(await b.load(h))
+          .digest('hex'),
+        createHash('sha256').update(data).digest('hex'),
+      );
     });
 
     test('concurrent writers of one name: exactly one wins, the rest get ALREADY_EXISTS', async () => {
@@ -215,10 +248,17 @@ export function backendConformance(name: string, factory: BackendFactory): void 
         const contents = Array.from({ length: size > 1000 ? 3 : 8 }, () => randomBytes(size));
         const results = await Promise.allSettled(contents.map((c) => b.save(h, c)));
         const won = results.flatMap((r, i) => (r.status === 'fulfilled' ? [i] : []));
-        assert.equal(won.length, 1, `exactly one writer wins (size ${size}): ${results.map((r) => r.status).join(',')}`);
+        assert.equal(
+          won.length,
+          1,
+          `exactly one writer wins (size ${size}): ${results.map((r) => r.status).join(',')}`,
+        );
         for (const r of results) {
           if (r.status === 'rejected') {
-            assert.ok(isLifeboatError(r.reason, 'ALREADY_EXISTS'), `loser gets ALREADY_EXISTS, got ${r.reason?.stack ?? r.reason}`);
+            assert.ok(
+              isLifeboatError(r.reason, 'ALREADY_EXISTS'),
+              `loser gets ALREADY_EXISTS, got ${r.reason?.stack ?? r.reason}`,
+            );
           }
         }
         const stored = await b.load(h);
@@ -228,7 +268,10 @@ export function backendConformance(name: string, factory: BackendFactory): void 
 
     test('concurrent saves of many distinct objects all land', async () => {
       const b = await fresh(10);
-      const items = Array.from({ length: 40 }, () => ({ name: id(), data: randomBytes(1000 + Math.floor(Math.random() * 5000)) }));
+      const items = Array.from({ length: 40 }, () => ({
+        name: id(),
+        data: randomBytes(1000 + Math.floor(Math.random() * 5000)),
+      }));
       await Promise.all(items.map((it) => b.save({ type: 'index', name: it.name }, it.data)));
       const listed = await collect(b, 'index');
       assert.equal(listed.size, items.length);

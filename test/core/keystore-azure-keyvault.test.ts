@@ -6,7 +6,12 @@ import { randomBytes } from 'node:crypto';
 import { SecretClient } from '@azure/keyvault-secrets';
 import { KeyClient } from '@azure/keyvault-keys';
 import { isLifeboatError, type LifeboatError } from '../../src/core/errors.ts';
-import { AzureKeyVaultKeystore, parseKeyVaultSpec, KIND_KEY, KIND_SECRET } from '../../src/core/keystore/azure-keyvault.ts';
+import {
+  AzureKeyVaultKeystore,
+  parseKeyVaultSpec,
+  KIND_KEY,
+  KIND_SECRET,
+} from '../../src/core/keystore/azure-keyvault.ts';
 import type { KeyRecord } from '../../src/core/keystore/keystore.ts';
 import { Repository } from '../../src/core/repository/repository.ts';
 import { LocalBackend } from '../../src/core/storage/local.ts';
@@ -35,7 +40,8 @@ describe('Azure Key Vault keystore', () => {
   let secrets: SecretClient;
   let keys: KeyClient;
   const opts = { disableChallengeResourceVerification: true };
-  const ks = (spec: string, token?: string) => new AzureKeyVaultKeystore(spec, { credential: staticCredential(token), maxRetries: 0 });
+  const ks = (spec: string, token?: string) =>
+    new AzureKeyVaultKeystore(spec, { credential: staticCredential(token), maxRetries: 0 });
 
   before(async () => {
     kv = await startKeyVault();
@@ -47,13 +53,45 @@ describe('Azure Key Vault keystore', () => {
   });
 
   test('spec forms', () => {
-    assert.deepEqual(parseKeyVaultSpec('azurekv://prod-vault/lifeboat-master'), { mode: 'secret', vaultUrl: 'https://prod-vault.vault.azure.net', name: 'lifeboat-master' });
-    assert.deepEqual(parseKeyVaultSpec('azurekv://prod-vault/secrets/m'), { mode: 'secret', vaultUrl: 'https://prod-vault.vault.azure.net', name: 'm' });
-    assert.deepEqual(parseKeyVaultSpec('azurekv://prod-vault/keys/kek'), { mode: 'key', vaultUrl: 'https://prod-vault.vault.azure.net', name: 'kek' });
-    assert.deepEqual(parseKeyVaultSpec('https://127.0.0.1:8443/keys/kek'), { mode: 'key', vaultUrl: 'https://127.0.0.1:8443', name: 'kek' });
-    assert.deepEqual(parseKeyVaultSpec('https://v.vault.azure.net/secrets/s'), { mode: 'secret', vaultUrl: 'https://v.vault.azure.net', name: 's' });
-    for (const bad of ['azurekv://v/name', 'azurekv://prod-vault/bad_name', 'azurekv://prod-vault/a/b/c', 'https://h/other/x', 'https://h/secrets/x?sig=1', 'https://u:p@h/keys/k', 'azurekv://prod-vault/']) {
-      assert.throws(() => parseKeyVaultSpec(bad), (e: unknown) => isLifeboatError(e, 'USAGE'), bad);
+    assert.deepEqual(parseKeyVaultSpec('azurekv://prod-vault/lifeboat-master'), {
+      mode: 'secret',
+      vaultUrl: 'https://prod-vault.vault.azure.net',
+      name: 'lifeboat-master',
+    });
+    assert.deepEqual(parseKeyVaultSpec('azurekv://prod-vault/secrets/m'), {
+      mode: 'secret',
+      vaultUrl: 'https://prod-vault.vault.azure.net',
+      name: 'm',
+    });
+    assert.deepEqual(parseKeyVaultSpec('azurekv://prod-vault/keys/kek'), {
+      mode: 'key',
+      vaultUrl: 'https://prod-vault.vault.azure.net',
+      name: 'kek',
+    });
+    assert.deepEqual(parseKeyVaultSpec('https://127.0.0.1:8443/keys/kek'), {
+      mode: 'key',
+      vaultUrl: 'https://127.0.0.1:8443',
+      name: 'kek',
+    });
+    assert.deepEqual(parseKeyVaultSpec('https://v.vault.azure.net/secrets/s'), {
+      mode: 'secret',
+      vaultUrl: 'https://v.vault.azure.net',
+      name: 's',
+    });
+    for (const bad of [
+      'azurekv://v/name',
+      'azurekv://prod-vault/bad_name',
+      'azurekv://prod-vault/a/b/c',
+      'https://h/other/x',
+      'https://h/secrets/x?sig=1',
+      'https://u:p@h/keys/k',
+      'azurekv://prod-vault/',
+    ]) {
+      assert.throws(
+        () => parseKeyVaultSpec(bad),
+        (e: unknown) => isLifeboatError(e, 'USAGE'),
+        bad,
+      );
     }
   });
 
@@ -66,7 +104,10 @@ describe('Azure Key Vault keystore', () => {
       const c = ctx();
       const record = await store.wrap(master, c);
       const json = JSON.stringify(record);
-      assert.ok(!json.includes(master.toString('base64')) && !json.includes(master.toString('hex')), 'record carries no key');
+      assert.ok(
+        !json.includes(master.toString('base64')) && !json.includes(master.toString('hex')),
+        'record carries no key',
+      );
       assert.equal(record.vault, kv.url);
       assert.equal(typeof record.version, 'string');
       const s = await secrets.getSecret(n);
@@ -81,7 +122,9 @@ describe('Azure Key Vault keystore', () => {
       const c = ctx();
       const m1 = randomBytes(32);
       const r1 = await store.wrap(m1, c);
-      await secrets.setSecret(n, randomBytes(32).toString('base64'), { tags: { 'lifeboat-repository': c.repositoryId } });
+      await secrets.setSecret(n, randomBytes(32).toString('base64'), {
+        tags: { 'lifeboat-repository': c.repositoryId },
+      });
       assert.ok((await store.unwrap(r1, c)).equals(m1));
     });
 
@@ -89,7 +132,11 @@ describe('Azure Key Vault keystore', () => {
       const n = name('owned');
       const store = ks(`${kv.url}/secrets/${n}`);
       await store.wrap(randomBytes(32), ctx('a'.repeat(64)));
-      await expectCode(store.wrap(randomBytes(32), ctx('b'.repeat(64))), 'CONFLICT', /another secret name|already holds/);
+      await expectCode(
+        store.wrap(randomBytes(32), ctx('b'.repeat(64))),
+        'CONFLICT',
+        /another secret name|already holds/,
+      );
     });
 
     test('a disabled secret version: KEY_UNAVAILABLE naming it; re-enabled, it opens again', async () => {
@@ -111,7 +158,11 @@ describe('Azure Key Vault keystore', () => {
       const m = randomBytes(32);
       const r = await store.wrap(m, c);
       await (await secrets.beginDeleteSecret(n, { intervalInMs: 10 })).pollUntilDone();
-      await expectCode(store.unwrap(r, c), 'KEY_UNAVAILABLE', /was deleted.*recoverable.*az keyvault secret recover/);
+      await expectCode(
+        store.unwrap(r, c),
+        'KEY_UNAVAILABLE',
+        /was deleted.*recoverable.*az keyvault secret recover/,
+      );
       await expectCode(store.wrap(randomBytes(32), c), 'KEY_UNAVAILABLE', /soft-deleted/);
       await (await secrets.beginRecoverDeletedSecret(n, { intervalInMs: 10 })).pollUntilDone();
       assert.ok((await store.unwrap(r, c)).equals(m));
@@ -120,7 +171,14 @@ describe('Azure Key Vault keystore', () => {
     test('a secret that never existed: KEY_UNAVAILABLE', async () => {
       const n = name('never');
       const store = ks(`${kv.url}/secrets/${n}`);
-      const record: KeyRecord = { kind: KIND_SECRET, created: '', vault: kv.url, secret: n, version: 'f'.repeat(32), check: '00' };
+      const record: KeyRecord = {
+        kind: KIND_SECRET,
+        created: '',
+        vault: kv.url,
+        secret: n,
+        version: 'f'.repeat(32),
+        check: '00',
+      };
       await expectCode(store.unwrap(record, ctx()), 'KEY_UNAVAILABLE', /does not exist/);
     });
 
@@ -140,8 +198,12 @@ describe('Azure Key Vault keystore', () => {
       const r = await store.wrap(randomBytes(32), c);
       const other = ks(`${kv.url}/secrets/${name('other')}`);
       await assert.rejects(other.unwrap(r, c), (e: unknown) => isLifeboatError(e, 'WRONG_KEY'));
-      await assert.rejects(store.unwrap({ ...r, check: '0'.repeat(32) }, c), (e: unknown) => isLifeboatError(e, 'WRONG_KEY'));
-      await assert.rejects(store.unwrap({ ...r, kind: KIND_KEY }, c), (e: unknown) => isLifeboatError(e, 'WRONG_KEY'));
+      await assert.rejects(store.unwrap({ ...r, check: '0'.repeat(32) }, c), (e: unknown) =>
+        isLifeboatError(e, 'WRONG_KEY'),
+      );
+      await assert.rejects(store.unwrap({ ...r, kind: KIND_KEY }, c), (e: unknown) =>
+        isLifeboatError(e, 'WRONG_KEY'),
+      );
     });
 
     test('forget disables (not deletes) the version the record used', async () => {
@@ -172,7 +234,10 @@ describe('Azure Key Vault keystore', () => {
       assert.equal(Buffer.from(String(r.wrapped), 'base64').length, 256);
       assert.ok(!JSON.stringify(r).includes(m.toString('base64')));
       assert.ok((await store.unwrap(r, c)).equals(m));
-      assert.ok(kv.log.some((l) => l.method === 'POST' && l.path.endsWith('/unwrapkey')), 'unwrap happened in the vault');
+      assert.ok(
+        kv.log.some((l) => l.method === 'POST' && l.path.endsWith('/unwrapkey')),
+        'unwrap happened in the vault',
+      );
     });
 
     test('key rotation: a new key version wraps new records, old records still open', async () => {
@@ -191,7 +256,11 @@ describe('Azure Key Vault keystore', () => {
 
     test('missing, disabled and soft-deleted keys, and denied access, each give one clear error; nothing lost', async () => {
       const c = ctx();
-      await expectCode(ks(`${kv.url}/keys/${name('missing')}`).wrap(randomBytes(32), c), 'KEY_UNAVAILABLE', /does not exist/);
+      await expectCode(
+        ks(`${kv.url}/keys/${name('missing')}`).wrap(randomBytes(32), c),
+        'KEY_UNAVAILABLE',
+        /does not exist/,
+      );
       const n = name('kek');
       await keys.createRsaKey(n, { keySize: 2048 });
       const store = ks(`${kv.url}/keys/${n}`);
@@ -214,15 +283,31 @@ describe('Azure Key Vault keystore', () => {
       await keys.createRsaKey(n, { keySize: 2048 });
       const store = ks(`${kv.url}/keys/${n}`);
       const r = await store.wrap(randomBytes(32), ctx());
-      await assert.rejects(store.unwrap({ ...r, wrapped: randomBytes(256).toString('base64') }, ctx()), (e: unknown) => isLifeboatError(e, 'WRONG_KEY'));
+      await assert.rejects(
+        store.unwrap({ ...r, wrapped: randomBytes(256).toString('base64') }, ctx()),
+        (e: unknown) => isLifeboatError(e, 'WRONG_KEY'),
+      );
     });
   });
 
   test('vault unreachable: KEY_UNAVAILABLE saying so, in both modes', async () => {
     const port = await freePort();
     const url = `https://127.0.0.1:${port}`;
-    await expectCode(ks(`${url}/secrets/x`).wrap(randomBytes(32), ctx()), 'KEY_UNAVAILABLE', /cannot reach the vault \(ECONNREFUSED/);
-    const rec: KeyRecord = { kind: KIND_KEY, created: '', vault: url, key: 'k', keyId: `${url}/keys/k/abc`, alg: 'RSA-OAEP-256', wrapped: 'AA==', check: '00' };
+    await expectCode(
+      ks(`${url}/secrets/x`).wrap(randomBytes(32), ctx()),
+      'KEY_UNAVAILABLE',
+      /cannot reach the vault \(ECONNREFUSED/,
+    );
+    const rec: KeyRecord = {
+      kind: KIND_KEY,
+      created: '',
+      vault: url,
+      key: 'k',
+      keyId: `${url}/keys/k/abc`,
+      alg: 'RSA-OAEP-256',
+      wrapped: 'AA==',
+      check: '00',
+    };
     await expectCode(ks(`${url}/keys/k`).unwrap(rec, ctx()), 'KEY_UNAVAILABLE', /cannot reach the vault/);
   });
 
@@ -237,7 +322,9 @@ describe('Azure Key Vault keystore', () => {
       const reopened = await Repository.open(backend, store);
       assert.equal(reopened.id, repo.id);
       const sn = name('repo-secret');
-      await assert.rejects(Repository.open(backend, ks(`${kv.url}/secrets/${sn}`)), (e: unknown) => isLifeboatError(e, 'WRONG_KEY'));
+      await assert.rejects(Repository.open(backend, ks(`${kv.url}/secrets/${sn}`)), (e: unknown) =>
+        isLifeboatError(e, 'WRONG_KEY'),
+      );
     } finally {
       await dir.cleanup();
     }
@@ -251,5 +338,7 @@ test('the keystore factory opens Key Vault specs in both modes', async () => {
   assert.match(a.description, /https:\/\/prod-vault\.vault\.azure\.net\/secrets\/lifeboat-master/);
   const b = await openKeystore({}, { LIFEBOAT_KEYSTORE: 'https://127.0.0.1:8443/keys/kek' });
   assert.equal(b.kind, KIND_KEY);
-  await assert.rejects(openKeystore({ keystore: 'azurekv://prod-vault/a/b/c' }, {}), (e: unknown) => isLifeboatError(e, 'USAGE'));
+  await assert.rejects(openKeystore({ keystore: 'azurekv://prod-vault/a/b/c' }, {}), (e: unknown) =>
+    isLifeboatError(e, 'USAGE'),
+  );
 });

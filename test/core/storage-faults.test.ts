@@ -6,8 +6,21 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { isLifeboatError, type LifeboatError } from '../../src/core/errors.ts';
 import type { Backend, Handle } from '../../src/core/storage/backend.ts';
-import { azureBackend as azureKind, s3Backend as s3Kind, type BackendUnderTest as BackendKind, type BackendLocation } from '../env/backends.ts';
-import { startFaultProxy, AZURE_BUSY, AZURE_THROTTLED, S3_SLOWDOWN, S3_THROTTLED, type FaultProxy, type RequestInfo } from '../env/fault-proxy.ts';
+import {
+  azureBackend as azureKind,
+  s3Backend as s3Kind,
+  type BackendUnderTest as BackendKind,
+  type BackendLocation,
+} from '../env/backends.ts';
+import {
+  startFaultProxy,
+  AZURE_BUSY,
+  AZURE_THROTTLED,
+  S3_SLOWDOWN,
+  S3_THROTTLED,
+  type FaultProxy,
+  type RequestInfo,
+} from '../env/fault-proxy.ts';
 import { id } from './backend-conformance.ts';
 
 interface Dialect {
@@ -104,7 +117,11 @@ for (const d of dialects) {
 
     test('connection reset in the middle of a part upload is retried; the object is whole', async () => {
       proxy.clear();
-      const rule = proxy.add({ match: d.partPut, times: 2, action: { kind: 'reset-request', afterBytes: 256 * 1024 } });
+      const rule = proxy.add({
+        match: d.partPut,
+        times: 2,
+        action: { kind: 'reset-request', afterBytes: 256 * 1024 },
+      });
       const h = data();
       const body = randomBytes(11 * 1024 * 1024);
       await viaProxy.save(h, body);
@@ -170,7 +187,10 @@ describe('storage credential and location errors', () => {
     const { sharedAzurite } = await import('../env/backends.ts');
     const az = await sharedAzurite();
     const wrongKey = randomBytes(64).toString('base64');
-    const b = new AzureBackend('azure://devstoreaccount1/whatever-container', { connectionString: az.connectionStringFor(az.endpoint, wrongKey), env: {} });
+    const b = new AzureBackend('azure://devstoreaccount1/whatever-container', {
+      connectionString: az.connectionStringFor(az.endpoint, wrongKey),
+      env: {},
+    });
     const e = await expectCode(b.stat({ type: 'config', name: 'config' }), 'AUTH', [wrongKey]);
     assert.match(e.hint ?? '', /account key/);
   });
@@ -179,7 +199,8 @@ describe('storage credential and location errors', () => {
     const { AzureBackend } = await import('../../src/core/storage/azure.ts');
     const { sharedAzurite } = await import('../env/backends.ts');
     const { AZURITE_ACCOUNT, AZURITE_KEY } = await import('../env/azurite.ts');
-    const { generateBlobSASQueryParameters, ContainerSASPermissions, StorageSharedKeyCredential } = await import('@azure/storage-blob');
+    const { generateBlobSASQueryParameters, ContainerSASPermissions, StorageSharedKeyCredential } =
+      await import('@azure/storage-blob');
     const az = await sharedAzurite();
     const loc = await azureKind.direct();
     await loc.backend.create();
@@ -193,15 +214,27 @@ describe('storage credential and location errors', () => {
       },
       new StorageSharedKeyCredential(AZURITE_ACCOUNT, AZURITE_KEY),
     ).toString();
-    const b = new AzureBackend(`azure://${AZURITE_ACCOUNT}/${container}`, { sasToken: sas, endpoint: az.endpoint, env: {} });
+    const b = new AzureBackend(`azure://${AZURITE_ACCOUNT}/${container}`, {
+      sasToken: sas,
+      endpoint: az.endpoint,
+      env: {},
+    });
     const e = await expectCode(b.save({ type: 'keys', name: id() }, Buffer.from('x')), 'AUTH');
     assert.match(e.oneLine(), /expir/i);
     // A valid SAS for the same container works, so the failure above is the expiry and nothing else.
     const good = generateBlobSASQueryParameters(
-      { containerName: container, permissions: ContainerSASPermissions.parse('racwdl'), expiresOn: new Date(Date.now() + 3600_000) },
+      {
+        containerName: container,
+        permissions: ContainerSASPermissions.parse('racwdl'),
+        expiresOn: new Date(Date.now() + 3600_000),
+      },
       new StorageSharedKeyCredential(AZURITE_ACCOUNT, AZURITE_KEY),
     ).toString();
-    const ok = new AzureBackend(`azure://${AZURITE_ACCOUNT}/${container}`, { sasToken: good, endpoint: az.endpoint, env: {} });
+    const ok = new AzureBackend(`azure://${AZURITE_ACCOUNT}/${container}`, {
+      sasToken: good,
+      endpoint: az.endpoint,
+      env: {},
+    });
     await ok.save({ type: 'keys', name: id() }, Buffer.from('x'));
     await loc.cleanup();
   });
@@ -229,7 +262,9 @@ describe('storage credential and location errors', () => {
     const srv = await sharedS3();
     const bucket = await srv.newBucket();
     const wrong = randomBytes(16).toString('hex');
-    const b = new S3Backend(`s3://${bucket}?endpoint=${srv.endpoint}`, { credentials: { accessKeyId: srv.accessKeyId, secretAccessKey: wrong } });
+    const b = new S3Backend(`s3://${bucket}?endpoint=${srv.endpoint}`, {
+      credentials: { accessKeyId: srv.accessKeyId, secretAccessKey: wrong },
+    });
     await expectCode(b.stat({ type: 'config', name: 'config' }), 'AUTH', [wrong]);
     await expectCode(b.save({ type: 'keys', name: id() }, Buffer.from('x')), 'AUTH', [wrong]);
     b.client.destroy();
@@ -242,13 +277,29 @@ describe('storage credential and location errors', () => {
   test('bad URLs -> USAGE with the expected form', async () => {
     const { AzureBackend } = await import('../../src/core/storage/azure.ts');
     const { S3Backend } = await import('../../src/core/storage/s3.ts');
-    for (const u of ['azure://acct', 'azure://UPPER/container', 'azure://acct1/Bad_Container', 'azure://acct1/c']) {
-      const e = await expectCode(Promise.resolve().then(() => new AzureBackend(u, { env: {} })), 'USAGE');
+    for (const u of [
+      'azure://acct',
+      'azure://UPPER/container',
+      'azure://acct1/Bad_Container',
+      'azure://acct1/c',
+    ]) {
+      const e = await expectCode(
+        Promise.resolve().then(() => new AzureBackend(u, { env: {} })),
+        'USAGE',
+      );
       assert.ok(e.hint);
     }
     for (const u of ['s3://', 's3://B', 's3://bucket/x?colour=blue']) {
-      await expectCode(Promise.resolve().then(() => new S3Backend(u)), 'USAGE');
+      await expectCode(
+        Promise.resolve().then(() => new S3Backend(u)),
+        'USAGE',
+      );
     }
-    await expectCode(Promise.resolve().then(() => new AzureBackend('azure://acct1/cont', { env: {}, accessTier: 'Archive' as never })), 'USAGE');
+    await expectCode(
+      Promise.resolve().then(
+        () => new AzureBackend('azure://acct1/cont', { env: {}, accessTier: 'Archive' as never }),
+      ),
+      'USAGE',
+    );
   });
 });

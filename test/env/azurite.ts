@@ -9,7 +9,8 @@ import { freePort, startServer, tempDir, waitForPort, PROJECT_ROOT, type Running
 
 export const AZURITE_ACCOUNT = 'devstoreaccount1';
 /** Azurite's published well-known development key (not a secret). */
-export const AZURITE_KEY = 'Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==';
+export const AZURITE_KEY =
+  'Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==';
 
 export interface Azurite {
   port: number;
@@ -35,9 +36,12 @@ export async function startAzurite(): Promise<Azurite> {
     command: process.execPath,
     args: [
       main,
-      '--blobHost', '127.0.0.1',
-      '--blobPort', String(port),
-      '--location', dir.path,
+      '--blobHost',
+      '127.0.0.1',
+      '--blobPort',
+      String(port),
+      '--location',
+      dir.path,
       '--skipApiVersionCheck',
       '--loose',
       '--silent',

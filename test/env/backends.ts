@@ -96,7 +96,9 @@ export const azureBackend: BackendUnderTest = {
       url: `azure://${AZURITE_ACCOUNT}/${container}/repo`,
       env: { AZURE_STORAGE_CONNECTION_STRING: az.connectionString },
       async cleanup() {
-        await new AzureBackend(`azure://${AZURITE_ACCOUNT}/${container}`, { connectionString: az.connectionString }).container
+        await new AzureBackend(`azure://${AZURITE_ACCOUNT}/${container}`, {
+          connectionString: az.connectionString,
+        }).container
           .deleteIfExists()
           .catch(() => {});
       },
@@ -106,7 +108,9 @@ export const azureBackend: BackendUnderTest = {
     const az = await sharedAzurite();
     const url = `azure://${AZURITE_ACCOUNT}/${options.name ?? fresh()}/repo`;
     const opts: AzureBackendOptions = {
-      connectionString: options.endpointBase ? az.connectionStringFor(`${options.endpointBase}/${AZURITE_ACCOUNT}`) : az.connectionString,
+      connectionString: options.endpointBase
+        ? az.connectionStringFor(`${options.endpointBase}/${AZURITE_ACCOUNT}`)
+        : az.connectionString,
       tryTimeoutMs: options.tryTimeoutMs,
       blockSize: 4 * 1024 * 1024,
       listPageSize: options.listPageSize,
@@ -134,7 +138,11 @@ export const s3Backend: BackendUnderTest = {
     const srv = await sharedS3();
     return {
       url: `s3://${fresh()}/repo?endpoint=${encodeURIComponent(srv.endpoint)}&region=${srv.region}&path-style=true`,
-      env: { AWS_ACCESS_KEY_ID: srv.accessKeyId, AWS_SECRET_ACCESS_KEY: srv.secretAccessKey, AWS_REGION: srv.region },
+      env: {
+        AWS_ACCESS_KEY_ID: srv.accessKeyId,
+        AWS_SECRET_ACCESS_KEY: srv.secretAccessKey,
+        AWS_REGION: srv.region,
+      },
       async cleanup() {},
     };
   },

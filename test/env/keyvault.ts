@@ -17,7 +17,14 @@
  * Anything else answers 501, so a test that strays beyond this surface fails loudly.
  */
 import https from 'node:https';
-import { constants, generateKeyPairSync, privateDecrypt, publicEncrypt, randomBytes, type KeyObject } from 'node:crypto';
+import {
+  constants,
+  generateKeyPairSync,
+  privateDecrypt,
+  publicEncrypt,
+  randomBytes,
+  type KeyObject,
+} from 'node:crypto';
 import type net from 'node:net';
 import { tempDir } from './index.ts';
 import { makeTestTls, trustInThisProcess, type TestTls } from './tls.ts';
@@ -110,19 +117,31 @@ export async function startKeyVault(): Promise<TestKeyVault> {
     scheduledPurgeDate: (item.deletedDate ?? now()) + 90 * 86400,
   });
 
-  function findVersion<V extends { version: string }>(item: Item<V>, version: string | undefined): V | undefined {
+  function findVersion<V extends { version: string }>(
+    item: Item<V>,
+    version: string | undefined,
+  ): V | undefined {
     if (!version) return item.versions[item.versions.length - 1];
     return item.versions.find((v) => v.version === version);
   }
 
-  function handle(method: string, parts: string[], body: Record<string, unknown>): { status: number; body?: unknown } {
+  function handle(
+    method: string,
+    parts: string[],
+    body: Record<string, unknown>,
+  ): { status: number; body?: unknown } {
     const [collection, name, a, b] = parts;
     // ---- secrets
     if (collection === 'secrets' && name) {
       const item = secrets.get(name.toLowerCase());
       if (method === 'PUT' && a === undefined) {
         if (item?.deletedDate) {
-          return err(409, 'Conflict', `Secret ${name} is currently in a deleted but recoverable state, and its name cannot be reused; in this state, the secret can only be recovered or purged.`, 'ObjectIsDeletedButRecoverable');
+          return err(
+            409,
+            'Conflict',
+            `Secret ${name} is currently in a deleted but recoverable state, and its name cannot be reused; in this state, the secret can only be recovered or purged.`,
+            'ObjectIsDeletedButRecoverable',
+          );
         }
         const v: SecretVersion = {
           version: randomBytes(16).toString('hex'),
@@ -136,14 +155,37 @@ export async function startKeyVault(): Promise<TestKeyVault> {
         secrets.set(name.toLowerCase(), it);
         return { status: 200, body: secretBundle(name, v) };
       }
-      if (!item || item.deletedDate) return err(404, 'SecretNotFound', `A secret with (name/id) ${name} was not found in this key vault.`);
+      if (!item || item.deletedDate)
+        return err(404, 'SecretNotFound', `A secret with (name/id) ${name} was not found in this key vault.`);
       if (method === 'GET' && a === 'versions') {
-        return { status: 200, body: { value: item.versions.map((v) => ({ id: `${base}/secrets/${name}/${v.version}`, attributes: v.attributes, tags: v.tags, contentType: v.contentType })), nextLink: null } };
+        return {
+          status: 200,
+          body: {
+            value: item.versions.map((v) => ({
+              id: `${base}/secrets/${name}/${v.version}`,
+              attributes: v.attributes,
+              tags: v.tags,
+              contentType: v.contentType,
+            })),
+            nextLink: null,
+          },
+        };
       }
       const v = findVersion(item, a);
-      if (!v) return err(404, 'SecretNotFound', `A secret with (name/id) ${name}/${a} was not found in this key vault.`);
+      if (!v)
+        return err(
+          404,
+          'SecretNotFound',
+          `A secret with (name/id) ${name}/${a} was not found in this key vault.`,
+        );
       if (method === 'GET') {
-        if (!v.attributes.enabled) return err(403, 'Forbidden', 'Operation get is not allowed on a disabled secret.', 'SecretDisabled');
+        if (!v.attributes.enabled)
+          return err(
+            403,
+            'Forbidden',
+            'Operation get is not allowed on a disabled secret.',
+            'SecretDisabled',
+          );
         return { status: 200, body: secretBundle(name, v) };
       }
       if (method === 'PATCH') {
@@ -156,14 +198,21 @@ export async function startKeyVault(): Promise<TestKeyVault> {
       if (method === 'DELETE' && a === undefined) {
         item.deletedDate = now();
         const latest = item.versions[item.versions.length - 1];
-        return { status: 200, body: { ...secretBundle(name, latest, false), ...deletedInfo('secrets', name, item) } };
+        return {
+          status: 200,
+          body: { ...secretBundle(name, latest, false), ...deletedInfo('secrets', name, item) },
+        };
       }
     }
     if (collection === 'deletedsecrets' && name) {
       const item = secrets.get(name.toLowerCase());
       if (!item?.deletedDate) return err(404, 'SecretNotFound', `Deleted Secret not found: ${name}`);
       const latest = item.versions[item.versions.length - 1];
-      if (method === 'GET') return { status: 200, body: { ...secretBundle(name, latest, false), ...deletedInfo('secrets', name, item) } };
+      if (method === 'GET')
+        return {
+          status: 200,
+          body: { ...secretBundle(name, latest, false), ...deletedInfo('secrets', name, item) },
+        };
       if (method === 'POST' && a === 'recover') {
         delete item.deletedDate;
         return { status: 200, body: secretBundle(name, latest, false) };
@@ -178,11 +227,20 @@ export async function startKeyVault(): Promise<TestKeyVault> {
       const item = keys.get(name.toLowerCase());
       if (method === 'POST' && (a === 'create' || a === 'rotate')) {
         if (item?.deletedDate) {
-          return err(409, 'Conflict', `Key ${name} is currently in a deleted but recoverable state, and its name cannot be reused; in this state, the key can only be recovered or purged.`, 'ObjectIsDeletedButRecoverable');
+          return err(
+            409,
+            'Conflict',
+            `Key ${name} is currently in a deleted but recoverable state, and its name cannot be reused; in this state, the key can only be recovered or purged.`,
+            'ObjectIsDeletedButRecoverable',
+          );
         }
-        if (a === 'create' && body.kty !== 'RSA' && body.kty !== 'RSA-HSM') return err(400, 'BadParameter', 'only RSA keys are emulated');
-        if (a === 'rotate' && !item) return err(404, 'KeyNotFound', `A key with (name/id) ${name} was not found in this key vault.`);
-        const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: Number(body.key_size ?? 2048) });
+        if (a === 'create' && body.kty !== 'RSA' && body.kty !== 'RSA-HSM')
+          return err(400, 'BadParameter', 'only RSA keys are emulated');
+        if (a === 'rotate' && !item)
+          return err(404, 'KeyNotFound', `A key with (name/id) ${name} was not found in this key vault.`);
+        const { privateKey, publicKey } = generateKeyPairSync('rsa', {
+          modulusLength: Number(body.key_size ?? 2048),
+        });
         const jwk = publicKey.export({ format: 'jwk' });
         const prev = item?.versions[item.versions.length - 1];
         const v: KeyVersion = {
@@ -191,7 +249,8 @@ export async function startKeyVault(): Promise<TestKeyVault> {
           pub: publicKey,
           n: jwk.n!,
           e: jwk.e!,
-          keyOps: (body.key_ops as string[] | undefined) ?? prev?.keyOps ?? ['wrapKey', 'unwrapKey', 'encrypt', 'decrypt'],
+          keyOps: (body.key_ops as string[] | undefined) ??
+            prev?.keyOps ?? ['wrapKey', 'unwrapKey', 'encrypt', 'decrypt'],
           tags: (body.tags as Record<string, string> | undefined) ?? prev?.tags,
           attributes: newAttrs((body.attributes as { enabled?: boolean } | undefined)?.enabled ?? true),
         };
@@ -200,13 +259,20 @@ export async function startKeyVault(): Promise<TestKeyVault> {
         keys.set(name.toLowerCase(), it);
         return { status: 200, body: keyBundle(name, v) };
       }
-      if (!item || item.deletedDate) return err(404, 'KeyNotFound', `A key with (name/id) ${name} was not found in this key vault.`);
+      if (!item || item.deletedDate)
+        return err(404, 'KeyNotFound', `A key with (name/id) ${name} was not found in this key vault.`);
       const version = a === 'wrapkey' || a === 'unwrapkey' ? undefined : a;
       const op = a === 'wrapkey' || a === 'unwrapkey' ? a : b;
       const v = findVersion(item, version);
-      if (!v) return err(404, 'KeyNotFound', `A key with (name/id) ${name}/${version} was not found in this key vault.`);
+      if (!v)
+        return err(
+          404,
+          'KeyNotFound',
+          `A key with (name/id) ${name}/${version} was not found in this key vault.`,
+        );
       if (method === 'GET' && !op) {
-        if (!v.attributes.enabled) return err(403, 'Forbidden', 'Operation get is not allowed on a disabled key.', 'KeyDisabled');
+        if (!v.attributes.enabled)
+          return err(403, 'Forbidden', 'Operation get is not allowed on a disabled key.', 'KeyDisabled');
         return { status: 200, body: keyBundle(name, v) };
       }
       if (method === 'PATCH' && !op) {
@@ -217,16 +283,35 @@ export async function startKeyVault(): Promise<TestKeyVault> {
       }
       if (method === 'DELETE' && a === undefined) {
         item.deletedDate = now();
-        return { status: 200, body: { ...keyBundle(name, item.versions[item.versions.length - 1]), ...deletedInfo('keys', name, item) } };
+        return {
+          status: 200,
+          body: {
+            ...keyBundle(name, item.versions[item.versions.length - 1]),
+            ...deletedInfo('keys', name, item),
+          },
+        };
       }
       if (method === 'POST' && (op === 'wrapkey' || op === 'unwrapkey')) {
-        if (!v.attributes.enabled) return err(403, 'Forbidden', `Operation ${op === 'wrapkey' ? 'wrapKey' : 'unwrapKey'} is not allowed on a disabled key.`, 'KeyDisabled');
+        if (!v.attributes.enabled)
+          return err(
+            403,
+            'Forbidden',
+            `Operation ${op === 'wrapkey' ? 'wrapKey' : 'unwrapKey'} is not allowed on a disabled key.`,
+            'KeyDisabled',
+          );
         const alg = String(body.alg);
-        if (alg !== 'RSA-OAEP-256' && alg !== 'RSA-OAEP') return err(400, 'BadParameter', `algorithm ${alg} is not emulated`);
-        const padding = { padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: alg === 'RSA-OAEP-256' ? 'sha256' : 'sha1' };
+        if (alg !== 'RSA-OAEP-256' && alg !== 'RSA-OAEP')
+          return err(400, 'BadParameter', `algorithm ${alg} is not emulated`);
+        const padding = {
+          padding: constants.RSA_PKCS1_OAEP_PADDING,
+          oaepHash: alg === 'RSA-OAEP-256' ? 'sha256' : 'sha1',
+        };
         const input = Buffer.from(String(body.value), 'base64url');
         try {
-          const out = op === 'wrapkey' ? publicEncrypt({ key: v.pub, ...padding }, input) : privateDecrypt({ key: v.priv, ...padding }, input);
+          const out =
+            op === 'wrapkey'
+              ? publicEncrypt({ key: v.pub, ...padding }, input)
+              : privateDecrypt({ key: v.priv, ...padding }, input);
           return { status: 200, body: { kid: `${base}/keys/${name}/${v.version}`, value: b64u(out) } };
         } catch {
           return err(400, 'BadParameter', 'The parameter is incorrect (decryption failed).');
@@ -236,7 +321,14 @@ export async function startKeyVault(): Promise<TestKeyVault> {
     if (collection === 'deletedkeys' && name) {
       const item = keys.get(name.toLowerCase());
       if (!item?.deletedDate) return err(404, 'KeyNotFound', `Deleted Key not found: ${name}`);
-      if (method === 'GET') return { status: 200, body: { ...keyBundle(name, item.versions[item.versions.length - 1]), ...deletedInfo('keys', name, item) } };
+      if (method === 'GET')
+        return {
+          status: 200,
+          body: {
+            ...keyBundle(name, item.versions[item.versions.length - 1]),
+            ...deletedInfo('keys', name, item),
+          },
+        };
       if (method === 'POST' && a === 'recover') {
         delete item.deletedDate;
         return { status: 200, body: keyBundle(name, item.versions[item.versions.length - 1]) };
@@ -258,14 +350,23 @@ export async function startKeyVault(): Promise<TestKeyVault> {
       log.push({ method: req.method ?? 'GET', path: url.pathname });
       const send = (status: number, body?: unknown, headers: Record<string, string> = {}) => {
         const text = body === undefined ? '' : JSON.stringify(body);
-        res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'x-ms-keyvault-service-version': '1.9.0.0', ...headers });
+        res.writeHead(status, {
+          'content-type': 'application/json; charset=utf-8',
+          'x-ms-keyvault-service-version': '1.9.0.0',
+          ...headers,
+        });
         res.end(text);
       };
       const auth = req.headers.authorization;
       if (!auth?.startsWith('Bearer ')) {
-        return send(401, { error: { code: 'Unauthorized', message: 'AKV10000: Request is missing a Bearer or PoP token.' } }, {
-          'www-authenticate': 'Bearer authorization="https://login.microsoftonline.com/00000000-0000-0000-0000-000000000000", resource="https://vault.azure.net"',
-        });
+        return send(
+          401,
+          { error: { code: 'Unauthorized', message: 'AKV10000: Request is missing a Bearer or PoP token.' } },
+          {
+            'www-authenticate':
+              'Bearer authorization="https://login.microsoftonline.com/00000000-0000-0000-0000-000000000000", resource="https://vault.azure.net"',
+          },
+        );
       }
       const token = auth.slice('Bearer '.length);
       if (token === DENIED_TOKEN) {
@@ -277,7 +378,8 @@ export async function startKeyVault(): Promise<TestKeyVault> {
           },
         });
       }
-      if (token !== VALID_TOKEN) return send(401, { error: { code: 'Unauthorized', message: 'AKV10032: Invalid issuer.' } });
+      if (token !== VALID_TOKEN)
+        return send(401, { error: { code: 'Unauthorized', message: 'AKV10032: Invalid issuer.' } });
       let body: Record<string, unknown> = {};
       try {
         if (chunks.length) body = JSON.parse(Buffer.concat(chunks).toString('utf8'));

@@ -35,7 +35,12 @@ export async function startS3(): Promise<S3Server> {
     ready: () => waitForPort(port),
   });
   const endpoint = `http://127.0.0.1:${port}`;
-  const admin = new S3Client({ endpoint, region, forcePathStyle: true, credentials: { accessKeyId, secretAccessKey } });
+  const admin = new S3Client({
+    endpoint,
+    region,
+    forcePathStyle: true,
+    credentials: { accessKeyId, secretAccessKey },
+  });
   return {
     endpoint,
     region,

@@ -34,9 +34,15 @@ export interface KeyVaultSpec {
   name: string;
 }
 
-const PUBLIC_VAULT_SUFFIXES = ['.vault.azure.net', '.vault.azure.cn', '.vault.usgovcloudapi.net', '.managedhsm.azure.net'];
+const PUBLIC_VAULT_SUFFIXES = [
+  '.vault.azure.net',
+  '.vault.azure.cn',
+  '.vault.usgovcloudapi.net',
+  '.managedhsm.azure.net',
+];
 const NAME_RE = /^[0-9a-zA-Z-]{1,127}$/;
-const SPEC_HINT = 'use azurekv://VAULT/SECRET, azurekv://VAULT/keys/KEY, or https://VAULT-HOST/secrets/NAME | /keys/NAME';
+const SPEC_HINT =
+  'use azurekv://VAULT/SECRET, azurekv://VAULT/keys/KEY, or https://VAULT-HOST/secrets/NAME | /keys/NAME';
 
 export function isKeyVaultSpec(spec: string): boolean {
   return /^azurekv:\/\//i.test(spec) || /^https:\/\//i.test(spec);
@@ -62,18 +68,28 @@ export function parseKeyVaultSpec(spec: string): KeyVaultSpec {
       throw new LifeboatError('USAGE', `invalid Key Vault URL ${JSON.stringify(spec)}`, { hint: SPEC_HINT });
     }
     if (u.username || u.password || u.search) {
-      throw new LifeboatError('USAGE', `Key Vault URL ${u.host} must not carry credentials or a query`, { hint: SPEC_HINT });
+      throw new LifeboatError('USAGE', `Key Vault URL ${u.host} must not carry credentials or a query`, {
+        hint: SPEC_HINT,
+      });
     }
     vaultUrl = `https://${u.host}`;
     rest = u.pathname.split('/').filter(Boolean);
   } else {
-    throw new LifeboatError('USAGE', `not a Key Vault keystore: ${JSON.stringify(spec)}`, { hint: SPEC_HINT });
+    throw new LifeboatError('USAGE', `not a Key Vault keystore: ${JSON.stringify(spec)}`, {
+      hint: SPEC_HINT,
+    });
   }
   let mode: KeyVaultMode;
   let name: string | undefined;
   if (rest.length === 1 && kv) [mode, name] = ['secret', rest[0]];
-  else if (rest.length === 2 && (rest[0] === 'secrets' || rest[0] === 'keys')) [mode, name] = [rest[0] === 'keys' ? 'key' : 'secret', rest[1]];
-  else throw new LifeboatError('USAGE', `cannot tell secret or key from Key Vault keystore ${JSON.stringify(spec)}`, { hint: SPEC_HINT });
+  else if (rest.length === 2 && (rest[0] === 'secrets' || rest[0] === 'keys'))
+    [mode, name] = [rest[0] === 'keys' ? 'key' : 'secret', rest[1]];
+  else
+    throw new LifeboatError(
+      'USAGE',
+      `cannot tell secret or key from Key Vault keystore ${JSON.stringify(spec)}`,
+      { hint: SPEC_HINT },
+    );
   if (!NAME_RE.test(name)) {
     throw new LifeboatError('USAGE', `invalid Key Vault ${mode} name ${JSON.stringify(name)}`, {
       hint: 'names are 1-127 letters, digits and hyphens',
@@ -124,21 +140,32 @@ export class AzureKeyVaultKeystore implements Keystore {
 
   async unwrap(record: KeyRecord, _context: KeyContext): Promise<Buffer> {
     if (record.kind !== this.kind) {
-      throw new LifeboatError('WRONG_KEY', `key record of kind ${record.kind} cannot be opened by ${this.description}`);
+      throw new LifeboatError(
+        'WRONG_KEY',
+        `key record of kind ${record.kind} cannot be opened by ${this.description}`,
+      );
     }
     const vault = String(record.vault);
     const name = String(this.spec.mode === 'secret' ? record.secret : record.key);
     if (vault !== this.spec.vaultUrl || name.toLowerCase() !== this.spec.name.toLowerCase()) {
       // Another vault object's record: let the repository try its next record.
-      throw new LifeboatError('WRONG_KEY', `key record belongs to ${vault} ${name}, not to ${this.description}`);
+      throw new LifeboatError(
+        'WRONG_KEY',
+        `key record belongs to ${vault} ${name}, not to ${this.description}`,
+      );
     }
-    const master = this.spec.mode === 'secret' ? await this.unwrapSecret(record) : await this.unwrapKey(record);
+    const master =
+      this.spec.mode === 'secret' ? await this.unwrapSecret(record) : await this.unwrapKey(record);
     const expected = Buffer.from(String(record.check ?? ''), 'hex');
     const actual = Buffer.from(checkValue(master), 'hex');
     if (expected.length !== actual.length || !timingSafeEqual(expected, actual)) {
-      throw new LifeboatError('WRONG_KEY', `${this.description} does not hold this repository's key (check value differs)`, {
-        hint: 'the secret was overwritten or belongs to another repository; use the key record of another keystore (`lifeboat key list`)',
-      });
+      throw new LifeboatError(
+        'WRONG_KEY',
+        `${this.description} does not hold this repository's key (check value differs)`,
+        {
+          hint: 'the secret was overwritten or belongs to another repository; use the key record of another keystore (`lifeboat key list`)',
+        },
+      );
     }
     return master;
   }
@@ -172,9 +199,13 @@ export class AzureKeyVaultKeystore implements Keystore {
       const current = await client.getSecret(name);
       const owner = current.properties.tags?.[TAG_REPO];
       if (owner && owner !== context.repositoryId) {
-        throw new LifeboatError('CONFLICT', `Key Vault secret ${name} already holds the key of repository ${owner}`, {
-          hint: 'choose another secret name for this repository (--keystore azurekv://VAULT/ANOTHER-NAME)',
-        });
+        throw new LifeboatError(
+          'CONFLICT',
+          `Key Vault secret ${name} already holds the key of repository ${owner}`,
+          {
+            hint: 'choose another secret name for this repository (--keystore azurekv://VAULT/ANOTHER-NAME)',
+          },
+        );
       }
     } catch (e) {
       if (e instanceof LifeboatError) throw e;
@@ -214,9 +245,13 @@ export class AzureKeyVaultKeystore implements Keystore {
     }
     const master = Buffer.from(secret.value ?? '', 'base64');
     if (master.length !== 32) {
-      throw new LifeboatError('WRONG_KEY', `Key Vault secret ${name} version ${record.version} is not a Lifeboat master key`, {
-        hint: 'the secret was replaced by something else; restore the right version or use another key record',
-      });
+      throw new LifeboatError(
+        'WRONG_KEY',
+        `Key Vault secret ${name} version ${record.version} is not a Lifeboat master key`,
+        {
+          hint: 'the secret was replaced by something else; restore the right version or use another key record',
+        },
+      );
     }
     return master;
   }
@@ -236,7 +271,10 @@ export class AzureKeyVaultKeystore implements Keystore {
     let keyId: string;
     try {
       const key = await keys.getKey(this.spec.name);
-      if (key.properties.enabled === false) throw Object.assign(new Error('Operation wrapKey is not allowed on a disabled key.'), { statusCode: 403 });
+      if (key.properties.enabled === false)
+        throw Object.assign(new Error('Operation wrapKey is not allowed on a disabled key.'), {
+          statusCode: 403,
+        });
       keyId = key.id!;
     } catch (e) {
       throw await this.mapError(e, `read key ${this.spec.name}`);
@@ -264,7 +302,12 @@ export class AzureKeyVaultKeystore implements Keystore {
       throw new LifeboatError('WRONG_KEY', `key record names ${keyId}, outside ${this.spec.vaultUrl}`);
     }
     try {
-      const res = await (await this.cryptoClient(keyId)).unwrapKey(String(record.alg ?? WRAP_ALG) as typeof WRAP_ALG, Buffer.from(String(record.wrapped), 'base64'));
+      const res = await (
+        await this.cryptoClient(keyId)
+      ).unwrapKey(
+        String(record.alg ?? WRAP_ALG) as typeof WRAP_ALG,
+        Buffer.from(String(record.wrapped), 'base64'),
+      );
       return Buffer.from(res.result);
     } catch (e) {
       if ((e as { statusCode?: number }).statusCode === 400) {
@@ -287,21 +330,32 @@ export class AzureKeyVaultKeystore implements Keystore {
     const msg = String(err.message ?? '').split('\n')[0];
     const isSecret = this.spec.mode === 'secret';
     const noun = isSecret ? 'secret' : 'key';
-    if (err.name === 'CredentialUnavailableError' || err.name === 'AuthenticationError' || err.name === 'AggregateAuthenticationError') {
+    if (
+      err.name === 'CredentialUnavailableError' ||
+      err.name === 'AuthenticationError' ||
+      err.name === 'AggregateAuthenticationError'
+    ) {
       return new LifeboatError('AUTH', `${where}: no usable Azure credential (${msg})`, {
         hint: 'use a managed identity / AKS workload identity, or `az login`; see docs/keys.md',
         cause: e,
       });
     }
     if (status === undefined) {
-      const code = /(ECONNREFUSED|ENOTFOUND|ETIMEDOUT|ECONNRESET|EAI_AGAIN|EHOSTUNREACH|CERT_|UNABLE_TO_VERIFY|SELF_SIGNED)[A-Z_]*/.exec(`${err.code ?? ''} ${msg}`)?.[0];
+      const code =
+        /(ECONNREFUSED|ENOTFOUND|ETIMEDOUT|ECONNRESET|EAI_AGAIN|EHOSTUNREACH|CERT_|UNABLE_TO_VERIFY|SELF_SIGNED)[A-Z_]*/.exec(
+          `${err.code ?? ''} ${msg}`,
+        )?.[0];
       const tlsProblem = code !== undefined && /CERT|VERIFY|SIGNED/.test(code);
-      return new LifeboatError('KEY_UNAVAILABLE', `${where}: cannot reach the vault (${code ?? msg}); nothing was changed`, {
-        hint: tlsProblem
-          ? 'the vault certificate is not trusted: add its CA with NODE_EXTRA_CA_CERTS (never disable TLS checks)'
-          : 'check the vault name/URL, DNS, and the vault firewall / private endpoint; then run the command again',
-        cause: e,
-      });
+      return new LifeboatError(
+        'KEY_UNAVAILABLE',
+        `${where}: cannot reach the vault (${code ?? msg}); nothing was changed`,
+        {
+          hint: tlsProblem
+            ? 'the vault certificate is not trusted: add its CA with NODE_EXTRA_CA_CERTS (never disable TLS checks)'
+            : 'check the vault name/URL, DNS, and the vault firewall / private endpoint; then run the command again',
+          cause: e,
+        },
+      );
     }
     if (status === 401) {
       return new LifeboatError('AUTH', `${where}: the vault rejected the credential (${msg})`, {
@@ -324,10 +378,14 @@ export class AzureKeyVaultKeystore implements Keystore {
       });
     }
     if (status === 409 && /deleted but recoverable/i.test(msg)) {
-      return new LifeboatError('KEY_UNAVAILABLE', `${where}: the ${noun} name ${this.spec.name} is soft-deleted and cannot be reused`, {
-        hint: `recover it (az keyvault ${noun} recover --vault-name VAULT --name ${this.spec.name}) or choose another name; purging destroys the old key`,
-        cause: e,
-      });
+      return new LifeboatError(
+        'KEY_UNAVAILABLE',
+        `${where}: the ${noun} name ${this.spec.name} is soft-deleted and cannot be reused`,
+        {
+          hint: `recover it (az keyvault ${noun} recover --vault-name VAULT --name ${this.spec.name}) or choose another name; purging destroys the old key`,
+          cause: e,
+        },
+      );
     }
     if (status === 404) {
       const deleted = await this.deletedInfo();
@@ -341,12 +399,18 @@ export class AzureKeyVaultKeystore implements Keystore {
           },
         );
       }
-      return new LifeboatError('KEY_UNAVAILABLE', `${where}: the ${noun} ${this.spec.name} (or the version the repository needs) does not exist`, {
-        hint: 'check the name; if it was purged, open the repository with another key record (`lifeboat key list`)',
-        cause: e,
-      });
+      return new LifeboatError(
+        'KEY_UNAVAILABLE',
+        `${where}: the ${noun} ${this.spec.name} (or the version the repository needs) does not exist`,
+        {
+          hint: 'check the name; if it was purged, open the repository with another key record (`lifeboat key list`)',
+          cause: e,
+        },
+      );
     }
-    return new LifeboatError('KEY_UNAVAILABLE', `${where}: ${status} ${err.code ?? ''} ${msg}`.trim(), { cause: e });
+    return new LifeboatError('KEY_UNAVAILABLE', `${where}: ${status} ${err.code ?? ''} ${msg}`.trim(), {
+      cause: e,
+    });
   }
 
   private async deletedInfo(): Promise<{ deletedOn?: Date; purgeOn?: Date } | undefined> {
@@ -356,7 +420,9 @@ export class AzureKeyVaultKeystore implements Keystore {
         return { deletedOn: d.properties.deletedOn, purgeOn: d.properties.scheduledPurgeDate };
       }
       const { KeyClient } = await import('@azure/keyvault-keys');
-      const d = await new KeyClient(this.spec.vaultUrl, this.credential, this.clientOptions).getDeletedKey(this.spec.name);
+      const d = await new KeyClient(this.spec.vaultUrl, this.credential, this.clientOptions).getDeletedKey(
+        this.spec.name,
+      );
       return { deletedOn: d.properties.deletedOn, purgeOn: d.properties.scheduledPurgeDate };
     } catch {
       return undefined;

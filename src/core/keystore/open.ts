@@ -26,16 +26,24 @@ export function defaultKeyFile(env: NodeJS.ProcessEnv = process.env): string {
   return path.join(config, 'lifeboat', 'default.key');
 }
 
-function passphraseFrom(opts: KeystoreOptions, env: NodeJS.ProcessEnv, prefix = 'LIFEBOAT'): PassphraseKeystore | undefined {
+function passphraseFrom(
+  opts: KeystoreOptions,
+  env: NodeJS.ProcessEnv,
+  prefix = 'LIFEBOAT',
+): PassphraseKeystore | undefined {
   const file = opts.passwordFile ?? env[`${prefix}_PASSWORD_FILE`];
   if (file) {
     let text: string;
     try {
       text = readFileSync(file, 'utf8');
     } catch (e) {
-      throw new LifeboatError('KEY_UNAVAILABLE', `cannot read password file ${file} (${(e as NodeJS.ErrnoException).code})`, {
-        hint: 'check the path and its permissions',
-      });
+      throw new LifeboatError(
+        'KEY_UNAVAILABLE',
+        `cannot read password file ${file} (${(e as NodeJS.ErrnoException).code})`,
+        {
+          hint: 'check the path and its permissions',
+        },
+      );
     }
     return new PassphraseKeystore(text.replace(/\r?\n$/, ''), `file ${file}`);
   }
@@ -44,9 +52,14 @@ function passphraseFrom(opts: KeystoreOptions, env: NodeJS.ProcessEnv, prefix = 
   return undefined;
 }
 
-export async function openKeystore(opts: KeystoreOptions = {}, env: NodeJS.ProcessEnv = process.env, prefix = 'LIFEBOAT'): Promise<Keystore> {
+export async function openKeystore(
+  opts: KeystoreOptions = {},
+  env: NodeJS.ProcessEnv = process.env,
+  prefix = 'LIFEBOAT',
+): Promise<Keystore> {
   const spec = opts.keystore ?? env[`${prefix}_KEYSTORE`];
-  if (!spec) return passphraseFrom(opts, env, prefix) ?? new KeyFileKeystore(opts.keyFile ?? defaultKeyFile(env));
+  if (!spec)
+    return passphraseFrom(opts, env, prefix) ?? new KeyFileKeystore(opts.keyFile ?? defaultKeyFile(env));
   if (spec === 'passphrase') {
     const ks = passphraseFrom(opts, env, prefix);
     if (!ks) {

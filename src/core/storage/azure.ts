@@ -25,7 +25,15 @@ import {
 } from '@azure/storage-blob';
 import type { TokenCredential } from '@azure/core-auth';
 import { LifeboatError, isLifeboatError } from '../errors.ts';
-import { objectPath, type Backend, type ByteRange, type Handle, type ObjectInfo, type ObjectType, type SaveOptions } from './backend.ts';
+import {
+  objectPath,
+  type Backend,
+  type ByteRange,
+  type Handle,
+  type ObjectInfo,
+  type ObjectType,
+  type SaveOptions,
+} from './backend.ts';
 import { attemptsOf, mapLimit, networkCodeOf, withRetry, type RetryOptions } from './retry.ts';
 
 export type AzureAccessTier = 'Hot' | 'Cool' | 'Cold';
@@ -108,17 +116,24 @@ export class AzureBackend implements Backend {
     const connectionString = options.connectionString ?? env.AZURE_STORAGE_CONNECTION_STRING;
     const accountKey = options.accountKey ?? env.AZURE_STORAGE_KEY;
     const sas = options.sasToken ?? env.AZURE_STORAGE_SAS_TOKEN;
-    const endpoint = (options.endpoint ?? `https://${this.loc.account}.blob.core.windows.net`).replace(/\/+$/, '');
+    const endpoint = (options.endpoint ?? `https://${this.loc.account}.blob.core.windows.net`).replace(
+      /\/+$/,
+      '',
+    );
     let service: BlobServiceClient;
     if (connectionString) {
       this.authMethod = 'connection-string';
       try {
         service = BlobServiceClient.fromConnectionString(connectionString, pipeline);
       } catch (e) {
-        throw new LifeboatError('CONFIG', 'AZURE_STORAGE_CONNECTION_STRING is not a valid connection string', {
-          hint: 'copy it again from the portal (Access keys) or `az storage account show-connection-string`',
-          cause: e,
-        });
+        throw new LifeboatError(
+          'CONFIG',
+          'AZURE_STORAGE_CONNECTION_STRING is not a valid connection string',
+          {
+            hint: 'copy it again from the portal (Access keys) or `az storage account show-connection-string`',
+            cause: e,
+          },
+        );
       }
     } else if (accountKey) {
       this.authMethod = 'account-key';
@@ -136,7 +151,11 @@ export class AzureBackend implements Backend {
       this.authMethod = 'sas';
       const se = new URLSearchParams(sas.replace(/^\?/, '')).get('se');
       this.sasExpiry = se ? new Date(se) : undefined;
-      service = new BlobServiceClient(`${endpoint}?${sas.replace(/^\?/, '')}`, new AnonymousCredential(), pipeline);
+      service = new BlobServiceClient(
+        `${endpoint}?${sas.replace(/^\?/, '')}`,
+        new AnonymousCredential(),
+        pipeline,
+      );
     } else {
       this.authMethod = 'token';
       service = new BlobServiceClient(endpoint, options.credential ?? defaultCredential(), pipeline);
@@ -288,7 +307,9 @@ export class AzureBackend implements Backend {
 
   async remove(h: Handle): Promise<void> {
     try {
-      await this.retry(() => this.blob(h).deleteIfExists({ deleteSnapshots: 'include', abortSignal: this.signal() }));
+      await this.retry(() =>
+        this.blob(h).deleteIfExists({ deleteSnapshots: 'include', abortSignal: this.signal() }),
+      );
     } catch (e) {
       throw this.mapError(e, `remove ${this.key(h)}`);
     }
@@ -299,34 +320,51 @@ export class AzureBackend implements Backend {
   /** Turns whatever the SDK threw into the one LifeboatError an operator reads. */
   mapError(e: unknown, what: string): LifeboatError {
     if (e instanceof LifeboatError) return e;
-    const err = e as { statusCode?: number; code?: string; message?: string; details?: { errorCode?: string } };
+    const err = e as {
+      statusCode?: number;
+      code?: string;
+      message?: string;
+      details?: { errorCode?: string };
+    };
     const status = err?.statusCode;
     const code = err?.details?.errorCode ?? err?.code ?? '';
     const attempts = attemptsOf(e);
     const where = `${what} in ${this.location}`;
     const net = networkCodeOf(e);
     if (status === undefined && net) {
-      return new LifeboatError('UNREACHABLE', `${where}: cannot reach the blob endpoint (${net}, ${attempts} attempts)`, {
-        hint: 'check the endpoint in the connection string, DNS, firewall/private endpoint rules, and that the service is up',
-        cause: e,
-      });
+      return new LifeboatError(
+        'UNREACHABLE',
+        `${where}: cannot reach the blob endpoint (${net}, ${attempts} attempts)`,
+        {
+          hint: 'check the endpoint in the connection string, DNS, firewall/private endpoint rules, and that the service is up',
+          cause: e,
+        },
+      );
     }
     switch (status) {
       case 404:
         if (code === 'ContainerNotFound') {
-          return new LifeboatError('NO_REPOSITORY', `${where}: container ${this.loc.container} does not exist`, {
-            hint: 'check the container name in the URL, or run `lifeboat init` to create the repository',
-            cause: e,
-          });
+          return new LifeboatError(
+            'NO_REPOSITORY',
+            `${where}: container ${this.loc.container} does not exist`,
+            {
+              hint: 'check the container name in the URL, or run `lifeboat init` to create the repository',
+              cause: e,
+            },
+          );
         }
         return new LifeboatError('NOT_FOUND', `${where}: object does not exist`, { cause: e });
       case 409:
       case 412:
         if (/Immutab|Legal ?Hold/i.test(code)) {
-          return new LifeboatError('PERMISSION', `${where}: blob is protected by an immutability policy or legal hold (${code})`, {
-            hint: 'objects under a WORM policy cannot be changed or removed until their retention period ends',
-            cause: e,
-          });
+          return new LifeboatError(
+            'PERMISSION',
+            `${where}: blob is protected by an immutability policy or legal hold (${code})`,
+            {
+              hint: 'objects under a WORM policy cannot be changed or removed until their retention period ends',
+              cause: e,
+            },
+          );
         }
         if (code === 'BlobAlreadyExists' || code === 'ConditionNotMet' || status === 412) {
           return new LifeboatError('ALREADY_EXISTS', `${where}: object already exists`, { cause: e });
@@ -342,7 +380,8 @@ export class AzureBackend implements Backend {
           code === 'AuthorizationPermissionMismatch' ||
           code === 'AuthorizationResourceTypeMismatch' ||
           code === 'AuthorizationServiceMismatch' ||
-          (code === 'AuthorizationFailure' && (this.authMethod === 'token' || /not authorized/i.test(message)));
+          (code === 'AuthorizationFailure' &&
+            (this.authMethod === 'token' || /not authorized/i.test(message)));
         if (denied) {
           return new LifeboatError('PERMISSION', `${where}: access denied (${code})`, {
             hint:
@@ -354,7 +393,8 @@ export class AzureBackend implements Backend {
             cause: e,
           });
         }
-        const expired = (this.sasExpiry !== undefined && this.sasExpiry.getTime() < Date.now()) || /expir/i.test(message);
+        const expired =
+          (this.sasExpiry !== undefined && this.sasExpiry.getTime() < Date.now()) || /expir/i.test(message);
         return new LifeboatError(
           'AUTH',
           `${where}: credentials rejected (${code || status})${expired ? `: the SAS token expired${this.sasExpiry ? ' at ' + this.sasExpiry.toISOString() : ''}` : ''}`,
@@ -371,31 +411,57 @@ export class AzureBackend implements Backend {
         );
       }
       case 413:
-        return new LifeboatError('NO_SPACE', `${where}: request too large or quota exceeded (${code})`, { cause: e });
+        return new LifeboatError('NO_SPACE', `${where}: request too large or quota exceeded (${code})`, {
+          cause: e,
+        });
       case 429:
       case 500:
       case 502:
       case 503:
       case 504:
-        return new LifeboatError('UNREACHABLE', `${where}: storage kept failing or throttling (${status} ${code}) after ${attempts} attempts`, {
-          hint: 'the account is overloaded or throttled; retry later, lower --concurrency, or check the Azure status page',
-          cause: e,
-        });
-      default:
-        if (code === 'CredentialUnavailableError' || (e as Error)?.name === 'CredentialUnavailableError' || (e as Error)?.name === 'AuthenticationError') {
-          return new LifeboatError('AUTH', `${where}: no Azure credential available (${(e as Error).message.split('\n')[0]})`, {
-            hint: 'set AZURE_STORAGE_CONNECTION_STRING, AZURE_STORAGE_KEY or AZURE_STORAGE_SAS_TOKEN, or use a managed identity / `az login`',
+        return new LifeboatError(
+          'UNREACHABLE',
+          `${where}: storage kept failing or throttling (${status} ${code}) after ${attempts} attempts`,
+          {
+            hint: 'the account is overloaded or throttled; retry later, lower --concurrency, or check the Azure status page',
             cause: e,
-          });
+          },
+        );
+      default:
+        if (
+          code === 'CredentialUnavailableError' ||
+          (e as Error)?.name === 'CredentialUnavailableError' ||
+          (e as Error)?.name === 'AuthenticationError'
+        ) {
+          return new LifeboatError(
+            'AUTH',
+            `${where}: no Azure credential available (${(e as Error).message.split('\n')[0]})`,
+            {
+              hint: 'set AZURE_STORAGE_CONNECTION_STRING, AZURE_STORAGE_KEY or AZURE_STORAGE_SAS_TOKEN, or use a managed identity / `az login`',
+              cause: e,
+            },
+          );
         }
-        return new LifeboatError('INTERNAL', `${where}: ${code || status || ''} ${err?.message ?? String(e)}`.trim(), { cause: e });
+        return new LifeboatError(
+          'INTERNAL',
+          `${where}: ${code || status || ''} ${err?.message ?? String(e)}`.trim(),
+          { cause: e },
+        );
     }
   }
 }
 
 function isTransient(e: unknown): boolean {
   const status = (e as { statusCode?: number })?.statusCode;
-  if (status === 408 || status === 429 || status === 500 || status === 502 || status === 503 || status === 504) return true;
+  if (
+    status === 408 ||
+    status === 429 ||
+    status === 500 ||
+    status === 502 ||
+    status === 503 ||
+    status === 504
+  )
+    return true;
   if (status === undefined && networkCodeOf(e)) return true;
   return false;
 }

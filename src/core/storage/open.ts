@@ -34,7 +34,11 @@ const OPENERS: Record<string, Opener> = {
     return new S3Backend(location, {
       credentials:
         env.AWS_ACCESS_KEY_ID && env.AWS_SECRET_ACCESS_KEY
-          ? { accessKeyId: env.AWS_ACCESS_KEY_ID, secretAccessKey: env.AWS_SECRET_ACCESS_KEY, sessionToken: env.AWS_SESSION_TOKEN || undefined }
+          ? {
+              accessKeyId: env.AWS_ACCESS_KEY_ID,
+              secretAccessKey: env.AWS_SECRET_ACCESS_KEY,
+              sessionToken: env.AWS_SESSION_TOKEN || undefined,
+            }
           : undefined,
       region: env.AWS_REGION || env.AWS_DEFAULT_REGION || undefined,
       endpoint: env.AWS_ENDPOINT_URL_S3 || env.AWS_ENDPOINT_URL || undefined,
@@ -49,9 +53,13 @@ function concurrencyFrom(env: NodeJS.ProcessEnv): number | undefined {
   if (v === undefined || v === '') return undefined;
   const n = Number(v);
   if (!Number.isInteger(n) || n < 1 || n > 64) {
-    throw new LifeboatError('CONFIG', `LIFEBOAT_UPLOAD_CONCURRENCY=${JSON.stringify(v)} is not a whole number from 1 to 64`, {
-      hint: 'unset it for the default (4), or set e.g. 8',
-    });
+    throw new LifeboatError(
+      'CONFIG',
+      `LIFEBOAT_UPLOAD_CONCURRENCY=${JSON.stringify(v)} is not a whole number from 1 to 64`,
+      {
+        hint: 'unset it for the default (4), or set e.g. 8',
+      },
+    );
   }
   return n;
 }

@@ -101,7 +101,11 @@ export function networkCodeOf(e: unknown): string | undefined {
 }
 
 /** A small bounded-concurrency map, so large uploads keep at most `limit` parts in flight. */
-export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T, i: number) => Promise<R>): Promise<R[]> {
+export async function mapLimit<T, R>(
+  items: readonly T[],
+  limit: number,
+  fn: (item: T, i: number) => Promise<R>,
+): Promise<R[]> {
   const results = new Array<R>(items.length);
   let next = 0;
   let failed: unknown;

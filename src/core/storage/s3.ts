@@ -26,7 +26,15 @@ import {
   type StorageClass,
 } from '@aws-sdk/client-s3';
 import { LifeboatError, isLifeboatError } from '../errors.ts';
-import { objectPath, type Backend, type ByteRange, type Handle, type ObjectInfo, type ObjectType, type SaveOptions } from './backend.ts';
+import {
+  objectPath,
+  type Backend,
+  type ByteRange,
+  type Handle,
+  type ObjectInfo,
+  type ObjectType,
+  type SaveOptions,
+} from './backend.ts';
 import { attemptsOf, mapLimit, networkCodeOf, withRetry, type RetryOptions } from './retry.ts';
 
 export interface S3BackendOptions {
@@ -98,7 +106,9 @@ export class S3Backend implements Backend {
     this.options = options;
     this.partSize = options.partSize ?? DEFAULT_PART;
     if (this.partSize < MIN_PART) {
-      throw new LifeboatError('USAGE', `S3 part size ${this.partSize} is below the 5 MiB minimum`, { hint: 'use a part size of at least 5 MiB' });
+      throw new LifeboatError('USAGE', `S3 part size ${this.partSize} is below the 5 MiB minimum`, {
+        hint: 'use a part size of at least 5 MiB',
+      });
     }
     // What the URL says is more specific than options filled from the environment.
     const endpoint = this.loc.endpoint ?? options.endpoint;
@@ -160,14 +170,22 @@ export class S3Backend implements Backend {
     const Bucket = this.loc.bucket;
     const Key = this.key(h);
     const IfNoneMatch = options.overwrite ? undefined : '*';
-    const StorageClass = (h.type === 'data' ? this.options.storageClass : undefined) as StorageClass | undefined;
+    const StorageClass = (h.type === 'data' ? this.options.storageClass : undefined) as
+      StorageClass | undefined;
     let retried = false;
     try {
       if (data.byteLength <= this.partSize) {
         await this.retry(async (attempt) => {
           retried = attempt > 1;
           await this.client.send(
-            new PutObjectCommand({ Bucket, Key, Body: data, ContentLength: data.byteLength, IfNoneMatch, StorageClass }),
+            new PutObjectCommand({
+              Bucket,
+              Key,
+              Body: data,
+              ContentLength: data.byteLength,
+              IfNoneMatch,
+              StorageClass,
+            }),
             { abortSignal: this.signal() },
           );
         });
@@ -191,7 +209,9 @@ export class S3Backend implements Backend {
   ): Promise<void> {
     const Bucket = this.loc.bucket;
     const created = await this.retry(() =>
-      this.client.send(new CreateMultipartUploadCommand({ Bucket, Key, StorageClass }), { abortSignal: this.signal() }),
+      this.client.send(new CreateMultipartUploadCommand({ Bucket, Key, StorageClass }), {
+        abortSignal: this.signal(),
+      }),
     );
     const UploadId = created.UploadId!;
     try {
@@ -203,7 +223,14 @@ export class S3Backend implements Backend {
           const Body = data.subarray(i * this.partSize, Math.min(data.byteLength, (i + 1) * this.partSize));
           const res = await this.retry(() =>
             this.client.send(
-              new UploadPartCommand({ Bucket, Key, UploadId, PartNumber: i + 1, Body, ContentLength: Body.byteLength }),
+              new UploadPartCommand({
+                Bucket,
+                Key,
+                UploadId,
+                PartNumber: i + 1,
+                Body,
+                ContentLength: Body.byteLength,
+              }),
               { abortSignal: this.signal() },
             ),
           );
@@ -213,7 +240,13 @@ export class S3Backend implements Backend {
       await this.retry(async (attempt) => {
         if (attempt > 1) onRetry();
         await this.client.send(
-          new CompleteMultipartUploadCommand({ Bucket, Key, UploadId, IfNoneMatch, MultipartUpload: { Parts: parts } }),
+          new CompleteMultipartUploadCommand({
+            Bucket,
+            Key,
+            UploadId,
+            IfNoneMatch,
+            MultipartUpload: { Parts: parts },
+          }),
           { abortSignal: this.signal() },
         );
       });
@@ -265,7 +298,9 @@ export class S3Backend implements Backend {
     const Key = this.key(h);
     try {
       const res = await this.retry(() =>
-        this.client.send(new HeadObjectCommand({ Bucket: this.loc.bucket, Key }), { abortSignal: this.signal() }),
+        this.client.send(new HeadObjectCommand({ Bucket: this.loc.bucket, Key }), {
+          abortSignal: this.signal(),
+        }),
       );
       return { name: h.name, size: res.ContentLength ?? 0 };
     } catch (e) {
@@ -289,7 +324,12 @@ export class S3Backend implements Backend {
       try {
         page = await this.retry(() =>
           this.client.send(
-            new ListObjectsV2Command({ Bucket: this.loc.bucket, Prefix, ContinuationToken, MaxKeys: this.options.listPageSize ?? 1000 }),
+            new ListObjectsV2Command({
+              Bucket: this.loc.bucket,
+              Prefix,
+              ContinuationToken,
+              MaxKeys: this.options.listPageSize ?? 1000,
+            }),
             { abortSignal: this.signal() },
           ),
         );
@@ -313,7 +353,9 @@ export class S3Backend implements Backend {
     try {
       await this.retry(async () => {
         try {
-          await this.client.send(new DeleteObjectCommand({ Bucket: this.loc.bucket, Key }), { abortSignal: this.signal() });
+          await this.client.send(new DeleteObjectCommand({ Bucket: this.loc.bucket, Key }), {
+            abortSignal: this.signal(),
+          });
         } catch (e) {
           // S3 answers 204 for a missing key; some compatible servers answer 404. Both mean "gone".
           if (statusOf(e) === 404 && nameOf(e) !== 'NoSuchBucket') return;
@@ -337,10 +379,14 @@ export class S3Backend implements Backend {
     const where = `${what} in ${this.location}`;
     const net = networkCodeOf(e);
     if (status === undefined && net) {
-      return new LifeboatError('UNREACHABLE', `${where}: cannot reach the S3 endpoint (${net}, ${attempts} attempts)`, {
-        hint: 'check the endpoint URL, DNS, firewall/VPC endpoint rules, and that the server is up',
-        cause: e,
-      });
+      return new LifeboatError(
+        'UNREACHABLE',
+        `${where}: cannot reach the S3 endpoint (${net}, ${attempts} attempts)`,
+        {
+          hint: 'check the endpoint URL, DNS, firewall/VPC endpoint rules, and that the server is up',
+          cause: e,
+        },
+      );
     }
     if (name === 'NoSuchBucket') {
       return new LifeboatError('NO_REPOSITORY', `${where}: bucket ${this.loc.bucket} does not exist`, {
@@ -348,7 +394,13 @@ export class S3Backend implements Backend {
         cause: e,
       });
     }
-    if (name === 'InvalidAccessKeyId' || name === 'SignatureDoesNotMatch' || name === 'ExpiredToken' || name === 'TokenRefreshRequired' || name === 'CredentialsProviderError') {
+    if (
+      name === 'InvalidAccessKeyId' ||
+      name === 'SignatureDoesNotMatch' ||
+      name === 'ExpiredToken' ||
+      name === 'TokenRefreshRequired' ||
+      name === 'CredentialsProviderError'
+    ) {
       return new LifeboatError('AUTH', `${where}: credentials rejected (${name})`, {
         hint: 'check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or the profile/role in use (a session token may have expired)',
         cause: e,
@@ -360,10 +412,14 @@ export class S3Backend implements Backend {
       case 412:
         return new LifeboatError('ALREADY_EXISTS', `${where}: object already exists`, { cause: e });
       case 501:
-        return new LifeboatError('UNSUPPORTED', `${where}: the S3 server does not implement this request (${name})`, {
-          hint: 'Lifeboat needs PutObject/CompleteMultipartUpload with If-None-Match; use a server that supports conditional writes',
-          cause: e,
-        });
+        return new LifeboatError(
+          'UNSUPPORTED',
+          `${where}: the S3 server does not implement this request (${name})`,
+          {
+            hint: 'Lifeboat needs PutObject/CompleteMultipartUpload with If-None-Match; use a server that supports conditional writes',
+            cause: e,
+          },
+        );
       case 401:
       case 403:
         if (name === 'AccessDenied' || name === 'AllAccessDisabled') {
@@ -382,12 +438,20 @@ export class S3Backend implements Backend {
       case 502:
       case 503:
       case 504:
-        return new LifeboatError('UNREACHABLE', `${where}: storage kept failing or throttling (${status} ${name}) after ${attempts} attempts`, {
-          hint: 'the server is overloaded or throttling; retry later or lower --concurrency',
-          cause: e,
-        });
+        return new LifeboatError(
+          'UNREACHABLE',
+          `${where}: storage kept failing or throttling (${status} ${name}) after ${attempts} attempts`,
+          {
+            hint: 'the server is overloaded or throttling; retry later or lower --concurrency',
+            cause: e,
+          },
+        );
       default:
-        return new LifeboatError('INTERNAL', `${where}: ${name || status || ''} ${(e as Error)?.message ?? String(e)}`.trim(), { cause: e });
+        return new LifeboatError(
+          'INTERNAL',
+          `${where}: ${name || status || ''} ${(e as Error)?.message ?? String(e)}`.trim(),
+          { cause: e },
+        );
     }
   }
 }
@@ -406,8 +470,22 @@ function isTransient(e: unknown): boolean {
   // 409 ConditionalRequestConflict: a concurrent conditional write to the same key was in flight; AWS
   // says retry, and the retry then gets a definite 412 or succeeds.
   if (status === 409 && name === 'ConditionalRequestConflict') return true;
-  if (status === 408 || status === 429 || status === 500 || status === 502 || status === 503 || status === 504) return true;
-  if (name === 'SlowDown' || name === 'RequestTimeout' || name === 'InternalError' || name === 'ServiceUnavailable') return true;
+  if (
+    status === 408 ||
+    status === 429 ||
+    status === 500 ||
+    status === 502 ||
+    status === 503 ||
+    status === 504
+  )
+    return true;
+  if (
+    name === 'SlowDown' ||
+    name === 'RequestTimeout' ||
+    name === 'InternalError' ||
+    name === 'ServiceUnavailable'
+  )
+    return true;
   if (status === undefined && networkCodeOf(e)) return true;
   return false;
 }
