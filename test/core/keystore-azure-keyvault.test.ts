@@ -68,6 +68,11 @@ describe('Azure Key Vault keystore', () => {
       vaultUrl: 'https://prod-vault.vault.azure.net',
       name: 'kek',
     });
+    assert.deepEqual(parseKeyVaultSpec('azurekv-key://prod-vault/kek'), {
+      mode: 'key',
+      vaultUrl: 'https://prod-vault.vault.azure.net',
+      name: 'kek',
+    });
     assert.deepEqual(parseKeyVaultSpec('https://127.0.0.1:8443/keys/kek'), {
       mode: 'key',
       vaultUrl: 'https://127.0.0.1:8443',

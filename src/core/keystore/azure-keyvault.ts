@@ -5,7 +5,7 @@
  *   the repository master key is stored as a Key Vault secret, tagged with the repository id, as the
  *   guide does it. The record in `keys/` names the vault, the secret and the exact version, so a later
  *   write to the same name never makes an old repository unreadable.
- * - key (`azurekv://VAULT/keys/NAME`, `https://HOST[:PORT]/keys/NAME`): envelope encryption — the master
+ * - key (`azurekv://VAULT/keys/NAME`, or `azurekv-key://VAULT/NAME`, `https://HOST[:PORT]/keys/NAME`): envelope encryption — the master
  *   key is wrapped with a Key Vault RSA key (RSA-OAEP-256) and only the wrapped bytes are stored in the
  *   repository; the private key never leaves the vault. The record pins the key version, so rotating the
  *   key in the vault (new version) keeps old records readable; `lifeboat key add` re-wraps with the
@@ -45,12 +45,15 @@ const SPEC_HINT =
   'use azurekv://VAULT/SECRET, azurekv://VAULT/keys/KEY, or https://VAULT-HOST/secrets/NAME | /keys/NAME';
 
 export function isKeyVaultSpec(spec: string): boolean {
-  return /^azurekv:\/\//i.test(spec) || /^https:\/\//i.test(spec);
+  return /^azurekv(-key)?:\/\//i.test(spec) || /^https:\/\//i.test(spec);
 }
 
 export function parseKeyVaultSpec(spec: string): KeyVaultSpec {
   let vaultUrl: string;
   let rest: string[];
+  // `azurekv-key://VAULT/NAME` is shorthand for `azurekv://VAULT/keys/NAME`.
+  const short = /^azurekv-key:\/\/([^/]+)\/([^/]+)$/i.exec(spec);
+  if (short) spec = `azurekv://${short[1]}/keys/${short[2]}`;
   const kv = /^azurekv:\/\/([^/]+)\/(.+)$/i.exec(spec);
   if (kv) {
     if (!/^[a-zA-Z][a-zA-Z0-9-]{1,22}[a-zA-Z0-9]$/.test(kv[1])) {

@@ -2,7 +2,7 @@
  * Chooses the keystore from `--keystore` / LIFEBOAT_KEYSTORE, or from what the environment offers:
  *   passphrase            LIFEBOAT_PASSWORD, or the file named by --password-file / LIFEBOAT_PASSWORD_FILE
  *   keyfile[:PATH]        a local key file (default ~/.config/lifeboat/default.key, or LIFEBOAT_KEY_FILE)
- *   azurekv://VAULT/NAME, azurekv://VAULT/keys/NAME, https://VAULT-HOST/secrets|keys/NAME
+ *   azurekv://VAULT/NAME, azurekv://VAULT/keys/NAME (= azurekv-key://VAULT/NAME), https://VAULT-HOST/secrets|keys/NAME
  *                         Azure Key Vault, secret or envelope (wrap-key) mode (docs/keys.md)
  * With no spec: a passphrase if one is given, else the default key file (the embedded default).
  */
@@ -73,7 +73,7 @@ export async function openKeystore(
     const file = spec.slice('keyfile:'.length) || opts.keyFile || defaultKeyFile(env);
     return new KeyFileKeystore(file);
   }
-  if (/^(azurekv|https):\/\//i.test(spec)) {
+  if (/^(azurekv|azurekv-key|https):\/\//i.test(spec)) {
     // Loaded lazily: the Azure SDKs are heavy and most runs use a passphrase or key file.
     const { AzureKeyVaultKeystore } = await import('./azure-keyvault.ts');
     return new AzureKeyVaultKeystore(spec);
