@@ -274,6 +274,24 @@ describe('storage credential and location errors', () => {
     await missing.close();
   });
 
+  test('s3: a server that ignores If-None-Match is refused at init (UNSUPPORTED)', async () => {
+    const proxy = await startFaultProxy(await s3Kind.upstream!());
+    try {
+      // S3 signs If-None-Match, so the proxy cannot strip it; instead it plays a server that ignores
+      // it: the second conditional PUT of the probe object is answered 200, as if it had overwritten.
+      let probes = 0;
+      proxy.add({
+        match: (r) => r.method === 'PUT' && r.url.includes('.lifeboat-probe-') && ++probes === 2,
+        action: { kind: 'status', status: 200, headers: { etag: '"0"' } },
+      });
+      const loc = await s3Kind.direct({ endpointBase: proxy.url });
+      await expectCode(loc.backend.create(), 'UNSUPPORTED');
+      await loc.backend.close();
+    } finally {
+      await proxy.close();
+    }
+  });
+
   test('bad URLs -> USAGE with the expected form', async () => {
     const { AzureBackend } = await import('../../src/core/storage/azure.ts');
     const { S3Backend } = await import('../../src/core/storage/s3.ts');

@@ -164,6 +164,51 @@ export class S3Backend implements Backend {
     } catch (e) {
       throw this.mapError(e, `create bucket ${Bucket}`);
     }
+    await this.probeConditionalWrites();
+  }
+
+  /**
+   * Write-once rests on the server honouring `If-None-Match: *`. Some S3-compatible servers (and some
+   * proxies) silently drop it, which would let two writers clobber each other's packs; find out at
+   * `init`, with a throw-away object outside the repository's object types.
+   */
+  private async probeConditionalWrites(): Promise<void> {
+    const Bucket = this.loc.bucket;
+    const Key = `${this.loc.prefix}.lifeboat-probe-${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}`;
+    const put = () =>
+      this.retry(() =>
+        this.client.send(
+          new PutObjectCommand({ Bucket, Key, Body: new Uint8Array(1), ContentLength: 1, IfNoneMatch: '*' }),
+          {
+            abortSignal: this.signal(),
+          },
+        ),
+      );
+    try {
+      await put();
+      let honoured = false;
+      try {
+        await put();
+      } catch (e) {
+        if (statusOf(e) !== 412) throw e;
+        honoured = true;
+      }
+      if (!honoured) {
+        throw new LifeboatError(
+          'UNSUPPORTED',
+          `${this.location}: the S3 server ignores conditional writes (If-None-Match)`,
+          {
+            hint: 'use a server that supports them (AWS S3, current MinIO, versitygw, …); without them concurrent backups could overwrite each other',
+          },
+        );
+      }
+    } catch (e) {
+      throw this.mapError(e, 'probe conditional writes');
+    } finally {
+      await this.client
+        .send(new DeleteObjectCommand({ Bucket, Key }), { abortSignal: this.signal() })
+        .catch(() => {});
+    }
   }
 
   async save(h: Handle, data: Uint8Array, options: SaveOptions = {}): Promise<void> {
