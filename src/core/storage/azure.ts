@@ -183,7 +183,20 @@ export class AzureBackend implements Backend {
     try {
       await this.retry(async () => {
         // exists() first: a container-scoped SAS or a data-plane role may read but not create containers.
-        if (await this.container.exists({ abortSignal: this.signal() })) return;
+        let exists: boolean;
+        try {
+          exists = await this.container.exists({ abortSignal: this.signal() });
+        } catch (e) {
+          // A service SAS for the container may not read container properties; listing (the `l` it must
+          // have anyway) proves the container is there.
+          if ((e as { statusCode?: number }).statusCode !== 403) throw e;
+          await this.container
+            .listBlobsFlat({ abortSignal: this.signal() })
+            .byPage({ maxPageSize: 1 })
+            .next();
+          exists = true;
+        }
+        if (exists) return;
         await this.container.createIfNotExists({ abortSignal: this.signal() });
       });
     } catch (e) {
