@@ -41,8 +41,20 @@ export interface BackendLocation {
 
 export interface BackendUnderTest {
   name: string;
-  /** Sets up an empty location; returns its URL, extra environment for the CLI, and a cleanup. */
-  create(): Promise<{ url: string; env: NodeJS.ProcessEnv; cleanup(): Promise<void> }>;
+  /**
+   * Sets up an empty location; returns its URL, extra environment for the CLI, and a cleanup.
+   * `viaEndpoint` (cloud only) makes the URL/env reach the server through another base URL (a fault proxy);
+   * `directEnv`/`directUrl` then still reach it straight.
+   */
+  create(options?: {
+    viaEndpoint?: string;
+  }): Promise<{
+    url: string;
+    env: NodeJS.ProcessEnv;
+    cleanup(): Promise<void>;
+    directUrl?: string;
+    directEnv?: NodeJS.ProcessEnv;
+  }>;
   /** A Backend on a fresh empty location; `create()` not yet called. */
   direct(options?: LocationOptions): Promise<BackendLocation>;
   /** `http://127.0.0.1:PORT` of the real server, for putting a fault proxy in front (cloud only). */
@@ -89,12 +101,22 @@ export const localBackend: BackendUnderTest = {
 
 export const azureBackend: BackendUnderTest = {
   name: 'azure (Azurite)',
-  async create() {
+  async create(options = {}) {
     const az = await sharedAzurite();
     const container = fresh();
+    const url = `azure://${AZURITE_ACCOUNT}/${container}/repo`;
+    const directEnv = { AZURE_STORAGE_CONNECTION_STRING: az.connectionString };
     return {
-      url: `azure://${AZURITE_ACCOUNT}/${container}/repo`,
-      env: { AZURE_STORAGE_CONNECTION_STRING: az.connectionString },
+      url,
+      env: options.viaEndpoint
+        ? {
+            AZURE_STORAGE_CONNECTION_STRING: az.connectionStringFor(
+              `${options.viaEndpoint}/${AZURITE_ACCOUNT}`,
+            ),
+          }
+        : directEnv,
+      directUrl: url,
+      directEnv,
       async cleanup() {
         await new AzureBackend(`azure://${AZURITE_ACCOUNT}/${container}`, {
           connectionString: az.connectionString,
@@ -134,15 +156,21 @@ export const azureBackend: BackendUnderTest = {
 
 export const s3Backend: BackendUnderTest = {
   name: 's3 (versitygw)',
-  async create() {
+  async create(options = {}) {
     const srv = await sharedS3();
+    const bucket = fresh();
+    const urlFor = (endpoint: string) =>
+      `s3://${bucket}/repo?endpoint=${encodeURIComponent(endpoint)}&region=${srv.region}&path-style=true`;
+    const env = {
+      AWS_ACCESS_KEY_ID: srv.accessKeyId,
+      AWS_SECRET_ACCESS_KEY: srv.secretAccessKey,
+      AWS_REGION: srv.region,
+    };
     return {
-      url: `s3://${fresh()}/repo?endpoint=${encodeURIComponent(srv.endpoint)}&region=${srv.region}&path-style=true`,
-      env: {
-        AWS_ACCESS_KEY_ID: srv.accessKeyId,
-        AWS_SECRET_ACCESS_KEY: srv.secretAccessKey,
-        AWS_REGION: srv.region,
-      },
+      url: urlFor(options.viaEndpoint ?? srv.endpoint),
+      env,
+      directUrl: urlFor(srv.endpoint),
+      directEnv: env,
       async cleanup() {},
     };
   },
