@@ -5,20 +5,30 @@ import { filesBackupCommand } from './cmd_files_backup.ts';
 import { filesRestoreCommand } from './cmd_files_restore.ts';
 import { forgetCommand } from './cmd_forget.ts';
 import { initCommand } from './cmd_init.ts';
+import { mongodbBackupCommand } from './cmd_mongodb_backup.ts';
+import { mongodbExportCommand } from './cmd_mongodb_export.ts';
+import { mongodbImportCommand } from './cmd_mongodb_import.ts';
+import { mongodbRestoreCommand } from './cmd_mongodb_restore.ts';
 import { keyAddCommand, keyListCommand, keyRemoveCommand, keyRotateCommand } from './cmd_key.ts';
 import { pruneCommand } from './cmd_prune.ts';
 import { showCommand } from './cmd_show.ts';
 import { snapshotsCommand } from './cmd_snapshots.ts';
 import { statsCommand } from './cmd_stats.ts';
 import { unlockCommand } from './cmd_unlock.ts';
+import { validateCommand } from './cmd_validate.ts';
 
 export const COMMANDS: Command<never>[] = [
   initCommand,
   filesBackupCommand,
   filesRestoreCommand,
+  mongodbBackupCommand,
+  mongodbRestoreCommand,
+  mongodbExportCommand,
+  mongodbImportCommand,
   snapshotsCommand,
   showCommand,
   checkCommand,
+  validateCommand,
   forgetCommand,
   pruneCommand,
   statsCommand,

@@ -252,6 +252,10 @@ export class Repository {
     return index;
   }
 
+  async close(): Promise<void> {
+    await this.backend.close();
+  }
+
   /** Whether the loaded index knows this blob (call loadIndex first). */
   hasBlob(id: string): boolean {
     return this.index?.has(id) ?? false;
@@ -332,8 +336,13 @@ export class Repository {
         hint: 'run `lifeboat check --read-data` to list affected snapshots',
       });
     }
+    return this.openBlob(sealed, id, entry.rawLength, what);
+  }
+
+  /** Authenticates, decompresses and re-hashes one sealed blob; INTEGRITY naming `what` on any mismatch. */
+  async openBlob(sealed: Buffer, id: string, rawLength: number, what: string): Promise<Buffer> {
     const plain = await decompress(open(this.keys.encryption, sealed, what), what);
-    if (plain.length !== entry.rawLength || chunkId(this.keys.id, plain) !== id) {
+    if (plain.length !== rawLength || chunkId(this.keys.id, plain) !== id) {
       throw new LifeboatError('INTEGRITY', `${what} does not match its id`, { hint: 'run `lifeboat check --read-data`' });
     }
     return plain;

@@ -1,0 +1,103 @@
+import { startBackup } from '../core/repository/backup.ts';
+import { backupMongo, planBackup, type CollectionSummary } from '../sources/mongodb/backup.ts';
+import { int, list, type Command } from './command.ts';
+import { followBackup } from './backup-progress.ts';
+import { formatBytes, formatDuration } from './output.ts';
+import { openRepository } from './repo.ts';
+import { retentionAfterBackup, retentionOptionsForBackup, type ForgetResult } from './retention.ts';
+import { CONNECTION_OPTIONS, NS_OPTIONS, connectFromOptions, nsFilter } from './mongodb-options.ts';
+
+export interface MongoBackupResult {
+  dryRun: boolean;
+  id?: string;
+  timestamp?: string;
+  collections: CollectionSummary[] | { ns: string; type: string }[];
+  totals: { collections: number; documents: number; bytes: number };
+  bytesAdded: number;
+  durationMs: number;
+  retention?: ForgetResult;
+}
+
+export const mongodbBackupCommand: Command<MongoBackupResult> = {
+  path: ['mongodb', 'backup'],
+  summary: 'back up MongoDB databases (raw BSON, deduplicated, encrypted) into the repository',
+  options: {
+    ...CONNECTION_OPTIONS,
+    ...NS_OPTIONS,
+    parallel: { type: 'string', arg: 'N', default: '4', description: 'collections copied at once' },
+    'batch-size': { type: 'string', arg: 'N', default: '1000', description: 'documents per cursor batch' },
+    tag: { type: 'string', multiple: true, arg: 'TAG', description: 'tag the snapshot (repeatable)' },
+    'dry-run': { type: 'boolean', description: 'list what would be backed up, read no data' },
+    ...retentionOptionsForBackup(7),
+  },
+  help: `All databases except admin, local and config are backed up unless --ns-include narrows it.
+Examples:
+  lifeboat mongodb backup --uri mongodb://backup:PASS@mongo:27017/?authSource=admin
+  lifeboat mongodb backup --ns-include 'rocketchat.*' --ns-exclude 'rocketchat.rocketchat_statistics'`,
+  async run(ctx, values) {
+    const started = Date.now();
+    const { client, uri } = await connectFromOptions(ctx, values);
+    try {
+      const planned = await planBackup(client, nsFilter(values));
+      if (values['dry-run']) {
+        return {
+          dryRun: true,
+          collections: planned.map((c) => ({ ns: `${c.db}.${c.collection}`, type: c.type })),
+          totals: { collections: planned.length, documents: 0, bytes: 0 },
+          bytesAdded: 0,
+          durationMs: Date.now() - started,
+        };
+      }
+      const repo = await openRepository(ctx);
+      const session = await startBackup(repo, 'mongodb backup');
+      const stop = followBackup(ctx.out, session, 'mongodb backup');
+      try {
+        const { snapshot, collections } = await backupMongo({
+          client,
+          uri,
+          session,
+          collections: planned,
+          parallel: int(values.parallel, 'parallel'),
+          batchSize: int(values['batch-size'], 'batch-size'),
+          tags: list(values.tag),
+          signal: ctx.signal,
+        });
+        stop();
+        const retention = await retentionAfterBackup(repo, snapshot, values);
+        return {
+          dryRun: false,
+          id: snapshot.id,
+          timestamp: snapshot.timestamp,
+          collections,
+          totals: {
+            collections: collections.length,
+            documents: collections.reduce((n, c) => n + c.count, 0),
+            bytes: collections.reduce((n, c) => n + c.bytes, 0),
+          },
+          bytesAdded: snapshot.summary.bytesAdded,
+          durationMs: Date.now() - started,
+          retention,
+        };
+      } finally {
+        stop();
+      }
+    } finally {
+      await client.close().catch(() => {});
+    }
+  },
+  human(r, out) {
+    if (r.dryRun) {
+      out.line(`would back up ${r.totals.collections} collection(s):`);
+      for (const c of r.collections) out.line(`  ${c.ns} (${c.type})`);
+      return;
+    }
+    out.line(
+      `snapshot ${r.id!.slice(0, 8)} (${r.timestamp}) saved: ${r.totals.collections} collections, ${r.totals.documents} documents, ` +
+        `${formatBytes(r.totals.bytes)} processed, ${formatBytes(r.bytesAdded)} added, ${formatDuration(r.durationMs)}`,
+    );
+    if (r.retention?.removed)
+      out.line(
+        `retention removed ${r.retention.removed} old snapshot(s); run \`lifeboat prune\` to reclaim space`,
+      );
+  },
+};

@@ -1,0 +1,128 @@
+import { LifeboatError } from '../core/errors.ts';
+import { applyRestore, inspectTargets, planRestore, type RestoreResult } from '../sources/mongodb/restore.ts';
+import { NamespaceRenamer } from '../sources/mongodb/nsfilter.ts';
+import { int, list, str, usageError, type Command } from './command.ts';
+import { openRepository } from './repo.ts';
+import { CONNECTION_OPTIONS, NS_OPTIONS, connectFromOptions, nsFilter } from './mongodb-options.ts';
+
+export const mongodbRestoreCommand: Command<RestoreResult> = {
+  path: ['mongodb', 'restore'],
+  summary: 'restore a MongoDB snapshot (verified, rolled back on failure)',
+  usage: '[SNAPSHOT | latest]',
+  options: {
+    ...CONNECTION_OPTIONS,
+    ...NS_OPTIONS,
+    timestamp: {
+      type: 'string',
+      arg: 'YYYYMMDD_HHMMSS',
+      description: 'restore the snapshot taken at this time',
+    },
+    'ns-from': {
+      type: 'string',
+      multiple: true,
+      arg: 'PATTERN',
+      description: 'rename: source pattern (pairs with --ns-to)',
+    },
+    'ns-to': { type: 'string', multiple: true, arg: 'PATTERN', description: 'rename: target pattern' },
+    drop: { type: 'boolean', description: 'drop each target collection before restoring it' },
+    'dry-run': { type: 'boolean', description: 'print the plan, change nothing' },
+    parallel: { type: 'string', arg: 'N', default: '4', description: 'collections restored at once' },
+    'insertion-workers': {
+      type: 'string',
+      arg: 'N',
+      default: '2',
+      description: 'concurrent insert batches per collection',
+    },
+    'no-rollback': {
+      type: 'boolean',
+      description: 'on failure, leave the target as the failed restore left it',
+    },
+    'rollback-wait': {
+      type: 'string',
+      arg: 'SECONDS',
+      default: '120',
+      description: 'how long a rollback waits for an unreachable server',
+    },
+    'no-verify': { type: 'boolean', description: 'skip the count/hash verification after restore' },
+  },
+  help: `SNAPSHOT is an id, a unique id prefix, "latest" (default) or a YYYYMMDD_HHMMSS timestamp.
+Examples:
+  lifeboat mongodb restore --uri mongodb://mongo:27017 --timestamp 20241201_120000 --drop
+  lifeboat mongodb restore latest --ns-from 'rocketchat.*' --ns-to 'rocketchat_restored.*'`,
+  async run(ctx, values, args) {
+    if (args.length > 1) throw usageError('give one SNAPSHOT');
+    const ts = str(values.timestamp);
+    if (ts && args.length) throw usageError('give either SNAPSHOT or --timestamp, not both');
+    if (ts && !/^\d{8}_\d{6}$/.test(ts))
+      throw usageError(`--timestamp "${ts}" is not YYYYMMDD_HHMMSS`, 'e.g. --timestamp 20241201_120000');
+    const ref = ts ?? args[0] ?? 'latest';
+    const renamer = new NamespaceRenamer(list(values['ns-from']), list(values['ns-to']));
+    const filter = nsFilter(values);
+    const repo = await openRepository(ctx);
+    const snapshot = await repo.resolveSnapshot(ref, { type: 'mongodb' });
+    const plan = planRestore(snapshot, filter, renamer);
+    if (plan.entries.length === 0) {
+      throw new LifeboatError(
+        'NOT_FOUND',
+        `snapshot ${snapshot.id.slice(0, 8)} has no collection matching the namespace filters`,
+        {
+          hint: 'check --ns-include/--ns-exclude against `lifeboat show ' + snapshot.id.slice(0, 8) + '`',
+        },
+      );
+    }
+    const { client } = await connectFromOptions(ctx, values);
+    try {
+      await inspectTargets(client, plan);
+      const drop = Boolean(values.drop);
+      if (values['dry-run']) {
+        return {
+          snapshot: snapshot.id,
+          dryRun: true,
+          collections: [],
+          skipped: plan.skipped,
+          notRestored: [],
+          plan: plan.entries.map((e) => ({
+            source: e.source,
+            target: e.target,
+            type: e.type,
+            count: e.meta.count,
+            action: !e.exists
+              ? 'create'
+              : drop
+                ? `drop (${e.existingCount} documents) and recreate`
+                : `insert into existing (${e.existingCount} documents)`,
+          })),
+        };
+      }
+      return await applyRestore({
+        client,
+        repo,
+        plan,
+        drop,
+        parallel: int(values.parallel, 'parallel'),
+        insertionWorkers: int(values['insertion-workers'], 'insertion-workers'),
+        rollback: !values['no-rollback'],
+        rollbackWaitMs: (int(values['rollback-wait'], 'rollback-wait') ?? 120) * 1000,
+        verify: !values['no-verify'],
+        signal: ctx.signal,
+        note: (m) => ctx.out.note(m),
+      });
+    } finally {
+      await client.close().catch(() => {});
+    }
+  },
+  human(r, out) {
+    if (r.dryRun) {
+      out.line(`restore plan for snapshot ${r.snapshot.slice(0, 8)} (nothing changed):`);
+      for (const p of r.plan ?? [])
+        out.line(`  ${p.source} -> ${p.target}: ${p.count} documents, ${p.action}`);
+    } else {
+      const docs = r.collections.reduce((n, c) => n + c.count, 0);
+      out.line(
+        `restored ${r.collections.length} collection(s), ${docs} documents from ${r.snapshot.slice(0, 8)}; verified ${r.collections.filter((c) => c.verified).length}`,
+      );
+    }
+    for (const s of r.skipped) out.line(`  skipped ${s.ns}: ${s.reason}`);
+    for (const n of r.notRestored) out.line(`  NOT restored on ${n.ns}: ${n.what} — ${n.reason}`);
+  },
+};

@@ -1,0 +1,222 @@
+/**
+ * `lifeboat mongodb backup`: every selected collection streams as raw BSON (driver cursors with
+ * `raw: true`, so documents are never decoded) into one repository item per collection, one record per
+ * document, with the collection's metadata.json (options, indexes, uuid, type) beside it in the item.
+ *
+ * Documents are read in natural (storage) order, not sorted: on MongoDB (WiredTiger record ids) and on
+ * FerretDB/SQLite (row ids) new documents land at the end and in-place updates keep their position, so
+ * tomorrow's dump of a mostly unchanged collection repeats today's byte runs and reuses their chunks.
+ * Sorting by `_id` would scatter new documents with random string ids (as Rocket.Chat's) all over the
+ * dump and defeat deduplication. Nothing depends on the order for correctness: the content hash is
+ * order-independent (hash.ts). Memory stays at one cursor batch per collection being copied.
+ */
+import type { Document, MongoClient } from 'mongodb';
+import { LifeboatError } from '../../core/errors.ts';
+import type { BackupSession, Item, Snapshot } from '../../core/repository/model.ts';
+import { Crc64 } from './crc64.ts';
+import { CollectionHash } from './hash.ts';
+import { formatMetadataJson, uuidHex, type CollectionMetadata } from './metadata.ts';
+import { isSystemNamespace, type NamespaceFilter } from './nsfilter.ts';
+import { mongoError, safeUri, serverInfo } from './connect.ts';
+
+/** BSON options that keep every value's exact type when metadata is decoded (Int32 stays Int32). */
+export const EXACT_BSON = {
+  promoteValues: false,
+  promoteLongs: false,
+  promoteBuffers: false,
+  bsonRegExp: true,
+} as const;
+
+export const HASH_ALGORITHM = 'sum-sha256';
+
+export interface PlannedCollection {
+  db: string;
+  collection: string;
+  type: 'collection' | 'view' | 'timeseries';
+  metadata: CollectionMetadata;
+}
+
+/** The item meta of a MongoDB collection in a snapshot. */
+export interface CollectionItemMeta {
+  db: string;
+  collection: string;
+  type: string;
+  /** The collection's metadata.json text, exactly as mongodump would write it. */
+  metadata: string;
+  count: number;
+  bytes: number;
+  /** Order-independent content hash (see hash.ts). */
+  hash: string;
+  /** CRC-64/XZ of the documents in item order: what a mongodump archive of them carries. */
+  crc64: string;
+  /** For time-series data imported from mongodump: the time-series collection these buckets belong to. */
+  bucketsOf?: string;
+}
+
+export interface CollectionSummary {
+  ns: string;
+  type: string;
+  count: number;
+  bytes: number;
+  hash: string;
+}
+
+/** Lists what a backup would copy (no data read): databases, collections, their options and indexes. */
+export async function planBackup(client: MongoClient, filter: NamespaceFilter): Promise<PlannedCollection[]> {
+  const out: PlannedCollection[] = [];
+  try {
+    const dbs = await client.db('admin').admin().listDatabases({ nameOnly: true });
+    for (const { name: db } of dbs.databases.sort((a, b) => (a.name < b.name ? -1 : 1))) {
+      const infos = (await client
+        .db(db)
+        .listCollections({}, { ...EXACT_BSON, nameOnly: false })
+        .toArray()) as Document[];
+      for (const info of infos.sort((a, b) => (a.name < b.name ? -1 : 1))) {
+        const name = String(info.name);
+        if (isSystemNamespace(db, name)) continue;
+        if (!filter.matches(`${db}.${name}`)) continue;
+        const type = (String(info.type ?? 'collection') as PlannedCollection['type']) ?? 'collection';
+        const indexes: Document[] =
+          type === 'view'
+            ? []
+            : await client
+                .db(db)
+                .collection(name)
+                .listIndexes({ ...EXACT_BSON })
+                .toArray();
+        const metadata: CollectionMetadata = {
+          options: (info.options as Document) ?? {},
+          indexes,
+          collectionName: name,
+          type,
+        };
+        const uuid = uuidHex((info.info as Document | undefined)?.uuid);
+        if (uuid) metadata.uuid = uuid;
+        out.push({ db, collection: name, type, metadata });
+      }
+    }
+  } catch (e) {
+    throw mongoError(e, 'listing databases and collections');
+  }
+  return out;
+}
+
+export interface MongoBackupOptions {
+  client: MongoClient;
+  uri: string;
+  session: BackupSession;
+  collections: PlannedCollection[];
+  parallel?: number;
+  batchSize?: number;
+  tags?: string[];
+  signal?: AbortSignal;
+  onCollectionDone?: (c: CollectionSummary) => void;
+}
+
+/** Runs `fn` over `items` with at most `n` in flight; the first failure stops new work and is thrown. */
+export async function pool<T, R>(
+  items: T[],
+  n: number,
+  fn: (item: T, index: number) => Promise<R>,
+): Promise<R[]> {
+  const results: R[] = new Array(items.length);
+  let next = 0;
+  let failed: unknown;
+  const worker = async () => {
+    while (failed === undefined && next < items.length) {
+      const i = next++;
+      try {
+        results[i] = await fn(items[i], i);
+      } catch (e) {
+        failed ??= e;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(n, items.length)) }, worker));
+  if (failed !== undefined) throw failed;
+  return results;
+}
+
+async function copyCollection(opts: MongoBackupOptions, c: PlannedCollection): Promise<Item> {
+  const ns = `${c.db}.${c.collection}`;
+  const hash = new CollectionHash();
+  const crc = new Crc64();
+  const writer = opts.session.newItem({ name: ns, kind: c.type }, 'records');
+  if (c.type !== 'view') {
+    const cursor = opts.client
+      .db(c.db)
+      .collection(c.collection)
+      .find({}, { raw: true, batchSize: opts.batchSize ?? 1000 });
+    try {
+      for await (const raw of cursor) {
+        if (opts.signal?.aborted) throw opts.signal.reason;
+        const doc = raw as unknown as Uint8Array;
+        hash.add(doc);
+        crc.update(doc);
+        await writer.write(doc);
+      }
+    } catch (e) {
+      throw mongoError(e, `reading ${ns}`);
+    } finally {
+      await cursor.close().catch(() => {});
+    }
+  }
+  const item = await writer.finish();
+  const meta: CollectionItemMeta = {
+    db: c.db,
+    collection: c.collection,
+    type: c.type,
+    metadata: formatMetadataJson(c.metadata),
+    count: hash.count,
+    bytes: hash.bytes,
+    hash: hash.hex(),
+    crc64: crc.digest().toString(16).padStart(16, '0'),
+  };
+  item.meta = meta as unknown as Record<string, unknown>;
+  opts.onCollectionDone?.({ ns, type: c.type, count: meta.count, bytes: meta.bytes, hash: meta.hash });
+  return item;
+}
+
+export async function backupMongo(
+  opts: MongoBackupOptions,
+): Promise<{ snapshot: Snapshot; collections: CollectionSummary[] }> {
+  const info = await serverInfo(opts.client).catch((e) => {
+    throw mongoError(e, 'reading server information');
+  });
+  try {
+    const items = await pool(opts.collections, opts.parallel ?? 4, (c) => copyCollection(opts, c));
+    const snapshot = await opts.session.commit({
+      type: 'mongodb',
+      tags: opts.tags,
+      paths: [safeUri(opts.uri)],
+      meta: {
+        server: info.version,
+        ferretdb: info.ferretdb,
+        replicaSet: info.replicaSet ?? null,
+        hashAlgorithm: HASH_ALGORITHM,
+        databases: [...new Set(opts.collections.map((c) => c.db))],
+      },
+      items,
+    });
+    return { snapshot, collections: items.map(summaryOf) };
+  } catch (e) {
+    await opts.session.abort();
+    if (e instanceof LifeboatError) throw e;
+    throw mongoError(e, 'backup');
+  }
+}
+
+export function itemMeta(item: Item): CollectionItemMeta {
+  const m = item.meta as unknown as CollectionItemMeta;
+  if (!m || typeof m.db !== 'string' || typeof m.collection !== 'string') {
+    throw new LifeboatError('INTEGRITY', `snapshot item ${item.name} has no MongoDB collection metadata`, {
+      hint: 'this is not a snapshot written by `lifeboat mongodb backup` or `import`',
+    });
+  }
+  return m;
+}
+
+export function summaryOf(item: Item): CollectionSummary {
+  const m = itemMeta(item);
+  return { ns: item.name, type: m.type, count: m.count, bytes: m.bytes, hash: m.hash };
+}

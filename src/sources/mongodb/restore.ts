@@ -1,0 +1,479 @@
+/**
+ * `lifeboat mongodb restore`: plan (pure: which snapshot items go to which target namespaces), inspect
+ * (what the target already holds), then apply: data first, then indexes, then views; then verification
+ * (count and content hash of every restored collection); and on any failure a rollback of every
+ * namespace it touched.
+ *
+ * Rollback: before touching a namespace that already exists, its current content is backed up into the
+ * repository as a `pre-restore` snapshot (cheap: unchanged data deduplicates against earlier backups).
+ * If the restore fails or is interrupted, each touched namespace is dropped and, if it existed, restored
+ * from that snapshot; if the server is gone (the usual reason for failing half-way) the rollback waits
+ * for it to come back. The pre-restore snapshot stays in the repository either way, so even a rollback
+ * that could not run leaves a way back.
+ */
+import { deserialize, type Document } from 'bson';
+import type { MongoClient } from 'mongodb';
+import { LifeboatError, isLifeboatError } from '../../core/errors.ts';
+import type { Repository } from '../../core/repository/repository.ts';
+import type { Item, Snapshot } from '../../core/repository/model.ts';
+import { startBackup } from '../../core/repository/backup.ts';
+import { splitBson } from './bson-stream.ts';
+import { backupMongo, itemMeta, planBackup, pool, EXACT_BSON, type CollectionItemMeta } from './backup.ts';
+import { CollectionHash } from './hash.ts';
+import { indexSpecForCreate, parseMetadataJson, type CollectionMetadata } from './metadata.ts';
+import { NamespaceFilter, NamespaceRenamer, isSystemNamespace, splitNs } from './nsfilter.ts';
+import { mongoError } from './connect.ts';
+
+export interface RestoreEntry {
+  item: Item;
+  source: string;
+  target: string;
+  db: string;
+  collection: string;
+  type: string;
+  meta: CollectionItemMeta;
+  metadata: CollectionMetadata;
+  /** Filled by inspectTargets. */
+  exists?: boolean;
+  existingCount?: number;
+}
+
+export interface RestorePlan {
+  snapshot: string;
+  entries: RestoreEntry[];
+  skipped: { ns: string; reason: string }[];
+}
+
+export interface NotRestored {
+  ns: string;
+  what: string;
+  reason: string;
+}
+
+export interface RestoredCollection {
+  source: string;
+  target: string;
+  type: string;
+  count: number;
+  hash: string;
+  verified: boolean;
+}
+
+export interface RestoreResult {
+  snapshot: string;
+  dryRun: boolean;
+  collections: RestoredCollection[];
+  skipped: { ns: string; reason: string }[];
+  notRestored: NotRestored[];
+  preRestoreSnapshot?: string;
+  plan?: { source: string; target: string; type: string; count: number; action: string }[];
+}
+
+/** Pure: which items go where. */
+export function planRestore(
+  snapshot: Snapshot,
+  filter: NamespaceFilter,
+  renamer: NamespaceRenamer,
+): RestorePlan {
+  if (snapshot.type !== 'mongodb') {
+    throw new LifeboatError(
+      'USAGE',
+      `snapshot ${snapshot.id.slice(0, 8)} is a ${snapshot.type} snapshot, not a mongodb one`,
+      {
+        hint: 'list MongoDB snapshots with `lifeboat snapshots --type mongodb`',
+      },
+    );
+  }
+  const plan: RestorePlan = { snapshot: snapshot.id, entries: [], skipped: [] };
+  const targets = new Map<string, string>();
+  for (const item of snapshot.items) {
+    const meta = itemMeta(item);
+    const source = item.name;
+    if (item.kind === 'oplog') {
+      plan.skipped.push({
+        ns: source,
+        reason: 'oplog entries are not replayed (no --oplog-replay in this version)',
+      });
+      continue;
+    }
+    if (meta.bucketsOf !== undefined) {
+      plan.skipped.push({
+        ns: source,
+        reason: `raw time-series buckets of ${meta.db}.${meta.bucketsOf} (restore needs a time-series capable MongoDB)`,
+      });
+      continue;
+    }
+    if (!filter.matches(source)) continue;
+    if (isSystemNamespace(meta.db, meta.collection)) {
+      plan.skipped.push({ ns: source, reason: 'server-internal namespace' });
+      continue;
+    }
+    const target = renamer.rename(source);
+    const { db, collection } = splitNs(target);
+    const other = targets.get(target);
+    if (other) {
+      throw new LifeboatError('USAGE', `${other} and ${source} would both be restored into ${target}`, {
+        hint: 'adjust --ns-from/--ns-to so every collection gets its own target',
+      });
+    }
+    targets.set(target, source);
+    const metadata = parseMetadataJson(meta.metadata, meta.collection, `${source} metadata`);
+    plan.entries.push({
+      item,
+      source,
+      target,
+      db,
+      collection,
+      type: meta.type || 'collection',
+      meta,
+      metadata,
+    });
+  }
+  return plan;
+}
+
+/** Reads what the target already has for each planned namespace. */
+export async function inspectTargets(client: MongoClient, plan: RestorePlan): Promise<void> {
+  try {
+    const byDb = new Map<string, Set<string>>();
+    for (const e of plan.entries) {
+      if (!byDb.has(e.db)) {
+        const names = await client.db(e.db).listCollections({}, { nameOnly: true }).toArray();
+        byDb.set(e.db, new Set(names.map((n) => n.name)));
+      }
+      e.exists = byDb.get(e.db)!.has(e.collection);
+      e.existingCount = e.exists ? await client.db(e.db).collection(e.collection).countDocuments({}) : 0;
+    }
+  } catch (e) {
+    throw mongoError(e, 'inspecting the target');
+  }
+}
+
+/** Reads a collection back: count, bytes and content hash. */
+export async function hashCollection(
+  client: MongoClient,
+  db: string,
+  collection: string,
+): Promise<CollectionHash> {
+  const h = new CollectionHash();
+  const cursor = client.db(db).collection(collection).find({}, { raw: true, batchSize: 1000 });
+  try {
+    for await (const d of cursor) h.add(d as unknown as Uint8Array);
+  } finally {
+    await cursor.close().catch(() => {});
+  }
+  return h;
+}
+
+function addHashes(a: string, b: string): string {
+  const x = Buffer.from(a, 'hex');
+  const y = Buffer.from(b, 'hex');
+  const out = Buffer.alloc(32);
+  let carry = 0;
+  for (let i = 0; i < 8; i++) {
+    const s = x.readUInt32LE(i * 4) + y.readUInt32LE(i * 4) + carry;
+    out.writeUInt32LE(s >>> 0, i * 4);
+    carry = s > 0xffffffff ? 1 : 0;
+  }
+  return out.toString('hex');
+}
+
+/** Server answers that mean "this server cannot do that" rather than "your data is wrong". */
+function isUnsupported(e: unknown): boolean {
+  const err = e as { code?: number; codeName?: string; message?: string };
+  if (
+    [238, 115, 72, 9, 2, 67, 197].includes(err?.code ?? -1) &&
+    /not (yet )?(implemented|supported)|unsupported|unknown|invalid/i.test(String(err?.message))
+  )
+    return true;
+  return /not (yet )?implemented|not supported|unsupported/i.test(String(err?.message ?? ''));
+}
+
+function reasonOf(e: unknown): string {
+  return String((e as Error)?.message ?? e)
+    .split('\n')[0]
+    .slice(0, 300);
+}
+
+export interface ApplyOptions {
+  client: MongoClient;
+  repo: Repository;
+  plan: RestorePlan;
+  drop: boolean;
+  parallel?: number;
+  insertionWorkers?: number;
+  batchSize?: number;
+  rollback?: boolean;
+  /** How long a rollback waits for an unreachable server to come back (ms). */
+  rollbackWaitMs?: number;
+  verify?: boolean;
+  signal?: AbortSignal;
+  note?: (msg: string) => void;
+  onBytes?: (n: number) => void;
+}
+
+interface Touch {
+  entry: RestoreEntry;
+  existed: boolean;
+}
+
+async function createTarget(opts: ApplyOptions, e: RestoreEntry, notRestored: NotRestored[]): Promise<void> {
+  const db = opts.client.db(e.db);
+  const options = { ...e.metadata.options };
+  if (e.type === 'view') {
+    try {
+      await db.createCollection(e.collection, options);
+    } catch (err) {
+      if (!isUnsupported(err)) throw mongoError(err, `creating view ${e.target}`);
+      notRestored.push({ ns: e.target, what: 'view', reason: reasonOf(err) });
+    }
+    return;
+  }
+  if (Object.keys(options).length === 0) {
+    await db.createCollection(e.collection);
+    return;
+  }
+  try {
+    await db.createCollection(e.collection, options);
+  } catch (err) {
+    if (!isUnsupported(err)) throw mongoError(err, `creating ${e.target}`);
+    notRestored.push({
+      ns: e.target,
+      what: `collection options ${JSON.stringify(Object.keys(options))}`,
+      reason: reasonOf(err),
+    });
+    await db.createCollection(e.collection);
+  }
+}
+
+async function insertData(opts: ApplyOptions, e: RestoreEntry): Promise<void> {
+  const coll = opts.client.db(e.db).collection(e.collection);
+  const workers = Math.max(1, opts.insertionWorkers ?? 2);
+  const maxDocs = opts.batchSize ?? 1000;
+  const maxBytes = 8 * 1024 * 1024;
+  const inflight = new Set<Promise<void>>();
+  let failure: unknown;
+  const send = (batch: Document[]) => {
+    const p = coll
+      .insertMany(batch, { ordered: true, bypassDocumentValidation: true })
+      .then(() => undefined)
+      .catch((err) => {
+        failure ??= mongoError(err, `inserting into ${e.target}`);
+      })
+      .finally(() => inflight.delete(p));
+    inflight.add(p);
+  };
+  let batch: Document[] = [];
+  let bytes = 0;
+  for await (const raw of splitBson(opts.repo.readItem(e.item), `snapshot item ${e.source}`)) {
+    if (failure) break;
+    if (opts.signal?.aborted) throw opts.signal.reason;
+    // Decoded with every value kept at its exact BSON type, so re-encoding gives the same bytes.
+    batch.push(deserialize(raw, EXACT_BSON));
+    bytes += raw.length;
+    opts.onBytes?.(raw.length);
+    if (batch.length >= maxDocs || bytes >= maxBytes) {
+      send(batch);
+      batch = [];
+      bytes = 0;
+      while (inflight.size >= workers) await Promise.race(inflight);
+    }
+  }
+  if (!failure && batch.length) send(batch);
+  await Promise.all(inflight);
+  if (failure) throw failure;
+}
+
+async function createIndexes(opts: ApplyOptions, e: RestoreEntry, notRestored: NotRestored[]): Promise<void> {
+  if (e.type === 'view') return;
+  const coll = opts.client.db(e.db).collection(e.collection);
+  for (const spec of e.metadata.indexes) {
+    if (spec.name === '_id_') continue;
+    const { key, name, v: _v, ...rest } = indexSpecForCreate(spec);
+    void _v;
+    try {
+      await coll.createIndex(key, { name, ...rest });
+    } catch (err) {
+      if (isUnsupported(err))
+        notRestored.push({ ns: e.target, what: `index ${name}`, reason: reasonOf(err) });
+      else throw mongoError(err, `building index ${name} on ${e.target}`);
+    }
+  }
+}
+
+async function waitForServer(client: MongoClient, ms: number, note?: (m: string) => void): Promise<void> {
+  const deadline = Date.now() + ms;
+  let told = false;
+  for (;;) {
+    try {
+      await client.db('admin').command({ ping: 1 });
+      return;
+    } catch (e) {
+      if (Date.now() > deadline) throw mongoError(e, 'waiting for the server to roll back');
+      if (!told) note?.('lifeboat: server unreachable — rollback waiting for it to come back');
+      told = true;
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  }
+}
+
+export async function applyRestore(opts: ApplyOptions): Promise<RestoreResult> {
+  const { client, plan } = opts;
+  const notRestored: NotRestored[] = [];
+  const result: RestoreResult = {
+    snapshot: plan.snapshot,
+    dryRun: false,
+    collections: [],
+    skipped: plan.skipped,
+    notRestored,
+  };
+  const rollback = opts.rollback ?? true;
+
+  // Keep the current content of every namespace we are about to change.
+  const existing = plan.entries.filter((e) => e.exists);
+  const preHashes = new Map<string, { count: number; hash: string }>();
+  let preSnapshot: Snapshot | undefined;
+  if (existing.length) {
+    const wanted = new Set(existing.map((e) => e.target));
+    const planned = (await planBackup(client, new NamespaceFilter())).filter((c) =>
+      wanted.has(`${c.db}.${c.collection}`),
+    );
+    if (rollback) {
+      opts.note?.(
+        `lifeboat: keeping ${planned.length} existing namespace(s) in a pre-restore snapshot for rollback`,
+      );
+      const session = await startBackup(opts.repo, 'mongodb pre-restore');
+      const pre = await backupMongo({
+        client,
+        uri: 'pre-restore',
+        session,
+        collections: planned,
+        parallel: opts.parallel,
+        tags: ['pre-restore', `restore-of:${plan.snapshot.slice(0, 8)}`],
+      });
+      preSnapshot = pre.snapshot;
+      result.preRestoreSnapshot = pre.snapshot.id;
+      for (const c of pre.collections) preHashes.set(c.ns, { count: c.count, hash: c.hash });
+    } else if (!opts.drop) {
+      for (const e of existing) {
+        const h = await hashCollection(client, e.db, e.collection);
+        preHashes.set(e.target, { count: h.count, hash: h.hex() });
+      }
+    }
+  }
+
+  const touched: Touch[] = [];
+  try {
+    const data = plan.entries.filter((e) => e.type !== 'view');
+    const views = plan.entries.filter((e) => e.type === 'view');
+    await pool(data, opts.parallel ?? 4, async (e) => {
+      touched.push({ entry: e, existed: Boolean(e.exists) });
+      try {
+        if (e.exists && opts.drop) await client.db(e.db).collection(e.collection).drop();
+        if (!e.exists || opts.drop) await createTarget(opts, e, notRestored);
+        await insertData(opts, e);
+      } catch (err) {
+        throw isLifeboatError(err) ? err : mongoError(err, `restoring ${e.target}`);
+      }
+    });
+    // Indexes after the data (faster, and a unique index cannot block half a collection).
+    await pool(data, opts.parallel ?? 4, (e) => createIndexes(opts, e, notRestored));
+    for (const e of views) {
+      touched.push({ entry: e, existed: Boolean(e.exists) });
+      if (e.exists) await client.db(e.db).collection(e.collection).drop();
+      await createTarget(opts, e, notRestored);
+    }
+    if (opts.verify ?? true) {
+      await pool(data, opts.parallel ?? 4, async (e) => {
+        const h = await hashCollection(client, e.db, e.collection);
+        let count = e.meta.count;
+        let hash = e.meta.hash;
+        const pre = preHashes.get(e.target);
+        if (e.exists && !opts.drop && pre) {
+          count += pre.count;
+          hash = addHashes(hash, pre.hash);
+        }
+        if (h.count !== count || h.hex() !== hash) {
+          throw new LifeboatError(
+            'VERIFY_FAILED',
+            `verification of ${e.target} failed: ${h.count} documents with hash ${h.hex().slice(0, 12)}, expected ${count} with ${hash.slice(0, 12)}`,
+            {
+              hint: 'the server changed or dropped data during the restore; check its logs, then restore again with --drop',
+            },
+          );
+        }
+        result.collections.push({
+          source: e.source,
+          target: e.target,
+          type: e.type,
+          count: e.meta.count,
+          hash: e.meta.hash,
+          verified: true,
+        });
+      });
+    } else {
+      for (const e of data)
+        result.collections.push({
+          source: e.source,
+          target: e.target,
+          type: e.type,
+          count: e.meta.count,
+          hash: e.meta.hash,
+          verified: false,
+        });
+    }
+    for (const e of views)
+      result.collections.push({
+        source: e.source,
+        target: e.target,
+        type: 'view',
+        count: 0,
+        hash: e.meta.hash,
+        verified: false,
+      });
+    result.collections.sort((a, b) => (a.target < b.target ? -1 : 1));
+    return result;
+  } catch (failure) {
+    const err = isLifeboatError(failure) ? failure : mongoError(failure, 'restore');
+    if (!rollback || touched.length === 0) throw err;
+    opts.note?.(`lifeboat: restore failed (${err.message}) — rolling back ${touched.length} namespace(s)`);
+    const rolledBack: string[] = [];
+    try {
+      await waitForServer(client, opts.rollbackWaitMs ?? 120_000, opts.note);
+      for (const t of touched) {
+        await client
+          .db(t.entry.db)
+          .collection(t.entry.collection)
+          .drop()
+          .catch(() => {});
+        rolledBack.push(t.entry.target);
+      }
+      const back = touched.filter((t) => t.existed).map((t) => t.entry.target);
+      if (back.length && preSnapshot) {
+        const rplan = planRestore(preSnapshot, new NamespaceFilter(back), new NamespaceRenamer());
+        await inspectTargets(client, rplan);
+        await applyRestore({
+          ...opts,
+          plan: rplan,
+          drop: true,
+          rollback: false,
+          signal: undefined,
+          onBytes: undefined,
+        });
+      }
+    } catch (rbErr) {
+      throw new LifeboatError(err.code, `${err.message}; ROLLBACK FAILED (${(rbErr as Error).message})`, {
+        hint: preSnapshot
+          ? `the previous content is in snapshot ${preSnapshot.id.slice(0, 8)}: restore it with \`lifeboat mongodb restore ${preSnapshot.id.slice(0, 8)} --drop\``
+          : 'restore the namespaces again with --drop',
+        details: { rolledBack, preRestoreSnapshot: preSnapshot?.id },
+        cause: failure,
+      });
+    }
+    throw new LifeboatError(err.code, `${err.message} (rolled back: ${rolledBack.join(', ')})`, {
+      hint: err.hint,
+      details: { ...(err.details ?? {}), rolledBack, preRestoreSnapshot: preSnapshot?.id },
+      cause: failure,
+    });
+  }
+}
