@@ -36,6 +36,7 @@ export const filesBackupCommand: Command<BackupResult> = {
     if (type !== 'files' && type !== 'terraform') throw usageError('--type must be files or terraform');
     const repo = await openRepository(ctx);
     const session = await startBackup(repo, 'files backup');
+    ctx.log.info('backup started: shared lock held', { repository: repo.id });
     const stop = followBackup(ctx.out, session, 'backup');
     try {
       const snap = fromStdin

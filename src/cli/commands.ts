@@ -15,6 +15,7 @@ import { showCommand } from './cmd_show.ts';
 import { snapshotsCommand } from './cmd_snapshots.ts';
 import { statsCommand } from './cmd_stats.ts';
 import { unlockCommand } from './cmd_unlock.ts';
+import { validateCommand } from './cmd_validate.ts';
 
 export const COMMANDS: Command<never>[] = [
   initCommand,
@@ -27,6 +28,7 @@ export const COMMANDS: Command<never>[] = [
   snapshotsCommand,
   showCommand,
   checkCommand,
+  validateCommand,
   forgetCommand,
   pruneCommand,
   statsCommand,

@@ -88,7 +88,7 @@ function coerce(name: string, spec: OptionSpec, raw: unknown, source: string): O
   return String(raw);
 }
 
-function helpText(cmd?: Command): string {
+export function helpText(cmd?: Command): string {
   const opt = (name: string, s: OptionSpec) =>
     `  ${s.short ? `-${s.short}, ` : '    '}--${name}${s.arg ? ` ${s.arg}` : ''}`.padEnd(34) +
     ` ${s.description}${s.default !== undefined && s.default !== false ? ` (default ${s.default})` : ''}`;

@@ -5,7 +5,7 @@
 export type Level = 'debug' | 'info' | 'warn' | 'error';
 const ORDER: Record<Level, number> = { debug: 10, info: 20, warn: 30, error: 40 };
 
-const SECRET_KEY = /pass(word)?|secret|token|key|credential|sas|connection.?string|authorization/i;
+const SECRET_KEY = /^(?:.*[-_])?(?:pass(?:word|phrase)?|secret|token|key|credentials?|sas|connection-?string|authorization)$/i;
 
 /** Hides credentials in URIs and connection strings. */
 export function redactString(s: string): string {

@@ -206,20 +206,31 @@ for (const backendUnderTest of BACKENDS) {
     });
 
     test('locks: prune refuses while a backup runs; two backups run at once', async () => {
-      const slow = spawnCli(['--repo', repoUrl, 'files', 'backup', '--stdin', '--stdin-filename', 'slow.bin'], { env: { ...env }, cwd: work.path });
+      const slow = spawnCli(['--repo', repoUrl, '--verbose', 'files', 'backup', '--stdin', '--stdin-filename', 'slow.bin'], {
+        env: { ...env },
+        cwd: work.path,
+      });
       let err = '';
       slow.stderr!.on('data', (d) => (err += d));
+      slow.stdin!.on('error', () => {});
       const slowDone = new Promise<number | null>((r) => slow.on('close', r));
-      slow.stdin!.write(pseudoRandom('slow', 1024 * 1024));
-      // Wait until the backup holds its lock.
-      for (let i = 0; i < 200 && !(await listAll(backend)).some((o) => o.startsWith('locks/')); i++) await new Promise((r) => setTimeout(r, 50));
-      const prune = await cli(['prune']);
-      assert.equal(prune.code, 1);
-      assert.match(prune.stderr, /repository is locked by files backup .*shared/);
-      const parallel = await cli(['files', 'backup', '--stdin', '--stdin-filename', 'parallel.bin', '--json'], {}, pseudoRandom('parallel', 2 * 1024 * 1024));
-      assert.equal(parallel.code, 0, parallel.stderr);
-      slow.stdin!.end(pseudoRandom('slow-end', 1024 * 1024));
-      assert.equal(await slowDone, 0, err);
+      try {
+        slow.stdin!.write(pseudoRandom('slow', 1024 * 1024));
+        // Wait until the backup reports that it holds its lock (generous: the machine may be busy).
+        for (let i = 0; i < 1200 && !err.includes('shared lock held') && slow.exitCode === null; i++) await new Promise((r) => setTimeout(r, 50));
+        assert.match(err, /shared lock held/, `the slow backup never took its lock: ${err}`);
+        const prune = await cli(['prune']);
+        assert.equal(prune.code, 1);
+        assert.match(prune.stderr, /repository is locked by files backup .*shared/);
+        const parallel = await cli(['files', 'backup', '--stdin', '--stdin-filename', 'parallel.bin', '--json'], {}, pseudoRandom('parallel', 2 * 1024 * 1024));
+        assert.equal(parallel.code, 0, parallel.stderr);
+        slow.stdin!.end(pseudoRandom('slow-end', 1024 * 1024));
+        assert.equal(await slowDone, 0, err);
+      } finally {
+        // Never leave the child waiting on its stdin if an assertion failed.
+        if (slow.exitCode === null) slow.kill('SIGKILL');
+        await slowDone;
+      }
       assert.equal((await cli(['prune'])).code, 0);
       assert.equal((await cli(['check', '--read-data'])).code, 0);
     });
@@ -288,6 +299,10 @@ for (const backendUnderTest of BACKENDS) {
       }
       assert.ok(victimPack, 'found and damaged the pack holding the snapshot');
       assert.equal((await cli(['check', '--read-data'])).code, 0, 'repaired');
+      const named = await cli(['forget', b.json.id.slice(0, 12), '--dry-run', '--json']);
+      assert.equal(named.code, 0, named.stderr);
+      assert.equal(named.json.groups[0].remove[0].id, b.json.id);
+      assert.equal((await cli(['forget', 'ffffffffffff'])).code, 1, 'an unknown id removes nothing');
     });
 
     test('truncated or missing pack and damaged or missing index: clear errors', async () => {

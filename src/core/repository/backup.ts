@@ -16,6 +16,7 @@ import { PackBuilder, type BlobType } from './pack.ts';
 import { CHUNKS_PER_LIST, INLINE_CHUNKS, Repository, timestampLabel, type IndexedPack } from './repository.ts';
 import type { BackupProgress, BackupSession, Chunking, Item, ItemInput, ItemWriter, Snapshot, SnapshotInput } from './model.ts';
 
+/** Chunks being compressed/sealed at once: enough to keep every core busy, bounded for memory. */
 const MAX_INFLIGHT = 8;
 const MAX_UPLOADS = 2;
 /** Index files are written every this many packs, so a long backup's data is findable early. */
@@ -84,9 +85,9 @@ class Backup implements BackupSession {
   }
 
   private async encode(id: string, type: BlobType, plain: Buffer): Promise<void> {
-    const compressed = await compress(plain, this.repo.config.compression);
-    const sealed = seal(this.repo.keys.encryption, compressed);
-    this.packer.add(type, id, sealed, plain.length);
+    const rawLength = plain.length;
+    const sealed = seal(this.repo.keys.encryption, await compress(plain, this.repo.config.compression));
+    this.packer.add(type, id, sealed, rawLength);
     this.progress.bytesAdded += sealed.length;
     if (this.packer.size >= this.repo.config.packSize) await this.flushPack();
   }

@@ -74,7 +74,6 @@ export class Repository {
   /** The key record this process opened the repository with. */
   readonly keyId: string;
   private index: Map<string, IndexEntry> | undefined;
-  private indexFiles = new Map<string, string[]>();
   private readonly master: Buffer;
 
   private constructor(backend: Backend, config: RepositoryConfig, master: Buffer, keyId: string) {
@@ -234,13 +233,8 @@ export class Repository {
   async loadIndex(force = false): Promise<Map<string, IndexEntry>> {
     if (this.index && !force) return this.index;
     const index = new Map<string, IndexEntry>();
-    const files = new Map<string, string[]>();
     for await (const o of this.backend.list('index')) {
       const file = await this.loadContentAddressed<IndexFile>('index', o.name);
-      files.set(
-        o.name,
-        file.packs.map((p) => p.id),
-      );
       for (const p of file.packs) {
         for (const [id, t, offset, length, rawLength] of p.blobs) {
           index.set(id, { pack: p.id, type: t === 0 ? 'data' : 'tree', offset, length, rawLength });
@@ -248,18 +242,16 @@ export class Repository {
       }
     }
     this.index = index;
-    this.indexFiles = files;
     return index;
+  }
+
+  async close(): Promise<void> {
+    await this.backend.close();
   }
 
   /** Whether the loaded index knows this blob (call loadIndex first). */
   hasBlob(id: string): boolean {
     return this.index?.has(id) ?? false;
-  }
-
-  /** Index files and the packs each one describes (prune and check need the mapping). */
-  indexFileList(): Map<string, string[]> {
-    return this.indexFiles;
   }
 
   /** All packs known to the index, with their blobs. */
@@ -297,10 +289,6 @@ export class Repository {
     if (this.index) {
       for (const p of packs) for (const b of p.blobs) this.index.set(b.id, { pack: p.id, type: b.type, offset: b.offset, length: b.length, rawLength: b.rawLength });
     }
-    this.indexFiles.set(
-      id,
-      packs.map((p) => p.id),
-    );
     return id;
   }
 
@@ -332,8 +320,13 @@ export class Repository {
         hint: 'run `lifeboat check --read-data` to list affected snapshots',
       });
     }
+    return this.openBlob(sealed, id, entry.rawLength, what);
+  }
+
+  /** Authenticates, decompresses and re-hashes one sealed blob; INTEGRITY naming `what` on any mismatch. */
+  async openBlob(sealed: Buffer, id: string, rawLength: number, what: string): Promise<Buffer> {
     const plain = await decompress(open(this.keys.encryption, sealed, what), what);
-    if (plain.length !== entry.rawLength || chunkId(this.keys.id, plain) !== id) {
+    if (plain.length !== rawLength || chunkId(this.keys.id, plain) !== id) {
       throw new LifeboatError('INTEGRITY', `${what} does not match its id`, { hint: 'run `lifeboat check --read-data`' });
     }
     return plain;
@@ -387,12 +380,6 @@ export class Repository {
       });
     }
     if (pending) yield pending;
-  }
-
-  async readItemBuffer(item: Item): Promise<Buffer> {
-    const parts: Buffer[] = [];
-    for await (const b of this.readItem(item)) parts.push(b);
-    return Buffer.concat(parts);
   }
 
   // ---- snapshots -------------------------------------------------------------------------------------

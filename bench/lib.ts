@@ -1,0 +1,57 @@
+/** Shared benchmark helpers: run the real CLI, sample its peak RSS from /proc, format results. */
+import { spawn } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+export const BIN = path.join(ROOT, 'bin', 'lifeboat.mjs');
+export const MiB = 1024 * 1024;
+export const GiB = 1024 * MiB;
+
+export interface Measured {
+  code: number | null;
+  ms: number;
+  peakRss: number;
+  stdout: string;
+  stderr: string;
+}
+
+async function hwm(pid: number): Promise<number> {
+  const s = await readFile(`/proc/${pid}/status`, 'utf8').catch(() => '');
+  const m = /VmHWM:\s+(\d+) kB/.exec(s);
+  return m ? Number(m[1]) * 1024 : 0;
+}
+
+/** Runs `lifeboat ARGS`, optionally feeding stdin from a generator; returns time and peak RSS. */
+export async function measureCli(args: string[], env: NodeJS.ProcessEnv, input?: AsyncIterable<Uint8Array>): Promise<Measured> {
+  const started = performance.now();
+  const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d) => (stdout += d));
+  child.stderr.on('data', (d) => (stderr += d));
+  let peak = 0;
+  const timer = setInterval(async () => (peak = Math.max(peak, await hwm(child.pid!))), 50);
+  const closed = new Promise<number | null>((r) => child.on('close', r));
+  child.stdin.on('error', () => {});
+  if (input) {
+    for await (const part of input) if (!child.stdin.write(part)) await new Promise((r) => child.stdin.once('drain', r));
+  }
+  child.stdin.end();
+  const code = await closed;
+  clearInterval(timer);
+  return { code, ms: performance.now() - started, peakRss: peak, stdout, stderr };
+}
+
+export function mbps(bytes: number, ms: number): string {
+  return `${(bytes / 1e6 / (ms / 1000)).toFixed(0)} MB/s`;
+}
+
+export function mib(bytes: number): string {
+  return `${(bytes / MiB).toFixed(0)} MiB`;
+}
+
+export function row(label: string, value: string, note = ''): void {
+  console.log(`${label.padEnd(46)} ${value.padStart(14)}  ${note}`);
+}

@@ -1,0 +1,19 @@
+// Operator docs stay in step with the code (no server needed).
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { test } from 'node:test';
+import { cliReference } from '../../scripts/gen-cli-docs.ts';
+import { PROJECT_ROOT } from '../env/index.ts';
+
+test('docs/cli.md documents every command exactly as --help prints it', () => {
+  const current = readFileSync(path.join(PROJECT_ROOT, 'docs/cli.md'), 'utf8');
+  assert.equal(current, cliReference(), 'docs/cli.md is out of date: run `node scripts/gen-cli-docs.ts`');
+});
+
+test("the guide's script paths exist and are executable", () => {
+  for (const script of ['mongodb-backup.sh', 'mongodb-restore.sh', 'backup-validation.sh', 'backup-integrity-check.sh']) {
+    const p = path.join(PROJECT_ROOT, 'scripts/backup', script);
+    assert.ok(existsSync(p), p);
+  }
+});
