@@ -6,14 +6,13 @@
  * Numbers are for comparing backends and settings on one machine: the emulators store on the local
  * disk, so they measure Lifeboat's client side (chunking, packing, request overhead), not Azure or S3.
  */
-import { spawn } from 'node:child_process';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BACKENDS, type BackendUnderTest } from '../test/env/backends.ts';
-import { BIN } from '../test/env/cli.ts';
 import { pseudoRandom } from '../test/env/data.ts';
 import { tempDir } from '../test/env/index.ts';
+import { measureCli } from './lib.ts';
 
 export interface CloudBenchResult {
   backend: string;
@@ -23,37 +22,6 @@ export interface CloudBenchResult {
   restoreMiBps: number;
   backupPeakRssMiB: number;
   restorePeakRssMiB: number;
-}
-
-interface Run {
-  ms: number;
-  peakRss: number;
-  code: number | null;
-  stderr: string;
-}
-
-/** Runs the CLI and samples its high-water RSS (VmHWM) until it exits. */
-function runMeasured(args: string[], env: NodeJS.ProcessEnv): Promise<Run> {
-  return new Promise((resolve) => {
-    const started = performance.now();
-    const child = spawn(process.execPath, [BIN, ...args], {
-      env: { ...process.env, LIFEBOAT_CONFIG: '', ...env },
-      stdio: ['ignore', 'ignore', 'pipe'],
-    });
-    let stderr = '';
-    child.stderr.on('data', (d) => (stderr += d));
-    let peak = 0;
-    const sample = async () => {
-      const status = await readFile(`/proc/${child.pid}/status`, 'utf8').catch(() => '');
-      const m = /VmHWM:\s+(\d+) kB/.exec(status);
-      if (m) peak = Math.max(peak, Number(m[1]) * 1024);
-    };
-    const timer = setInterval(() => void sample(), 25);
-    child.on('close', (code) => {
-      clearInterval(timer);
-      resolve({ ms: performance.now() - started, peakRss: peak, code, stderr });
-    });
-  });
 }
 
 export async function benchCloud(
@@ -89,13 +57,14 @@ export async function benchCloud(
             LIFEBOAT_PASSWORD: 'bench',
             LIFEBOAT_UPLOAD_CONCURRENCY: String(concurrency),
             XDG_CONFIG_HOME: path.join(work.path, 'cfg'),
+            LIFEBOAT_CONFIG: '',
           };
-          const init = await runMeasured(['--repo', loc.url, 'init'], env);
+          const init = await measureCli(['--repo', loc.url, 'init'], env);
           if (init.code !== 0) throw new Error(`init on ${b.name} failed: ${init.stderr}`);
-          const backup = await runMeasured(['--repo', loc.url, 'files', 'backup', src], env);
+          const backup = await measureCli(['--repo', loc.url, 'files', 'backup', src], env);
           if (backup.code !== 0) throw new Error(`backup on ${b.name} failed: ${backup.stderr}`);
           const target = path.join(work.path, `restore-${results.length}`);
-          const restore = await runMeasured(
+          const restore = await measureCli(
             ['--repo', loc.url, 'files', 'restore', 'latest', '--target', target],
             env,
           );
