@@ -66,8 +66,8 @@ export interface SampleSpec {
   seed: number;
 }
 
-/** Average stored size of a generated message, measured; used to size a data set by bytes. */
-export const APPROX_MESSAGE_BYTES = 700;
+/** Average BSON size per generated message (all collections included), measured: 200.6 MB / 360 884 documents. */
+export const APPROX_MESSAGE_BYTES = 530;
 
 /** A spec whose data set is roughly `bytes` large (messages dominate, as in Rocket.Chat). */
 export function specForBytes(bytes: number, db = 'rocketchat', seed = 42): SampleSpec {
