@@ -315,6 +315,9 @@ describe("the guide's scripts", () => {
         child.stderr.on('data', (d) => (stderr += d));
         child.on('close', (code) => resolve({ code, stdout, stderr }));
       });
+    // Timestamps have one-second resolution: start in a new second so that no earlier snapshot of this
+    // file's repository shares this one's label (the restore below selects by label).
+    await new Promise((r) => setTimeout(r, 1010 - (Date.now() % 1000)));
     const b = await run('mongodb-backup.sh', ['--ns-include', 'rocketchat.rocketchat_settings', '--json']);
     assert.equal(b.code, 0, b.stderr);
     const snap = JSON.parse(b.stdout);
