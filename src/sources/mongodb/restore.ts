@@ -19,7 +19,7 @@ import type { Item, Snapshot } from '../../core/repository/model.ts';
 import { startBackup } from '../../core/repository/backup.ts';
 import { splitBson } from './bson-stream.ts';
 import { backupMongo, itemMeta, planBackup, pool, EXACT_BSON, type CollectionItemMeta } from './backup.ts';
-import { CollectionHash } from './hash.ts';
+import { CollectionHash, addHashes } from './hash.ts';
 import { indexSpecForCreate, parseMetadataJson, type CollectionMetadata } from './metadata.ts';
 import { NamespaceFilter, NamespaceRenamer, isSystemNamespace, splitNs } from './nsfilter.ts';
 import { mongoError } from './connect.ts';
@@ -163,19 +163,6 @@ export async function hashCollection(
     await cursor.close().catch(() => {});
   }
   return h;
-}
-
-function addHashes(a: string, b: string): string {
-  const x = Buffer.from(a, 'hex');
-  const y = Buffer.from(b, 'hex');
-  const out = Buffer.alloc(32);
-  let carry = 0;
-  for (let i = 0; i < 8; i++) {
-    const s = x.readUInt32LE(i * 4) + y.readUInt32LE(i * 4) + carry;
-    out.writeUInt32LE(s >>> 0, i * 4);
-    carry = s > 0xffffffff ? 1 : 0;
-  }
-  return out.toString('hex');
 }
 
 /** Server answers that mean "this server cannot do that" rather than "your data is wrong". */
