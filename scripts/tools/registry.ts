@@ -1,5 +1,6 @@
 /** Every tool `npm test` installs. Each entry lives in its own module beside this one. */
 import type { Tool } from './toolbox.ts';
 import { ferretdb } from './ferretdb.ts';
+import { etcdTool, kubeApiserverTool, kubeCrdsTool } from './kube.ts';
 
-export const ALL_TOOLS: Tool[] = [ferretdb];
+export const ALL_TOOLS: Tool[] = [ferretdb, etcdTool, kubeApiserverTool, kubeCrdsTool];
