@@ -1,6 +1,8 @@
 /** Every CLI command, in the order `lifeboat help` lists them. One file per command. */
 import type { Command } from './command.ts';
 import { checkCommand } from './cmd_check.ts';
+import { clusterStateBackupCommand } from './cmd_cluster_state_backup.ts';
+import { clusterStateRestoreCommand } from './cmd_cluster_state_restore.ts';
 import { filesBackupCommand } from './cmd_files_backup.ts';
 import { filesRestoreCommand } from './cmd_files_restore.ts';
 import { forgetCommand } from './cmd_forget.ts';
@@ -25,6 +27,8 @@ export const COMMANDS: Command<never>[] = [
   mongodbRestoreCommand,
   mongodbExportCommand,
   mongodbImportCommand,
+  clusterStateBackupCommand,
+  clusterStateRestoreCommand,
   snapshotsCommand,
   showCommand,
   checkCommand,
