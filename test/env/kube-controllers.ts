@@ -127,3 +127,49 @@ export async function bindPvc(
   await a.put(`/api/v1/namespaces/${ns}/persistentvolumeclaims/${pvc}/status`, c2);
   return pvName;
 }
+
+export interface ControllerLoop {
+  stop(): Promise<void>;
+}
+
+/**
+ * Runs `step` every 100 ms until stopped: the tests' stand-in for a controller's reconcile loop
+ * (snapshot controller, pvc-protection controller, PV binder). Errors are kept and rethrown by stop().
+ */
+export function controllerLoop(step: () => Promise<void>): ControllerLoop {
+  let running = true;
+  let error: unknown;
+  const done = (async () => {
+    while (running) {
+      try {
+        await step();
+      } catch (e) {
+        error ??= e;
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  })();
+  return {
+    async stop() {
+      running = false;
+      await done;
+      if (error) throw error;
+    },
+  };
+}
+
+/**
+ * Plays the pvc-protection controller: a PVC being deleted loses its `kubernetes.io/pvc-protection`
+ * finalizer (no pods run here, so nothing uses it).
+ */
+export async function releaseDeletedPvcs(kube: KubeTestCluster, ns: string): Promise<void> {
+  const a = admin(kube);
+  const list = (await a.get(`/api/v1/namespaces/${ns}/persistentvolumeclaims`)).body;
+  for (const pvc of list.items ?? []) {
+    if (pvc.metadata.deletionTimestamp && pvc.metadata.finalizers?.length) {
+      await a.patch(`/api/v1/namespaces/${ns}/persistentvolumeclaims/${pvc.metadata.name}`, {
+        metadata: { finalizers: null },
+      });
+    }
+  }
+}

@@ -346,3 +346,127 @@ describe('restore planning and diff', () => {
     assert.ok(!printed.includes(Buffer.from('old-pass').toString('base64')) && !printed.includes('new-pass'));
   });
 });
+
+describe('PVC snapshot choices', async () => {
+  const { chooseSnapshotClass, expiredSnapshots, owningWorkload, quantityBytes, parseTimestampLabel } =
+    await import('../../src/sources/kubernetes/pvc.ts');
+  const pvc = (annotations: Record<string, string> = {}): KubeObject => ({
+    apiVersion: 'v1',
+    kind: 'PersistentVolumeClaim',
+    metadata: { name: 'datadir-mongodb-0', namespace: 'rc', annotations },
+  });
+  const cls = (
+    name: string,
+    driver: string,
+    extra: { labels?: Record<string, string>; annotations?: Record<string, string> } = {},
+  ): KubeObject => ({
+    apiVersion: 'snapshot.storage.k8s.io/v1',
+    kind: 'VolumeSnapshotClass',
+    metadata: { name, ...extra },
+    driver,
+  });
+  const classes = [
+    cls('other-default', 'ebs.csi.aws.com', {
+      annotations: { 'snapshot.storage.kubernetes.io/is-default-class': 'true' },
+    }),
+    cls('azure-default', 'disk.csi.azure.com', {
+      annotations: { 'snapshot.storage.kubernetes.io/is-default-class': 'true' },
+    }),
+    cls('azure-lifeboat', 'disk.csi.azure.com', { labels: { 'lifeboat.io/snapshot-class': 'true' } }),
+    cls('azure-plain', 'disk.csi.azure.com'),
+  ];
+
+  test('class: PVC annotation, then Lifeboat label, then the driver default; clear errors otherwise', () => {
+    assert.equal(
+      chooseSnapshotClass(
+        pvc({ 'lifeboat.io/snapshot-class': 'azure-plain' }),
+        'disk.csi.azure.com',
+        classes,
+      ),
+      'azure-plain',
+    );
+    assert.equal(chooseSnapshotClass(pvc(), 'disk.csi.azure.com', classes), 'azure-lifeboat');
+    assert.equal(chooseSnapshotClass(pvc(), 'disk.csi.azure.com', classes.slice(0, 2)), 'azure-default');
+    assert.throws(
+      () => chooseSnapshotClass(pvc(), 'disk.csi.azure.com', classes.slice(0, 1)),
+      (e: unknown) =>
+        isLifeboatError(e, 'NOT_FOUND') &&
+        /no VolumeSnapshotClass for driver disk\.csi\.azure\.com/.test(e.message),
+    );
+    assert.throws(
+      () =>
+        chooseSnapshotClass(
+          pvc({ 'lifeboat.io/snapshot-class': 'other-default' }),
+          'disk.csi.azure.com',
+          classes,
+        ),
+      (e: unknown) => isLifeboatError(e, 'CONFIG'),
+    );
+    assert.throws(
+      () =>
+        chooseSnapshotClass(pvc({ 'lifeboat.io/snapshot-class': 'missing' }), 'disk.csi.azure.com', classes),
+      (e: unknown) => isLifeboatError(e, 'NOT_FOUND'),
+    );
+  });
+
+  test('owning workload via StatefulSet claim templates or pod volumes', () => {
+    const sts: KubeObject = {
+      apiVersion: 'apps/v1',
+      kind: 'StatefulSet',
+      metadata: { name: 'mongodb', namespace: 'rc' },
+      spec: { volumeClaimTemplates: [{ metadata: { name: 'datadir' } }] },
+    };
+    const dep: KubeObject = {
+      apiVersion: 'apps/v1',
+      kind: 'Deployment',
+      metadata: { name: 'uploads', namespace: 'rc' },
+      spec: { template: { spec: { volumes: [{ persistentVolumeClaim: { claimName: 'files' } }] } } },
+    };
+    assert.deepEqual(owningWorkload(pvc(), [dep, sts]), { kind: 'StatefulSet', name: 'mongodb' });
+    assert.deepEqual(owningWorkload({ ...pvc(), metadata: { name: 'files', namespace: 'rc' } }, [sts, dep]), {
+      kind: 'Deployment',
+      name: 'uploads',
+    });
+    assert.equal(
+      owningWorkload({ ...pvc(), metadata: { name: 'datadir-mongodb-0', namespace: 'other' } }, [sts]),
+      undefined,
+    );
+  });
+
+  test('retention only selects old snapshots Lifeboat made', () => {
+    const vs = (name: string, ts: string, ours = true): KubeObject => ({
+      apiVersion: 'snapshot.storage.k8s.io/v1',
+      kind: 'VolumeSnapshot',
+      metadata: {
+        name,
+        namespace: 'rc',
+        labels: {
+          'lifeboat.io/timestamp': ts,
+          ...(ours ? { 'app.kubernetes.io/managed-by': 'lifeboat' } : {}),
+        },
+      },
+    });
+    const now = parseTimestampLabel('20241215_120000')!;
+    const all = [
+      vs('new', '20241214_120000'),
+      vs('old', '20241201_120000'),
+      vs('foreign', '20241101_000000', false),
+      vs('kept', '20241101_000000'),
+      vs('edge', '20241208_120001'),
+    ];
+    assert.deepEqual(
+      expiredSnapshots(all, 7, now, new Set(['rc/kept'])).map((s) => s.metadata.name),
+      ['old'],
+    );
+  });
+
+  test('storage quantities', () => {
+    assert.equal(quantityBytes('2Gi'), 2 * 2 ** 30);
+    assert.equal(quantityBytes('500M'), 5e8);
+    assert.ok(quantityBytes('10Gi') > quantityBytes('10G'));
+    assert.throws(
+      () => quantityBytes('ten'),
+      (e: unknown) => isLifeboatError(e, 'USAGE'),
+    );
+  });
+});
