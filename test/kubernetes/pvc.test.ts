@@ -7,7 +7,9 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
+import YAML from 'yaml';
 import { runCli } from '../env/cli.ts';
 import { execFile } from 'node:child_process';
 import { PROJECT_ROOT, tempDir, type TempDir } from '../env/index.ts';
@@ -254,5 +256,58 @@ describe('pvc snapshot and restore against kube-apiserver', () => {
     assert.notEqual(res.code, 0);
     assert.match(res.stderr, /no longer exists/);
     assert.equal((await get(PVC)).metadata.uid, pvBefore);
+  });
+  test('snapshot and restore work under the shipped least-privilege ClusterRole', async () => {
+    const a = admin(kube);
+    await a.post('/api/v1/namespaces', { metadata: { name: 'lifeboat' } });
+    const docs = YAML.parseAllDocuments(
+      await readFile(path.join(PROJECT_ROOT, 'deploy/rbac/lifeboat-clusterrole.yaml'), 'utf8'),
+    ).map((d) => d.toJS());
+    await a.post(
+      '/apis/rbac.authorization.k8s.io/v1/clusterroles',
+      docs.find((d) => d.kind === 'ClusterRole'),
+    );
+    await a.post(
+      '/api/v1/namespaces/lifeboat/serviceaccounts',
+      docs.find((d) => d.kind === 'ServiceAccount'),
+    );
+    await a.post(
+      '/apis/rbac.authorization.k8s.io/v1/clusterrolebindings',
+      docs.find((d) => d.kind === 'ClusterRoleBinding'),
+    );
+    const token = await kube.serviceAccountToken('lifeboat', 'lifeboat');
+    const cfg = await kube.writeKubeconfig(
+      path.join(work.path, 'lifeboat.yaml'),
+      [{ name: 'lifeboat', token, namespace: NS }],
+      'lifeboat',
+    );
+    // Without --namespace: the context's namespace.
+    const snap = await cli([
+      'pvc',
+      'snapshot',
+      '--kubeconfig',
+      cfg,
+      '--retention-days',
+      '7',
+      '--poll-ms',
+      '100',
+      '--json',
+    ]);
+    assert.equal(snap.code, 0, snap.stderr);
+    assert.equal(snap.json.volumes[0].namespace, NS);
+    const r = await cli([
+      'pvc',
+      'restore',
+      '--kubeconfig',
+      cfg,
+      '--timestamp',
+      snap.json.timestamp,
+      '--poll-ms',
+      '100',
+      '--json',
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.json.pvcs[0].result, 'restored');
+    assert.equal((await get(PVC)).spec.dataSource.name, snap.json.volumes[0].volumeSnapshot);
   });
 });
