@@ -24,9 +24,14 @@ async function hwm(pid: number): Promise<number> {
 }
 
 /** Runs `lifeboat ARGS`, optionally feeding stdin from a generator; returns time and peak RSS. */
-export async function measureCli(args: string[], env: NodeJS.ProcessEnv, input?: AsyncIterable<Uint8Array>): Promise<Measured> {
+export async function measureCli(
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  options: { input?: AsyncIterable<Uint8Array>; cwd?: string } = {},
+): Promise<Measured> {
+  const { input, cwd } = options;
   const started = performance.now();
-  const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, ...env }, cwd, stdio: ['pipe', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (d) => (stdout += d));

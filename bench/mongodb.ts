@@ -10,50 +10,12 @@
  *
  * Size: LIFEBOAT_BENCH_MONGO_BYTES (default 1 GiB of BSON). Run alone: `node bench/mongodb.ts`.
  */
-import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { MongoClient } from 'mongodb';
 import { startMongo } from '../test/env/ferretdb.ts';
-import { PROJECT_ROOT, tempDir } from '../test/env/index.ts';
+import { tempDir } from '../test/env/index.ts';
+import { measureCli } from './lib.ts';
 import { generateSample, simulateDay2, specForBytes } from '../src/sources/mongodb/sample-data.ts';
-
-export interface CliRun {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-  ms: number;
-  peakRssBytes: number;
-}
-
-/** Runs the CLI, sampling the child's peak RSS (VmHWM) from /proc while it runs. */
-function runMeasured(args: string[], env: NodeJS.ProcessEnv, cwd: string): Promise<CliRun> {
-  return new Promise((resolve) => {
-    const started = Date.now();
-    const child = spawn(process.execPath, [path.join(PROJECT_ROOT, 'bin/lifeboat.mjs'), ...args], {
-      env: { ...process.env, ...env },
-      cwd,
-    });
-    let stdout = '';
-    let stderr = '';
-    let peak = 0;
-    const sample = () => {
-      try {
-        const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'));
-        if (m) peak = Math.max(peak, Number(m[1]) * 1024);
-      } catch {
-        // exited between samples
-      }
-    };
-    const timer = setInterval(sample, 50);
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('close', (code) => {
-      clearInterval(timer);
-      resolve({ code, stdout, stderr, ms: Date.now() - started, peakRssBytes: peak });
-    });
-  });
-}
 
 export interface MongoBenchResult {
   server: string;
@@ -77,7 +39,7 @@ async function cycle(uri: string, db: string, bytes: number, work: string, log: 
     XDG_CONFIG_HOME: path.join(work, 'cfg'),
   };
   const repo = path.join(work, `repo-${db}`);
-  const cli = (args: string[]) => runMeasured(['--repo', repo, ...args], env, work);
+  const cli = (args: string[]) => measureCli(['--repo', repo, ...args], env, { cwd: work });
   const init = await cli(['init']);
   if (init.code !== 0) throw new Error(init.stderr);
   const client = new MongoClient(uri);
@@ -146,14 +108,14 @@ export async function benchMongo(
         ms: b.ms,
         mibPerSec: dataBytes / MiB / (b.ms / 1000),
         docsPerSec: docs / (b.ms / 1000),
-        peakRssMiB: b.peakRssBytes / MiB,
+        peakRssMiB: b.peakRss / MiB,
         bytesAdded: bj.bytesAdded,
       },
       restore: {
         ms: r.ms,
         mibPerSec: dataBytes / MiB / (r.ms / 1000),
         docsPerSec: docs / (r.ms / 1000),
-        peakRssMiB: r.peakRssBytes / MiB,
+        peakRssMiB: r.peakRss / MiB,
       },
       day2: {
         newMessages: day.newMessages,
@@ -162,7 +124,7 @@ export async function benchMongo(
         percentAdded: (100 * d2j.bytesAdded) / d2j.totals.bytes,
         ms: d2.ms,
       },
-      rssAtQuarterSizeMiB: { backup: small.b.peakRssBytes / MiB, restore: small.r.peakRssBytes / MiB },
+      rssAtQuarterSizeMiB: { backup: small.b.peakRss / MiB, restore: small.r.peakRss / MiB },
       mongodumpComparison:
         'not measured: mongodump/mongorestore cannot be built here (Go module proxy: 403 "This module version is not available" for github.com/mongodb/mongo-tools)',
     };

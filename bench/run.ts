@@ -6,12 +6,17 @@
 import os from 'node:os';
 import { benchCloud } from './cloud.ts';
 import { benchCore } from './core.ts';
+import { benchMongo } from './mongodb.ts';
 
 const SECTIONS: Record<string, () => Promise<void>> = {
   core: benchCore,
   cloud: async () => {
     console.log('\n== storage backends: 256 MiB of incompressible data, local disk vs Azurite vs versitygw (S3) ==');
     await benchCloud({ log: (line) => console.log(line) });
+  },
+  mongodb: async () => {
+    console.log('\n== MongoDB: generated Rocket.Chat-like data set through the real CLI ==');
+    console.log(JSON.stringify(await benchMongo({ log: (line) => console.log(line) }), null, 2));
   },
 };
 

@@ -1,6 +1,7 @@
 /** Every tool `npm test` installs. Each entry lives in its own module beside this one. */
 import type { Tool } from './toolbox.ts';
 import { ferretdb } from './ferretdb.ts';
+import { etcdTool, kubeApiserverTool, kubeCrdsTool } from './kube.ts';
 import { versitygw } from './versitygw.ts';
 
-export const ALL_TOOLS: Tool[] = [ferretdb, versitygw];
+export const ALL_TOOLS: Tool[] = [ferretdb, versitygw, etcdTool, kubeApiserverTool, kubeCrdsTool];

@@ -1,6 +1,10 @@
 /** Every CLI command, in the order `lifeboat help` lists them. One file per command. */
 import type { Command } from './command.ts';
 import { checkCommand } from './cmd_check.ts';
+import { pvcRestoreCommand } from './cmd_pvc_restore.ts';
+import { pvcSnapshotCommand } from './cmd_pvc_snapshot.ts';
+import { clusterStateBackupCommand } from './cmd_cluster_state_backup.ts';
+import { clusterStateRestoreCommand } from './cmd_cluster_state_restore.ts';
 import { filesBackupCommand } from './cmd_files_backup.ts';
 import { filesRestoreCommand } from './cmd_files_restore.ts';
 import { forgetCommand } from './cmd_forget.ts';
@@ -25,6 +29,10 @@ export const COMMANDS: Command<never>[] = [
   mongodbRestoreCommand,
   mongodbExportCommand,
   mongodbImportCommand,
+  clusterStateBackupCommand,
+  clusterStateRestoreCommand,
+  pvcSnapshotCommand,
+  pvcRestoreCommand,
   snapshotsCommand,
   showCommand,
   checkCommand,

@@ -382,6 +382,13 @@ export class Repository {
     if (pending) yield pending;
   }
 
+  /** A whole small item (a manifest, a record set) in memory, verified like readItem. */
+  async readItemBuffer(item: Item): Promise<Buffer> {
+    const parts: Buffer[] = [];
+    for await (const b of this.readItem(item)) parts.push(b);
+    return Buffer.concat(parts);
+  }
+
   // ---- snapshots -------------------------------------------------------------------------------------
 
   async listSnapshots(filter: SnapshotFilter = {}): Promise<Snapshot[]> {

@@ -34,7 +34,8 @@ import {
   type ObjectType,
   type SaveOptions,
 } from './backend.ts';
-import { attemptsOf, mapLimit, networkCodeOf, withRetry, type RetryOptions } from './retry.ts';
+import { mapLimit } from '../concurrency.ts';
+import { attemptsOf, networkCodeOf, withRetry, type RetryOptions } from './retry.ts';
 
 export type AzureAccessTier = 'Hot' | 'Cool' | 'Cold';
 

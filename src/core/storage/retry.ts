@@ -99,27 +99,3 @@ export function networkCodeOf(e: unknown): string | undefined {
   if (m) return m[1] === 'socket hang up' ? 'ECONNRESET' : m[1];
   return undefined;
 }
-
-/** A small bounded-concurrency map, so large uploads keep at most `limit` parts in flight. */
-export async function mapLimit<T, R>(
-  items: readonly T[],
-  limit: number,
-  fn: (item: T, i: number) => Promise<R>,
-): Promise<R[]> {
-  const results = new Array<R>(items.length);
-  let next = 0;
-  let failed: unknown;
-  const worker = async () => {
-    while (failed === undefined && next < items.length) {
-      const i = next++;
-      try {
-        results[i] = await fn(items[i], i);
-      } catch (e) {
-        if (failed === undefined) failed = e;
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker));
-  if (failed !== undefined) throw failed;
-  return results;
-}

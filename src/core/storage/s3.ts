@@ -35,7 +35,8 @@ import {
   type ObjectType,
   type SaveOptions,
 } from './backend.ts';
-import { attemptsOf, mapLimit, networkCodeOf, withRetry, type RetryOptions } from './retry.ts';
+import { mapLimit } from '../concurrency.ts';
+import { attemptsOf, networkCodeOf, withRetry, type RetryOptions } from './retry.ts';
 
 export interface S3BackendOptions {
   endpoint?: string;

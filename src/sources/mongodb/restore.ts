@@ -13,12 +13,13 @@
  */
 import { deserialize, type Document } from 'bson';
 import type { MongoClient } from 'mongodb';
+import { mapLimit } from '../../core/concurrency.ts';
 import { LifeboatError, isLifeboatError } from '../../core/errors.ts';
 import type { Repository } from '../../core/repository/repository.ts';
 import type { Item, Snapshot } from '../../core/repository/model.ts';
 import { startBackup } from '../../core/repository/backup.ts';
 import { splitBson } from './bson-stream.ts';
-import { backupMongo, itemMeta, planBackup, pool, EXACT_BSON, type CollectionItemMeta } from './backup.ts';
+import { backupMongo, itemMeta, planBackup, EXACT_BSON, type CollectionItemMeta } from './backup.ts';
 import { CollectionHash, addHashes } from './hash.ts';
 import { indexSpecForCreate, parseMetadataJson, type CollectionMetadata } from './metadata.ts';
 import { NamespaceFilter, NamespaceRenamer, isSystemNamespace, splitNs } from './nsfilter.ts';
@@ -353,7 +354,7 @@ export async function applyRestore(opts: ApplyOptions): Promise<RestoreResult> {
   try {
     const data = plan.entries.filter((e) => e.type !== 'view');
     const views = plan.entries.filter((e) => e.type === 'view');
-    await pool(data, opts.parallel ?? 4, async (e) => {
+    await mapLimit(data, opts.parallel ?? 4, async (e) => {
       touched.push({ entry: e, existed: Boolean(e.exists) });
       try {
         if (e.exists && opts.drop) await client.db(e.db).collection(e.collection).drop();
@@ -364,14 +365,14 @@ export async function applyRestore(opts: ApplyOptions): Promise<RestoreResult> {
       }
     });
     // Indexes after the data (faster, and a unique index cannot block half a collection).
-    await pool(data, opts.parallel ?? 4, (e) => createIndexes(opts, e, notRestored));
+    await mapLimit(data, opts.parallel ?? 4, (e) => createIndexes(opts, e, notRestored));
     for (const e of views) {
       touched.push({ entry: e, existed: Boolean(e.exists) });
       if (e.exists) await client.db(e.db).collection(e.collection).drop();
       await createTarget(opts, e, notRestored);
     }
     if (opts.verify ?? true) {
-      await pool(data, opts.parallel ?? 4, async (e) => {
+      await mapLimit(data, opts.parallel ?? 4, async (e) => {
         const h = await hashCollection(client, e.db, e.collection);
         let count = e.meta.count;
         let hash = e.meta.hash;
