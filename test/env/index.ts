@@ -92,8 +92,11 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     env: { ...process.env, ...opts.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
-  child.stdout!.pipe(log);
-  child.stderr!.pipe(log);
+  // Both streams feed one file: neither may end it, or the other would write after end. The file is
+  // closed once the child's stdio has closed, so tail() after a failed start reads everything it said.
+  child.stdout!.pipe(log, { end: false });
+  child.stderr!.pipe(log, { end: false });
+  const logClosed = new Promise<void>((resolve) => child.once('close', () => log.end(resolve)));
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   let stopped = false;
   const server: RunningServer = {
@@ -120,6 +123,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       }
     },
     async tail() {
+      if (child.exitCode !== null || child.signalCode !== null) await logClosed;
       const text = await readFile(logFile, 'utf8').catch(() => '');
       return text.split('\n').slice(-30).join('\n');
     },
