@@ -2,5 +2,6 @@
 import type { Tool } from './toolbox.ts';
 import { ferretdb } from './ferretdb.ts';
 import { etcdTool, kubeApiserverTool, kubeCrdsTool } from './kube.ts';
+import { versitygw } from './versitygw.ts';
 
-export const ALL_TOOLS: Tool[] = [ferretdb, etcdTool, kubeApiserverTool, kubeCrdsTool];
+export const ALL_TOOLS: Tool[] = [ferretdb, versitygw, etcdTool, kubeApiserverTool, kubeCrdsTool];

@@ -7,7 +7,8 @@ import { RETENTION_OPTIONS, forgetSnapshots, policyFrom, type ForgetResult } fro
 
 export const forgetCommand: Command<ForgetResult & { reclaimedBytes?: number }> = {
   path: ['forget'],
-  summary: 'remove snapshots by retention policy (per type, host and paths), printing what is kept and why',
+  summary: 'remove snapshots by retention policy (per type, host and paths), or the snapshots named',
+  usage: '[SNAPSHOT...]',
   options: {
     ...RETENTION_OPTIONS,
     ...FILTER_OPTIONS,
@@ -16,9 +17,27 @@ export const forgetCommand: Command<ForgetResult & { reclaimedBytes?: number }> 
   },
   help: `Semantics follow restic: rules are OR-ed; keep-within counts back from the newest snapshot;
 --retention-days N keeps snapshots younger than N days from now, and always the newest of each group.`,
-  async run(ctx, values) {
+  async run(ctx, values, refs) {
     const repo = await openRepository(ctx);
     const dryRun = Boolean(values['dry-run']);
+    if (refs.length) {
+      // Named snapshots (e.g. ones `check` reported damaged): resolve all first, so a typo removes nothing.
+      const named = [];
+      for (const ref of refs) named.push(await repo.resolveSnapshot(ref, filterFrom(values)));
+      const lock = dryRun ? undefined : await repo.lock(false, 'forget');
+      try {
+        if (!dryRun) for (const s of named) await repo.removeSnapshot(s.id);
+      } finally {
+        await lock?.release();
+      }
+      const result: ForgetResult & { reclaimedBytes?: number } = {
+        dryRun,
+        removed: dryRun ? 0 : named.length,
+        groups: [{ group: 'named', keep: [], remove: named.map((s) => ({ id: s.id, timestamp: s.timestamp })) }],
+      };
+      if (values.prune && !dryRun) result.reclaimedBytes = (await prune(repo)).result?.reclaimedBytes;
+      return result;
+    }
     const result: ForgetResult & { reclaimedBytes?: number } = await forgetSnapshots(repo, filterFrom(values), policyFrom(values), dryRun);
     if (values.prune && !dryRun) result.reclaimedBytes = (await prune(repo)).result?.reclaimedBytes;
     return result;

@@ -25,58 +25,12 @@ export interface CompressionOptions {
   level?: number;
 }
 
-const PROBE_BYTES = 64 * 1024;
-
 /**
  * Media uploads and already-compressed files make up much of a chat server's volume data. Compressing a
  * 64 KiB sample first (zstd level 1, cheap) tells whether the whole chunk is worth compressing, so such
  * data costs almost nothing to store.
  */
-function looksIncompressible(data: Uint8Array): boolean {
-  if (data.length < 4 * PROBE_BYTES) return false;
-  const start = Math.floor((data.length - PROBE_BYTES) / 2);
-  const sample = data.subarray(start, start + PROBE_BYTES);
-  const packed = zlib.zstdCompressSync(sample, { params: { [zlib.constants.ZSTD_c_compressionLevel]: 1 } });
-  return packed.length > PROBE_BYTES * 0.97;
-}
-
-export function compressSync(data: Uint8Array, opts: CompressionOptions): Buffer {
-  let codec = opts.codec;
-  if (codec !== 'none' && looksIncompressible(data)) codec = 'none';
-  let body: Uint8Array = data;
-  if (codec === 'zstd') {
-    body = zlib.zstdCompressSync(data, { params: { [zlib.constants.ZSTD_c_compressionLevel]: opts.level ?? 3 } });
-  } else if (codec === 'gzip') {
-    body = zlib.gzipSync(data, { level: opts.level ?? 6 });
-  }
-  // Data that did not shrink is stored as is.
-  if (codec !== 'none' && body.length >= data.length) {
-    codec = 'none';
-    body = data;
-  }
-  return framed(codec, body);
-}
-
-export function decompressSync(data: Buffer, what: string): Buffer {
-  const body = data.subarray(1);
-  try {
-    switch (data[0]) {
-      case 0:
-        return body;
-      case 1:
-        return zlib.zstdDecompressSync(body);
-      case 2:
-        return zlib.gunzipSync(body);
-    }
-  } catch (e) {
-    throw new LifeboatError('INTEGRITY', `${what}: cannot decompress (${(e as Error).message})`, {
-      hint: 'run `lifeboat check --read-data`',
-    });
-  }
-  throw new LifeboatError('INTEGRITY', `${what}: unknown compression codec ${data[0]}`, {
-    hint: 'this repository was written by a newer Lifeboat, or the blob is damaged',
-  });
-}
+const PROBE_BYTES = 64 * 1024;
 
 const zstdCompressAsync = promisify(zlib.zstdCompress);
 const zstdDecompressAsync = promisify(zlib.zstdDecompress);
@@ -126,7 +80,13 @@ export function compress(data: Uint8Array, opts: CompressionOptions): Promise<Bu
 export function decompress(data: Buffer, what: string): Promise<Buffer> {
   const body = data.subarray(1);
   if (data[0] === 0) return Promise.resolve(body);
-  if (data[0] !== 1 && data[0] !== 2) return Promise.resolve().then(() => decompressSync(data, what));
+  if (data[0] !== 1 && data[0] !== 2) {
+    return Promise.reject(
+      new LifeboatError('INTEGRITY', `${what}: unknown compression codec ${data[0]}`, {
+        hint: 'this repository was written by a newer Lifeboat, or the blob is damaged',
+      }),
+    );
+  }
   return inSlot(async () => {
     try {
       return data[0] === 1 ? await zstdDecompressAsync(body) : await gunzipAsync(body);

@@ -1,6 +1,6 @@
 // Operator docs stay in step with the code (no server needed).
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { cliReference } from '../../scripts/gen-cli-docs.ts';
@@ -12,8 +12,17 @@ test('docs/cli.md documents every command exactly as --help prints it', () => {
 });
 
 test("the guide's script paths exist and are executable", () => {
-  for (const script of ['mongodb-backup.sh', 'mongodb-restore.sh', 'backup-validation.sh', 'backup-integrity-check.sh']) {
+  for (const script of [
+    'mongodb-backup.sh',
+    'mongodb-restore.sh',
+    'create-pvc-snapshots.sh',
+    'restore-from-snapshots.sh',
+    'backup-cluster-state.sh',
+    'backup-validation.sh',
+    'backup-integrity-check.sh',
+  ]) {
     const p = path.join(PROJECT_ROOT, 'scripts/backup', script);
     assert.ok(existsSync(p), p);
+    assert.ok(statSync(p).mode & 0o100, `${p} is executable`);
   }
 });

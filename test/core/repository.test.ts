@@ -299,6 +299,10 @@ for (const backendUnderTest of BACKENDS) {
       }
       assert.ok(victimPack, 'found and damaged the pack holding the snapshot');
       assert.equal((await cli(['check', '--read-data'])).code, 0, 'repaired');
+      const named = await cli(['forget', b.json.id.slice(0, 12), '--dry-run', '--json']);
+      assert.equal(named.code, 0, named.stderr);
+      assert.equal(named.json.groups[0].remove[0].id, b.json.id);
+      assert.equal((await cli(['forget', 'ffffffffffff'])).code, 1, 'an unknown id removes nothing');
     });
 
     test('truncated or missing pack and damaged or missing index: clear errors', async () => {

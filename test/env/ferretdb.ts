@@ -62,11 +62,19 @@ export async function startMongo(): Promise<MongoTestServer> {
   return startFerretDB();
 }
 
-export async function startFerretDB(): Promise<MongoTestServer> {
+export interface FerretDBOptions {
+  /** Require SCRAM authentication, with this user created in `admin` at start-up. */
+  auth?: { username: string; password: string };
+}
+
+export async function startFerretDB(options: FerretDBOptions = {}): Promise<MongoTestServer> {
   const bin = path.join(await ensureTool(ferretdb), 'ferretdb');
   const dir = await tempDir('lifeboat-ferretdb-');
   const port = await freePort();
   const uri = `mongodb://127.0.0.1:${port}/`;
+  const readyUri = options.auth
+    ? `mongodb://${encodeURIComponent(options.auth.username)}:${encodeURIComponent(options.auth.password)}@127.0.0.1:${port}/?authSource=admin`
+    : uri;
   await mkdir(path.join(dir.path, 'data'));
   const launch = () =>
     startServer({
@@ -80,9 +88,17 @@ export async function startFerretDB(): Promise<MongoTestServer> {
         '--debug-addr=-',
         '--telemetry=disable',
         '--log-level=warn',
+        ...(options.auth
+          ? [
+              '--test-enable-new-auth',
+              `--setup-username=${options.auth.username}`,
+              `--setup-password=${options.auth.password}`,
+              '--setup-database=admin',
+            ]
+          : []),
       ],
       logFile: path.join(dir.path, `ferretdb-${Date.now()}.log`),
-      ready: () => waitForHello(uri),
+      ready: () => waitForHello(readyUri),
     });
   try {
     let server = await launch();

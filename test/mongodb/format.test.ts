@@ -30,6 +30,8 @@ import {
   readBsonFile,
 } from '../../src/sources/mongodb/dumpdir.ts';
 import { isLifeboatError } from '../../src/core/errors.ts';
+import { NamespaceFilter, NamespaceRenamer, splitNs } from '../../src/sources/mongodb/nsfilter.ts';
+import { CollectionHash, addHashes } from '../../src/sources/mongodb/hash.ts';
 
 const ARCHIVES = path.join(SHARED_DIR, 'testdata/mongodump');
 const OPLOG_ARCHIVE = path.join(ARCHIVES, 'with-oplog-server4.0.archive');
@@ -400,4 +402,46 @@ describe('dump directories', () => {
       }
     });
   }
+});
+
+describe('namespace patterns and the content hash (pure)', () => {
+  test('include/exclude patterns with * across dots; renames map each * in order', () => {
+    const f = new NamespaceFilter(
+      ['rocketchat.*', 'other.users'],
+      ['rocketchat.rocketchat_statistics', '*.tmp_*'],
+    );
+    assert.equal(f.matches('rocketchat.users'), true);
+    assert.equal(f.matches('rocketchat.rocketchat_uploads.chunks'), true);
+    assert.equal(f.matches('rocketchat.rocketchat_statistics'), false);
+    assert.equal(f.matches('rocketchat.tmp_x'), false);
+    assert.equal(f.matches('other.users'), true);
+    assert.equal(f.matches('other.rooms'), false);
+    assert.equal(new NamespaceFilter().matches('anything.at_all'), true);
+    const r = new NamespaceRenamer(['rocketchat.*', 'a.*_old'], ['rocketchat_restored.*', 'b.new_*']);
+    assert.equal(r.rename('rocketchat.rocketchat_message'), 'rocketchat_restored.rocketchat_message');
+    assert.equal(r.rename('a.users_old'), 'b.new_users');
+    assert.equal(r.rename('c.d'), 'c.d');
+    assert.throws(() => new NamespaceRenamer(['a.*'], ['b.c']), /different numbers of \*/);
+    assert.throws(() => new NamespaceFilter(['nodot']), /not a namespace pattern/);
+    assert.deepEqual(splitNs('db.coll.with.dots'), { db: 'db', collection: 'coll.with.dots' });
+  });
+
+  test('the content hash ignores order and sees every changed, missing or duplicated document', () => {
+    const docs = Array.from({ length: 50 }, (_, i) => serialize({ _id: i, v: `x${i}` }));
+    const h = (ds: Uint8Array[]) => {
+      const c = new CollectionHash();
+      for (const d of ds) c.add(d);
+      return c.hex();
+    };
+    const base = h(docs);
+    assert.equal(h([...docs].reverse()), base);
+    assert.notEqual(h(docs.slice(1)), base);
+    assert.notEqual(h([...docs, docs[3]]), base);
+    const changed = [...docs];
+    changed[7] = serialize({ _id: 7, v: 'changed' });
+    assert.notEqual(h(changed), base);
+    // Sums compose: the hash of A ∪ B is computable from the parts (used when restoring into a non-empty target).
+    assert.equal(addHashes(h(docs.slice(0, 20)), h(docs.slice(20))), base);
+    assert.notEqual(addHashes(h(docs.slice(0, 20)), h(docs.slice(21))), base);
+  });
 });

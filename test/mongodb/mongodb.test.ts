@@ -250,6 +250,39 @@ describe('mongodb backup and restore (FerretDB or LIFEBOAT_TEST_MONGODB_URI)', (
     assert.deepEqual((await state('selective')).users, source.users);
   });
 
+  test('restore without --drop into a collection holding other documents: merged, verified as old + snapshot', async () => {
+    await client.db('merge').dropDatabase();
+    await client
+      .db('merge')
+      .collection('users')
+      .insertMany([
+        { _id: 'pre-1' as never, username: 'pre.1' },
+        { _id: 'pre-2' as never, username: 'pre.2' },
+      ]);
+    const r = await cli([
+      'mongodb',
+      'restore',
+      snapshotId,
+      '--ns-include',
+      'rocketchat.users',
+      '--ns-from',
+      'rocketchat.*',
+      '--ns-to',
+      'merge.*',
+      '--json',
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.json.collections[0].verified, true);
+    assert.equal(await client.db('merge').collection('users').countDocuments(), source.users.count + 2);
+    assert.equal(
+      await client
+        .db('merge')
+        .collection('users')
+        .countDocuments({ _id: { $in: ['pre-1', 'pre-2'] } as never }),
+      2,
+    );
+  });
+
   test('a second backup after a Rocket.Chat-like day adds only a small fraction (dedup)', async () => {
     const day = await simulateDay2(client, 'rocketchat');
     assert.ok(day.newMessages === 30 && day.rooms === 8 && day.lastLogin > 20);

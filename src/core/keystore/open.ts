@@ -2,6 +2,8 @@
  * Chooses the keystore from `--keystore` / LIFEBOAT_KEYSTORE, or from what the environment offers:
  *   passphrase            LIFEBOAT_PASSWORD, or the file named by --password-file / LIFEBOAT_PASSWORD_FILE
  *   keyfile[:PATH]        a local key file (default ~/.config/lifeboat/default.key, or LIFEBOAT_KEY_FILE)
+ *   azurekv://VAULT/NAME, azurekv://VAULT/keys/NAME (= azurekv-key://VAULT/NAME), https://VAULT-HOST/secrets|keys/NAME
+ *                         Azure Key Vault, secret or envelope (wrap-key) mode (docs/keys.md)
  * With no spec: a passphrase if one is given, else the default key file (the embedded default).
  */
 import { readFileSync } from 'node:fs';
@@ -24,16 +26,24 @@ export function defaultKeyFile(env: NodeJS.ProcessEnv = process.env): string {
   return path.join(config, 'lifeboat', 'default.key');
 }
 
-function passphraseFrom(opts: KeystoreOptions, env: NodeJS.ProcessEnv, prefix = 'LIFEBOAT'): PassphraseKeystore | undefined {
+function passphraseFrom(
+  opts: KeystoreOptions,
+  env: NodeJS.ProcessEnv,
+  prefix = 'LIFEBOAT',
+): PassphraseKeystore | undefined {
   const file = opts.passwordFile ?? env[`${prefix}_PASSWORD_FILE`];
   if (file) {
     let text: string;
     try {
       text = readFileSync(file, 'utf8');
     } catch (e) {
-      throw new LifeboatError('KEY_UNAVAILABLE', `cannot read password file ${file} (${(e as NodeJS.ErrnoException).code})`, {
-        hint: 'check the path and its permissions',
-      });
+      throw new LifeboatError(
+        'KEY_UNAVAILABLE',
+        `cannot read password file ${file} (${(e as NodeJS.ErrnoException).code})`,
+        {
+          hint: 'check the path and its permissions',
+        },
+      );
     }
     return new PassphraseKeystore(text.replace(/\r?\n$/, ''), `file ${file}`);
   }
@@ -42,9 +52,14 @@ function passphraseFrom(opts: KeystoreOptions, env: NodeJS.ProcessEnv, prefix = 
   return undefined;
 }
 
-export async function openKeystore(opts: KeystoreOptions = {}, env: NodeJS.ProcessEnv = process.env, prefix = 'LIFEBOAT'): Promise<Keystore> {
+export async function openKeystore(
+  opts: KeystoreOptions = {},
+  env: NodeJS.ProcessEnv = process.env,
+  prefix = 'LIFEBOAT',
+): Promise<Keystore> {
   const spec = opts.keystore ?? env[`${prefix}_KEYSTORE`];
-  if (!spec) return passphraseFrom(opts, env, prefix) ?? new KeyFileKeystore(opts.keyFile ?? defaultKeyFile(env));
+  if (!spec)
+    return passphraseFrom(opts, env, prefix) ?? new KeyFileKeystore(opts.keyFile ?? defaultKeyFile(env));
   if (spec === 'passphrase') {
     const ks = passphraseFrom(opts, env, prefix);
     if (!ks) {
@@ -58,7 +73,12 @@ export async function openKeystore(opts: KeystoreOptions = {}, env: NodeJS.Proce
     const file = spec.slice('keyfile:'.length) || opts.keyFile || defaultKeyFile(env);
     return new KeyFileKeystore(file);
   }
+  if (/^(azurekv|azurekv-key|https):\/\//i.test(spec)) {
+    // Loaded lazily: the Azure SDKs are heavy and most runs use a passphrase or key file.
+    const { AzureKeyVaultKeystore } = await import('./azure-keyvault.ts');
+    return new AzureKeyVaultKeystore(spec);
+  }
   throw new LifeboatError('USAGE', `unknown keystore "${spec}"`, {
-    hint: 'use passphrase, keyfile[:PATH]',
+    hint: 'use passphrase, keyfile[:PATH], azurekv://VAULT/SECRET or azurekv://VAULT/keys/KEY',
   });
 }

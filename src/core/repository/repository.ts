@@ -74,7 +74,6 @@ export class Repository {
   /** The key record this process opened the repository with. */
   readonly keyId: string;
   private index: Map<string, IndexEntry> | undefined;
-  private indexFiles = new Map<string, string[]>();
   private readonly master: Buffer;
 
   private constructor(backend: Backend, config: RepositoryConfig, master: Buffer, keyId: string) {
@@ -234,13 +233,8 @@ export class Repository {
   async loadIndex(force = false): Promise<Map<string, IndexEntry>> {
     if (this.index && !force) return this.index;
     const index = new Map<string, IndexEntry>();
-    const files = new Map<string, string[]>();
     for await (const o of this.backend.list('index')) {
       const file = await this.loadContentAddressed<IndexFile>('index', o.name);
-      files.set(
-        o.name,
-        file.packs.map((p) => p.id),
-      );
       for (const p of file.packs) {
         for (const [id, t, offset, length, rawLength] of p.blobs) {
           index.set(id, { pack: p.id, type: t === 0 ? 'data' : 'tree', offset, length, rawLength });
@@ -248,7 +242,6 @@ export class Repository {
       }
     }
     this.index = index;
-    this.indexFiles = files;
     return index;
   }
 
@@ -259,11 +252,6 @@ export class Repository {
   /** Whether the loaded index knows this blob (call loadIndex first). */
   hasBlob(id: string): boolean {
     return this.index?.has(id) ?? false;
-  }
-
-  /** Index files and the packs each one describes (prune and check need the mapping). */
-  indexFileList(): Map<string, string[]> {
-    return this.indexFiles;
   }
 
   /** All packs known to the index, with their blobs. */
@@ -301,10 +289,6 @@ export class Repository {
     if (this.index) {
       for (const p of packs) for (const b of p.blobs) this.index.set(b.id, { pack: p.id, type: b.type, offset: b.offset, length: b.length, rawLength: b.rawLength });
     }
-    this.indexFiles.set(
-      id,
-      packs.map((p) => p.id),
-    );
     return id;
   }
 
@@ -398,6 +382,7 @@ export class Repository {
     if (pending) yield pending;
   }
 
+  /** A whole small item (a manifest, a record set) in memory, verified like readItem. */
   async readItemBuffer(item: Item): Promise<Buffer> {
     const parts: Buffer[] = [];
     for await (const b of this.readItem(item)) parts.push(b);

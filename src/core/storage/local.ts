@@ -6,14 +6,23 @@
  */
 import { randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
-import { link, mkdir, open, readdir, rename, stat, unlink } from 'node:fs/promises';
+import { link, mkdir, open, readFile, readdir, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { LifeboatError, fromSystemError } from '../errors.ts';
 import { OBJECT_TYPES, objectPath, type Backend, type ByteRange, type Handle, type ObjectInfo, type ObjectType, type SaveOptions } from './backend.ts';
 
+/** Open pack files kept for ranged reads: a restore reads many small blobs from the same few packs. */
+const HANDLE_CACHE = 16;
+
+interface CachedHandle {
+  fh: FileHandle;
+  users: number;
+}
+
 export class LocalBackend implements Backend {
   readonly location: string;
   private readonly root: string;
+  private readonly handles = new Map<string, CachedHandle>();
 
   constructor(root: string) {
     this.root = path.resolve(root);
@@ -47,6 +56,7 @@ export class LocalBackend implements Backend {
         await fh.close();
       }
       if (options.overwrite) {
+        await this.invalidate(target);
         await rename(tmp, target);
       } else {
         try {
@@ -68,9 +78,21 @@ export class LocalBackend implements Backend {
   }
 
   async load(h: Handle, range?: ByteRange): Promise<Buffer> {
-    let fh;
+    const file = this.file(h);
+    let handle: CachedHandle | undefined;
     try {
-      fh = await open(this.file(h), 'r');
+      // Whole objects are read once (index, snapshots, packs in check); FileHandle.readFile would also
+      // continue from a shared handle's position, so only ranged reads use the cache.
+      if (!range) return await readFile(file);
+      handle = await this.acquire(file);
+      const buf = Buffer.allocUnsafe(range.length);
+      let got = 0;
+      while (got < range.length) {
+        const { bytesRead } = await handle.fh.read(buf, got, range.length - got, range.offset + got);
+        if (bytesRead === 0) break;
+        got += bytesRead;
+      }
+      return got === range.length ? buf : buf.subarray(0, got);
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
         throw new LifeboatError('NOT_FOUND', `${objectPath(h)} is missing from ${this.root}`, {
@@ -78,22 +100,45 @@ export class LocalBackend implements Backend {
         });
       }
       throw fromSystemError(e, `reading ${objectPath(h)}`);
-    }
-    try {
-      if (!range) return await fh.readFile();
-      const buf = Buffer.allocUnsafe(range.length);
-      let got = 0;
-      while (got < range.length) {
-        const { bytesRead } = await fh.read(buf, got, range.length - got, range.offset + got);
-        if (bytesRead === 0) break;
-        got += bytesRead;
-      }
-      return got === range.length ? buf : buf.subarray(0, got);
-    } catch (e) {
-      throw fromSystemError(e, `reading ${objectPath(h)}`);
     } finally {
-      await fh.close();
+      if (handle) await this.releaseHandle(file, handle);
     }
+  }
+
+  private async acquire(file: string): Promise<CachedHandle> {
+    const cached = this.handles.get(file);
+    if (cached) {
+      cached.users++;
+      // Re-insert to keep the map in least-recently-used order.
+      this.handles.delete(file);
+      this.handles.set(file, cached);
+      return cached;
+    }
+    const entry = { fh: await open(file, 'r'), users: 1 };
+    if (!this.handles.has(file)) this.handles.set(file, entry);
+    return entry;
+  }
+
+  private async releaseHandle(file: string, handle: CachedHandle): Promise<void> {
+    handle.users--;
+    if (this.handles.get(file) !== handle) {
+      if (handle.users === 0) await handle.fh.close();
+      return;
+    }
+    for (const [name, h] of this.handles) {
+      if (this.handles.size <= HANDLE_CACHE) break;
+      if (h.users > 0) continue;
+      this.handles.delete(name);
+      await h.fh.close();
+    }
+  }
+
+  /** Forgets a cached handle whose file is being replaced or removed. */
+  private async invalidate(file: string): Promise<void> {
+    const h = this.handles.get(file);
+    if (!h) return;
+    this.handles.delete(file);
+    if (h.users === 0) await h.fh.close();
   }
 
   async stat(h: Handle): Promise<ObjectInfo> {
@@ -130,13 +175,18 @@ export class LocalBackend implements Backend {
 
   async remove(h: Handle): Promise<void> {
     try {
+      await this.invalidate(this.file(h));
       await unlink(this.file(h));
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw fromSystemError(e, `removing ${objectPath(h)}`);
     }
   }
 
-  async close(): Promise<void> {}
+  async close(): Promise<void> {
+    const all = [...this.handles.values()];
+    this.handles.clear();
+    await Promise.all(all.map((h) => h.fh.close().catch(() => {})));
+  }
 }
 
 async function readdirSafe(dir: string): Promise<string[]> {

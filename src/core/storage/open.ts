@@ -3,18 +3,66 @@
  * pays for loading them.
  *   ./path, /abs/path, file:///abs/path   local filesystem
  *   azure://ACCOUNT/CONTAINER/PREFIX       Azure Blob Storage
- *   s3://BUCKET/PREFIX                     S3-compatible storage
+ *   s3://BUCKET/PREFIX[?endpoint=URL&region=R&path-style=true]   S3-compatible storage
+ * Cloud credentials come from the environment (docs/storage.md): AZURE_STORAGE_CONNECTION_STRING,
+ * AZURE_STORAGE_KEY, AZURE_STORAGE_SAS_TOKEN or DefaultAzureCredential; the AWS SDK default chain.
+ * Tuning: LIFEBOAT_AZURE_ACCESS_TIER (Hot|Cool|Cold, packs only), LIFEBOAT_S3_STORAGE_CLASS (packs only),
+ * LIFEBOAT_UPLOAD_CONCURRENCY (parts in flight per object).
  */
 import { fileURLToPath } from 'node:url';
 import { LifeboatError } from '../errors.ts';
 import type { Backend } from './backend.ts';
+import type { AzureAccessTier } from './azure.ts';
 import { LocalBackend } from './local.ts';
 
 type Opener = (location: string, env: NodeJS.ProcessEnv) => Promise<Backend>;
 
 const OPENERS: Record<string, Opener> = {
   file: async (location) => new LocalBackend(fileURLToPath(location)),
+  azure: async (location, env) => {
+    const { AzureBackend } = await import('./azure.ts');
+    return new AzureBackend(location, {
+      env,
+      accessTier: (env.LIFEBOAT_AZURE_ACCESS_TIER || undefined) as AzureAccessTier | undefined,
+      concurrency: concurrencyFrom(env),
+    });
+  },
+  s3: async (location, env) => {
+    const { S3Backend } = await import('./s3.ts');
+    // The environment handed in wins over the process's (the CLI passes its own); without keys there,
+    // the SDK's default chain applies (shared config/SSO, web identity, container/instance metadata).
+    return new S3Backend(location, {
+      credentials:
+        env.AWS_ACCESS_KEY_ID && env.AWS_SECRET_ACCESS_KEY
+          ? {
+              accessKeyId: env.AWS_ACCESS_KEY_ID,
+              secretAccessKey: env.AWS_SECRET_ACCESS_KEY,
+              sessionToken: env.AWS_SESSION_TOKEN || undefined,
+            }
+          : undefined,
+      region: env.AWS_REGION || env.AWS_DEFAULT_REGION || undefined,
+      endpoint: env.AWS_ENDPOINT_URL_S3 || env.AWS_ENDPOINT_URL || undefined,
+      storageClass: env.LIFEBOAT_S3_STORAGE_CLASS || undefined,
+      concurrency: concurrencyFrom(env),
+    });
+  },
 };
+
+function concurrencyFrom(env: NodeJS.ProcessEnv): number | undefined {
+  const v = env.LIFEBOAT_UPLOAD_CONCURRENCY;
+  if (v === undefined || v === '') return undefined;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1 || n > 64) {
+    throw new LifeboatError(
+      'CONFIG',
+      `LIFEBOAT_UPLOAD_CONCURRENCY=${JSON.stringify(v)} is not a whole number from 1 to 64`,
+      {
+        hint: 'unset it for the default (4), or set e.g. 8',
+      },
+    );
+  }
+  return n;
+}
 
 export async function openBackend(location: string, env: NodeJS.ProcessEnv = process.env): Promise<Backend> {
   const m = /^([a-z][a-z0-9+.-]*):\/\//i.exec(location);

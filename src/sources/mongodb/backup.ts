@@ -11,6 +11,7 @@
  * order-independent (hash.ts). Memory stays at one cursor batch per collection being copied.
  */
 import type { Document, MongoClient } from 'mongodb';
+import { mapLimit } from '../../core/concurrency.ts';
 import { LifeboatError } from '../../core/errors.ts';
 import type { BackupSession, Item, Snapshot } from '../../core/repository/model.ts';
 import { Crc64 } from './crc64.ts';
@@ -113,30 +114,6 @@ export interface MongoBackupOptions {
   onCollectionDone?: (c: CollectionSummary) => void;
 }
 
-/** Runs `fn` over `items` with at most `n` in flight; the first failure stops new work and is thrown. */
-export async function pool<T, R>(
-  items: T[],
-  n: number,
-  fn: (item: T, index: number) => Promise<R>,
-): Promise<R[]> {
-  const results: R[] = new Array(items.length);
-  let next = 0;
-  let failed: unknown;
-  const worker = async () => {
-    while (failed === undefined && next < items.length) {
-      const i = next++;
-      try {
-        results[i] = await fn(items[i], i);
-      } catch (e) {
-        failed ??= e;
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.max(1, Math.min(n, items.length)) }, worker));
-  if (failed !== undefined) throw failed;
-  return results;
-}
-
 async function copyCollection(opts: MongoBackupOptions, c: PlannedCollection): Promise<Item> {
   const ns = `${c.db}.${c.collection}`;
   const hash = new CollectionHash();
@@ -184,7 +161,7 @@ export async function backupMongo(
     throw mongoError(e, 'reading server information');
   });
   try {
-    const items = await pool(opts.collections, opts.parallel ?? 4, (c) => copyCollection(opts, c));
+    const items = await mapLimit(opts.collections, opts.parallel ?? 4, (c) => copyCollection(opts, c));
     const snapshot = await opts.session.commit({
       type: 'mongodb',
       tags: opts.tags,

@@ -68,6 +68,12 @@ export function mongoError(e: unknown, what: string): LifeboatError {
       cause: e,
     });
   }
+  if (err?.code === 13 && /requires authentication/i.test(msg)) {
+    return new LifeboatError('AUTH', `${what}: the server requires authentication`, {
+      hint: 'give credentials in the URI or LIFEBOAT_MONGODB_USERNAME and LIFEBOAT_MONGODB_PASSWORD(_FILE)',
+      cause: e,
+    });
+  }
   if (err?.code === 13 || err?.codeName === 'Unauthorized') {
     return new LifeboatError('PERMISSION', `${what}: not authorized (${msg.split('\n')[0]})`, {
       hint: 'grant the user the backup/restore roles on the databases involved',

@@ -31,3 +31,17 @@ export class CollectionHash {
     return b.toString('hex');
   }
 }
+
+/** The hash of the union of two document sets, from their hashes (what a restore into a non-empty target expects). */
+export function addHashes(a: string, b: string): string {
+  const x = Buffer.from(a, 'hex');
+  const y = Buffer.from(b, 'hex');
+  const out = Buffer.alloc(32);
+  let carry = 0;
+  for (let i = 0; i < 8; i++) {
+    const s = x.readUInt32LE(i * 4) + y.readUInt32LE(i * 4) + carry;
+    out.writeUInt32LE(s >>> 0, i * 4);
+    carry = s > 0xffffffff ? 1 : 0;
+  }
+  return out.toString('hex');
+}

@@ -13,13 +13,14 @@
  */
 import { deserialize, type Document } from 'bson';
 import type { MongoClient } from 'mongodb';
+import { mapLimit } from '../../core/concurrency.ts';
 import { LifeboatError, isLifeboatError } from '../../core/errors.ts';
 import type { Repository } from '../../core/repository/repository.ts';
 import type { Item, Snapshot } from '../../core/repository/model.ts';
 import { startBackup } from '../../core/repository/backup.ts';
 import { splitBson } from './bson-stream.ts';
-import { backupMongo, itemMeta, planBackup, pool, EXACT_BSON, type CollectionItemMeta } from './backup.ts';
-import { CollectionHash } from './hash.ts';
+import { backupMongo, itemMeta, planBackup, EXACT_BSON, type CollectionItemMeta } from './backup.ts';
+import { CollectionHash, addHashes } from './hash.ts';
 import { indexSpecForCreate, parseMetadataJson, type CollectionMetadata } from './metadata.ts';
 import { NamespaceFilter, NamespaceRenamer, isSystemNamespace, splitNs } from './nsfilter.ts';
 import { mongoError } from './connect.ts';
@@ -163,19 +164,6 @@ export async function hashCollection(
     await cursor.close().catch(() => {});
   }
   return h;
-}
-
-function addHashes(a: string, b: string): string {
-  const x = Buffer.from(a, 'hex');
-  const y = Buffer.from(b, 'hex');
-  const out = Buffer.alloc(32);
-  let carry = 0;
-  for (let i = 0; i < 8; i++) {
-    const s = x.readUInt32LE(i * 4) + y.readUInt32LE(i * 4) + carry;
-    out.writeUInt32LE(s >>> 0, i * 4);
-    carry = s > 0xffffffff ? 1 : 0;
-  }
-  return out.toString('hex');
 }
 
 /** Server answers that mean "this server cannot do that" rather than "your data is wrong". */
@@ -366,7 +354,7 @@ export async function applyRestore(opts: ApplyOptions): Promise<RestoreResult> {
   try {
     const data = plan.entries.filter((e) => e.type !== 'view');
     const views = plan.entries.filter((e) => e.type === 'view');
-    await pool(data, opts.parallel ?? 4, async (e) => {
+    await mapLimit(data, opts.parallel ?? 4, async (e) => {
       touched.push({ entry: e, existed: Boolean(e.exists) });
       try {
         if (e.exists && opts.drop) await client.db(e.db).collection(e.collection).drop();
@@ -377,14 +365,14 @@ export async function applyRestore(opts: ApplyOptions): Promise<RestoreResult> {
       }
     });
     // Indexes after the data (faster, and a unique index cannot block half a collection).
-    await pool(data, opts.parallel ?? 4, (e) => createIndexes(opts, e, notRestored));
+    await mapLimit(data, opts.parallel ?? 4, (e) => createIndexes(opts, e, notRestored));
     for (const e of views) {
       touched.push({ entry: e, existed: Boolean(e.exists) });
       if (e.exists) await client.db(e.db).collection(e.collection).drop();
       await createTarget(opts, e, notRestored);
     }
     if (opts.verify ?? true) {
-      await pool(data, opts.parallel ?? 4, async (e) => {
+      await mapLimit(data, opts.parallel ?? 4, async (e) => {
         const h = await hashCollection(client, e.db, e.collection);
         let count = e.meta.count;
         let hash = e.meta.hash;

@@ -1,0 +1,179 @@
+/**
+ * MongoDB benchmark pieces for `npm run bench` (bench/run.ts calls `benchMongo`): on a generated
+ * Rocket.Chat-like data set, backup and restore throughput (MiB/s of BSON and documents/s) through the
+ * real CLI, each run's peak RSS, the day-2 backup's new bytes, and RSS at two data sizes (flat is the
+ * goal). The server is the FerretDB the tests use, or LIFEBOAT_TEST_MONGODB_URI.
+ *
+ * mongodump/mongorestore ratios are not measured: mongo-tools cannot be built here (the Go module proxy
+ * refuses github.com/mongodb/mongo-tools: "403 Forbidden — This module version is not available"), so
+ * the result says so instead of inventing a baseline.
+ *
+ * Size: LIFEBOAT_BENCH_MONGO_BYTES (default 1 GiB of BSON). Run alone: `node bench/mongodb.ts`.
+ */
+import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { MongoClient } from 'mongodb';
+import { startMongo } from '../test/env/ferretdb.ts';
+import { PROJECT_ROOT, tempDir } from '../test/env/index.ts';
+import { generateSample, simulateDay2, specForBytes } from '../src/sources/mongodb/sample-data.ts';
+
+export interface CliRun {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+  ms: number;
+  peakRssBytes: number;
+}
+
+/** Runs the CLI, sampling the child's peak RSS (VmHWM) from /proc while it runs. */
+function runMeasured(args: string[], env: NodeJS.ProcessEnv, cwd: string): Promise<CliRun> {
+  return new Promise((resolve) => {
+    const started = Date.now();
+    const child = spawn(process.execPath, [path.join(PROJECT_ROOT, 'bin/lifeboat.mjs'), ...args], {
+      env: { ...process.env, ...env },
+      cwd,
+    });
+    let stdout = '';
+    let stderr = '';
+    let peak = 0;
+    const sample = () => {
+      try {
+        const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'));
+        if (m) peak = Math.max(peak, Number(m[1]) * 1024);
+      } catch {
+        // exited between samples
+      }
+    };
+    const timer = setInterval(sample, 50);
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    child.on('close', (code) => {
+      clearInterval(timer);
+      resolve({ code, stdout, stderr, ms: Date.now() - started, peakRssBytes: peak });
+    });
+  });
+}
+
+export interface MongoBenchResult {
+  server: string;
+  dataBytes: number;
+  documents: number;
+  generateMs: number;
+  backup: { ms: number; mibPerSec: number; docsPerSec: number; peakRssMiB: number; bytesAdded: number };
+  restore: { ms: number; mibPerSec: number; docsPerSec: number; peakRssMiB: number };
+  day2: { newMessages: number; bytesAdded: number; bytesProcessed: number; percentAdded: number; ms: number };
+  rssAtQuarterSizeMiB: { backup: number; restore: number };
+  mongodumpComparison: string;
+}
+
+const MiB = 1024 * 1024;
+
+async function cycle(uri: string, db: string, bytes: number, work: string, log: (m: string) => void) {
+  const env = {
+    LIFEBOAT_PASSWORD: 'bench',
+    LIFEBOAT_MONGODB_URI: uri,
+    LIFEBOAT_CONFIG: '',
+    XDG_CONFIG_HOME: path.join(work, 'cfg'),
+  };
+  const repo = path.join(work, `repo-${db}`);
+  const cli = (args: string[]) => runMeasured(['--repo', repo, ...args], env, work);
+  const init = await cli(['init']);
+  if (init.code !== 0) throw new Error(init.stderr);
+  const client = new MongoClient(uri);
+  await client.connect();
+  try {
+    await client.db(db).dropDatabase();
+    await client.db(`${db}_restored`).dropDatabase();
+    const t0 = Date.now();
+    log(`generating ~${(bytes / MiB).toFixed(0)} MiB of Rocket.Chat-like data in ${db}`);
+    await generateSample(client, specForBytes(bytes, db));
+    const generateMs = Date.now() - t0;
+    log(`backup of ${db}`);
+    const b = await cli(['mongodb', 'backup', '--ns-include', `${db}.*`, '--json']);
+    if (b.code !== 0) throw new Error(b.stderr);
+    const bj = JSON.parse(b.stdout);
+    log(`restore into ${db}_restored`);
+    const r = await cli([
+      'mongodb',
+      'restore',
+      bj.id,
+      '--ns-from',
+      `${db}.*`,
+      '--ns-to',
+      `${db}_restored.*`,
+      '--json',
+    ]);
+    if (r.code !== 0) throw new Error(r.stderr);
+    await client.db(`${db}_restored`).dropDatabase();
+    return { client, cli, bj, b, r, generateMs };
+  } catch (e) {
+    await client.close();
+    throw e;
+  }
+}
+
+export async function benchMongo(
+  options: { bytes?: number; log?: (m: string) => void } = {},
+): Promise<MongoBenchResult> {
+  const bytes = options.bytes ?? Number(process.env.LIFEBOAT_BENCH_MONGO_BYTES ?? 1024 * MiB);
+  const log = options.log ?? ((m: string) => console.error(`[bench mongodb] ${m}`));
+  const server = await startMongo();
+  const work = await tempDir('lifeboat-bench-mongo-');
+  try {
+    // A quarter-size run first: RSS should not grow with the data.
+    const small = await cycle(server.uri, 'bench_small', Math.round(bytes / 4), work.path, log);
+    await small.client.db('bench_small').dropDatabase();
+    await small.client.close();
+
+    const full = await cycle(server.uri, 'bench', bytes, work.path, log);
+    const { bj, b, r } = full;
+    const docs = bj.totals.documents as number;
+    const dataBytes = bj.totals.bytes as number;
+    log('day 2: 1% new messages, edits/reactions, lastLogin, every room');
+    const day = await simulateDay2(full.client, 'bench');
+    const d2 = await full.cli(['mongodb', 'backup', '--ns-include', 'bench.*', '--json']);
+    if (d2.code !== 0) throw new Error(d2.stderr);
+    const d2j = JSON.parse(d2.stdout);
+    await full.client.db('bench').dropDatabase();
+    await full.client.close();
+    const result: MongoBenchResult = {
+      server: server.isFerretDB ? 'FerretDB 1.24.2 (SQLite)' : 'LIFEBOAT_TEST_MONGODB_URI',
+      dataBytes,
+      documents: docs,
+      generateMs: full.generateMs,
+      backup: {
+        ms: b.ms,
+        mibPerSec: dataBytes / MiB / (b.ms / 1000),
+        docsPerSec: docs / (b.ms / 1000),
+        peakRssMiB: b.peakRssBytes / MiB,
+        bytesAdded: bj.bytesAdded,
+      },
+      restore: {
+        ms: r.ms,
+        mibPerSec: dataBytes / MiB / (r.ms / 1000),
+        docsPerSec: docs / (r.ms / 1000),
+        peakRssMiB: r.peakRssBytes / MiB,
+      },
+      day2: {
+        newMessages: day.newMessages,
+        bytesAdded: d2j.bytesAdded,
+        bytesProcessed: d2j.totals.bytes,
+        percentAdded: (100 * d2j.bytesAdded) / d2j.totals.bytes,
+        ms: d2.ms,
+      },
+      rssAtQuarterSizeMiB: { backup: small.b.peakRssBytes / MiB, restore: small.r.peakRssBytes / MiB },
+      mongodumpComparison:
+        'not measured: mongodump/mongorestore cannot be built here (Go module proxy: 403 "This module version is not available" for github.com/mongodb/mongo-tools)',
+    };
+    return result;
+  } finally {
+    await server.stop();
+    await work.cleanup();
+  }
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const r = await benchMongo();
+  console.log(JSON.stringify(r, null, 2));
+}
