@@ -352,19 +352,17 @@ export async function installCrds(cluster: KubeTestCluster, crdDir: string): Pro
       const conditions = (got.body?.status?.conditions ?? []) as { type: string; status: string }[];
       return conditions.some((c) => c.type === 'Established' && c.status === 'True') ? true : undefined;
     });
-    // Established can precede discovery by a moment; wait until the resource is listed in its group.
+    // Established can precede serving by a moment (discovery, then the watch cache answering 429 "storage
+    // is (re)initializing"): wait until a list of the resource succeeds.
     const version = crd.spec.versions.find((v) => v.storage)!.name;
-    await pollUntil(`discovery of ${name}`, 60_000, async () => {
+    await pollUntil(`list of ${name}`, 60_000, async () => {
       const res = await rawRequest(
         cluster,
         cluster.tokens.admin,
         'GET',
-        `/apis/${crd.spec.group}/${version}`,
+        `/apis/${crd.spec.group}/${version}/${crd.spec.names.plural}`,
       );
-      return res.status === 200 &&
-        res.body.resources?.some((r: { name: string }) => r.name === crd.spec.names.plural)
-        ? true
-        : undefined;
+      return res.status === 200 ? true : undefined;
     });
   }
 }

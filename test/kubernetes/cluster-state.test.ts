@@ -81,6 +81,11 @@ describe('cluster-state backup and restore against kube-apiserver', () => {
     assert.ok(!human.stdout.includes(MONGO_PASSWORD));
     const snaps = await cli(['snapshots', '--json']);
     assert.ok(snaps.json.some((s: any) => s.type === 'cluster-state' && s.tags.includes('pre-upgrade')));
+    // Unchanged objects are byte-identical (stripped, canonical JSON): the next backup adds no data.
+    const again = await cli(['cluster-state', 'backup', '--namespace', 'rocketchat', '--json']);
+    assert.equal(again.code, 0, again.stderr);
+    assert.ok(r.json.bytesAdded > 0);
+    assert.equal(again.json.bytesAdded, 0);
   });
 
   test('delete the namespace, restore: every object is back, equal apart from server-managed fields', async () => {
@@ -181,6 +186,33 @@ describe('cluster-state backup and restore against kube-apiserver', () => {
     assert.equal(decodeHelmRelease(rel.data.release).namespace, 'rc-copy');
     const cm = await live('/api/v1/namespaces/rc-copy/configmaps/rocketchat-config');
     assert.equal(cm.data.SITE_URL, 'https://chat.example.com');
+  });
+
+  test('--include and --exclude select kinds', async () => {
+    const ex = await cli([
+      'cluster-state',
+      'backup',
+      '--namespace',
+      'rocketchat',
+      '--exclude',
+      'Secret',
+      '--json',
+    ]);
+    assert.equal(ex.code, 0, ex.stderr);
+    assert.equal(ex.json.counts.Secret, undefined);
+    assert.deepEqual(ex.json.helmReleases, []);
+    assert.equal(ex.json.counts.ConfigMap, 1);
+    const inc = await cli([
+      'cluster-state',
+      'backup',
+      '--namespace',
+      'rocketchat',
+      '--include',
+      'ConfigMap,Ingress',
+      '--json',
+    ]);
+    assert.equal(inc.code, 0, inc.stderr);
+    assert.deepEqual(Object.keys(inc.json.counts).sort(), ['ConfigMap', 'Ingress', 'Namespace']);
   });
 
   test('bad input fails with one clear line and changes nothing', async () => {

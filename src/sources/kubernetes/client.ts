@@ -146,12 +146,44 @@ export class KubeClient {
     if (payload !== undefined)
       options.headers = { ...options.headers, 'content-type': opts.contentType ?? 'application/json' };
     const lib = url.protocol === 'http:' ? http : https;
-    const { status, text } = await new Promise<{ status: number; text: string }>((resolve, reject) => {
+    // 429 means the server did not process the request (API priority and fairness, or a cache still
+    // initialising): safe to repeat for any verb, after the Retry-After it asks for.
+    for (let attempt = 0; ; attempt++) {
+      const res = await this.send(lib, url, options, payload, what);
+      if (res.status === 429 && attempt < 8) {
+        await new Promise((r) => setTimeout(r, Math.min(5, Math.max(0.2, res.retryAfter)) * 1000));
+        continue;
+      }
+      let parsed: unknown;
+      try {
+        parsed = res.text ? JSON.parse(res.text) : undefined;
+      } catch {
+        parsed = res.text;
+      }
+      if (res.status >= 200 && res.status < 300) return parsed as T;
+      throw this.toError(res.status, parsed as StatusBody | string, what);
+    }
+  }
+
+  private async send(
+    lib: typeof https | typeof http,
+    url: URL,
+    options: https.RequestOptions,
+    payload: string | undefined,
+    what: string,
+  ): Promise<{ status: number; text: string; retryAfter: number }> {
+    return new Promise<{ status: number; text: string; retryAfter: number }>((resolve, reject) => {
       const req = lib.request(url, { ...options, timeout: 60_000 }, (res) => {
         let t = '';
         res.setEncoding('utf8');
         res.on('data', (d) => (t += d));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, text: t }));
+        res.on('end', () =>
+          resolve({
+            status: res.statusCode ?? 0,
+            text: t,
+            retryAfter: Number(res.headers['retry-after'] ?? 1) || 1,
+          }),
+        );
         res.on('error', reject);
       });
       req.on('timeout', () =>
@@ -162,14 +194,6 @@ export class KubeClient {
     }).catch((e: unknown) => {
       throw fromSystemError(e, `Kubernetes API ${this.server} (${what})`);
     });
-    let parsed: unknown;
-    try {
-      parsed = text ? JSON.parse(text) : undefined;
-    } catch {
-      parsed = text;
-    }
-    if (status >= 200 && status < 300) return parsed as T;
-    throw this.toError(status, parsed as StatusBody | string, what);
   }
 
   private toError(status: number, body: StatusBody | string, what: string): KubeApiError {
