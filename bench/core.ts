@@ -12,12 +12,17 @@ import { compress } from '../src/core/compression.ts';
 import { chunkId, seal } from '../src/core/crypto.ts';
 import { GiB, MiB, mbps, measureCli, mib, row } from './lib.ts';
 
-const WORDS = 'the quick brown fox jumps over lazy dog rocket chat message room user channel reaction thread upload'.split(' ');
+const WORDS =
+  'the quick brown fox jumps over lazy dog rocket chat message room user channel reaction thread upload'.split(
+    ' ',
+  );
 
 /** 64 MiB file: 4 KiB blocks alternating pseudo-random bytes and word salad. Deterministic per seed. */
 function makeFile(seed: number): Buffer {
   const size = 64 * MiB;
-  const random = createCipheriv('aes-256-ctr', Buffer.alloc(32, seed), Buffer.alloc(16)).update(Buffer.alloc(size / 2));
+  const random = createCipheriv('aes-256-ctr', Buffer.alloc(32, seed), Buffer.alloc(16)).update(
+    Buffer.alloc(size / 2),
+  );
   const text = Buffer.alloc(size / 2);
   let o = 0;
   let x = seed * 2654435761;
@@ -27,7 +32,8 @@ function makeFile(seed: number): Buffer {
     o += text.write(`${w} ${x % 1000} `, o);
   }
   const out = Buffer.alloc(size);
-  for (let b = 0; b < size / 4096; b++) (b % 2 ? text : random).copy(out, b * 4096, (b >> 1) * 4096, (b >> 1) * 4096 + 4096);
+  for (let b = 0; b < size / 4096; b++)
+    (b % 2 ? text : random).copy(out, b * 4096, (b >> 1) * 4096, (b >> 1) * 4096 + 4096);
   return out;
 }
 
@@ -41,13 +47,18 @@ async function stages(): Promise<void> {
     row(label, mbps(size, performance.now() - s), note);
   };
   let chunks: Buffer[] = [];
-  await time('stage: FastCDC chunking (512 KiB avg)', () => (chunks = new ByteChunker(gearTable(key), FILE_CHUNKING).push(data)));
+  await time(
+    'stage: FastCDC chunking (512 KiB avg)',
+    () => (chunks = new ByteChunker(gearTable(key), FILE_CHUNKING).push(data)),
+  );
   await time('stage: HMAC-SHA-256 chunk ids', () => chunks.forEach((c) => chunkId(key, c)));
   await time('stage: SHA-256 item hash', () => createHash('sha256').update(data).digest());
   await time('stage: zstd level 3, one thread', async () => {
     for (const c of chunks) await compress(c, { codec: 'zstd', level: 3 });
   });
-  await time('stage: zstd level 3, thread pool', () => Promise.all(chunks.map((c) => compress(c, { codec: 'zstd', level: 3 }))));
+  await time('stage: zstd level 3, thread pool', () =>
+    Promise.all(chunks.map((c) => compress(c, { codec: 'zstd', level: 3 }))),
+  );
   await time('stage: AES-256-GCM seal per chunk', () => chunks.forEach((c) => seal(key, c)));
   await time('node:crypto AES-256-GCM, 1 MiB buffers', () => {
     for (let o = 0; o < size; o += MiB) {
@@ -73,7 +84,11 @@ export async function benchCore(): Promise<void> {
     const first = await measureCli(['files', 'backup', dataDir, '--json'], env);
     if (first.code !== 0) throw new Error(first.stderr);
     const b1 = JSON.parse(first.stdout);
-    row('backup, new data', mbps(GiB, first.ms), `peak RSS ${mib(first.peakRss)}, stored ${mib(b1.bytesAdded)}`);
+    row(
+      'backup, new data',
+      mbps(GiB, first.ms),
+      `peak RSS ${mib(first.peakRss)}, stored ${mib(b1.bytesAdded)}`,
+    );
 
     const second = await measureCli(['files', 'backup', dataDir, '--json'], env);
     row('backup, unchanged data (re-backup)', mbps(GiB, second.ms), `peak RSS ${mib(second.peakRss)}`);
@@ -81,14 +96,28 @@ export async function benchCore(): Promise<void> {
     // 1% change: overwrite 1% of each file in one contiguous region.
     for (let i = 0; i < files; i++) {
       const fh = await open(path.join(dataDir, `part-${i}.bin`), 'r+');
-      await fh.write(createCipheriv('aes-256-ctr', Buffer.alloc(32, 200 + i), Buffer.alloc(16)).update(Buffer.alloc((64 * MiB) / 100)), 0, undefined, 20 * MiB);
+      await fh.write(
+        createCipheriv('aes-256-ctr', Buffer.alloc(32, 200 + i), Buffer.alloc(16)).update(
+          Buffer.alloc((64 * MiB) / 100),
+        ),
+        0,
+        undefined,
+        20 * MiB,
+      );
       await fh.close();
     }
     const third = await measureCli(['files', 'backup', dataDir, '--json'], env);
     const b3 = JSON.parse(third.stdout);
-    row('backup after a 1% change', mbps(GiB, third.ms), `added ${mib(b3.bytesAdded)} = ${((100 * b3.bytesAdded) / GiB).toFixed(2)}% of the data`);
+    row(
+      'backup after a 1% change',
+      mbps(GiB, third.ms),
+      `added ${mib(b3.bytesAdded)} = ${((100 * b3.bytesAdded) / GiB).toFixed(2)}% of the data`,
+    );
 
-    const restore = await measureCli(['files', 'restore', 'latest', '--target', path.join(work, 'restored'), '--json'], env);
+    const restore = await measureCli(
+      ['files', 'restore', 'latest', '--target', path.join(work, 'restored'), '--json'],
+      env,
+    );
     if (restore.code !== 0) throw new Error(restore.stderr);
     row('restore', mbps(GiB, restore.ms), `peak RSS ${mib(restore.peakRss)}`);
 

@@ -31,7 +31,11 @@ export async function measureCli(
 ): Promise<Measured> {
   const { input, cwd } = options;
   const started = performance.now();
-  const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, ...env }, cwd, stdio: ['pipe', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [BIN, ...args], {
+    env: { ...process.env, ...env },
+    cwd,
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (d) => (stdout += d));
@@ -41,7 +45,8 @@ export async function measureCli(
   const closed = new Promise<number | null>((r) => child.on('close', r));
   child.stdin.on('error', () => {});
   if (input) {
-    for await (const part of input) if (!child.stdin.write(part)) await new Promise((r) => child.stdin.once('drain', r));
+    for await (const part of input)
+      if (!child.stdin.write(part)) await new Promise((r) => child.stdin.once('drain', r));
   }
   child.stdin.end();
   const code = await closed;

@@ -11,7 +11,9 @@ import { benchMongo } from './mongodb.ts';
 const SECTIONS: Record<string, () => Promise<void>> = {
   core: benchCore,
   cloud: async () => {
-    console.log('\n== storage backends: 256 MiB of incompressible data, local disk vs Azurite vs versitygw (S3) ==');
+    console.log(
+      '\n== storage backends: 256 MiB of incompressible data, local disk vs Azurite vs versitygw (S3) ==',
+    );
     await benchCloud({ log: (line) => console.log(line) });
   },
   mongodb: async () => {
@@ -21,7 +23,9 @@ const SECTIONS: Record<string, () => Promise<void>> = {
 };
 
 const wanted = process.argv.slice(2);
-console.log(`lifeboat bench — ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}`);
+console.log(
+  `lifeboat bench — ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}`,
+);
 for (const [name, run] of Object.entries(SECTIONS)) {
   if (wanted.length && !wanted.includes(name)) continue;
   await run();

@@ -37,8 +37,13 @@ function freePort(): Promise<number> {
 function lifeboat(args: string[], env: NodeJS.ProcessEnv): Promise<void> {
   console.log(`\n$ lifeboat ${args.join(' ')}`);
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], { stdio: 'inherit', env: { ...process.env, ...env } });
-    child.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`lifeboat ${args[0]} exited with ${code}`))));
+    const child = spawn(process.execPath, [BIN, ...args], {
+      stdio: 'inherit',
+      env: { ...process.env, ...env },
+    });
+    child.on('close', (code) =>
+      code === 0 ? resolve() : reject(new Error(`lifeboat ${args[0]} exited with ${code}`)),
+    );
   });
 }
 
@@ -51,7 +56,8 @@ async function waitForServer(uri: string): Promise<void> {
       await client.db('admin').command({ hello: 1 });
       return;
     } catch (e) {
-      if (Date.now() > deadline) throw new Error(`FerretDB did not answer on ${uri}: ${(e as Error).message}`, { cause: e });
+      if (Date.now() > deadline)
+        throw new Error(`FerretDB did not answer on ${uri}: ${(e as Error).message}`, { cause: e });
       await new Promise((r) => setTimeout(r, 250));
     } finally {
       await client.close().catch(() => {});
@@ -59,14 +65,24 @@ async function waitForServer(uri: string): Promise<void> {
   }
 }
 
-console.log('Lifeboat demo: MongoDB-wire server with sample data -> encrypted repository -> verified restore');
+console.log(
+  'Lifeboat demo: MongoDB-wire server with sample data -> encrypted repository -> verified restore',
+);
 const bin = path.join(await ensureTool(ferretdb, (m) => console.log(`[setup] ${m}`)), 'ferretdb');
 await mkdir(path.join(DEMO_DIR, 'data'), { recursive: true });
 const port = await freePort();
 const uri = `mongodb://127.0.0.1:${port}/`;
 const server = spawn(
   bin,
-  ['--handler=sqlite', `--sqlite-url=file:${DEMO_DIR}/data/`, `--state-dir=${DEMO_DIR}`, `--listen-addr=127.0.0.1:${port}`, '--debug-addr=-', '--telemetry=disable', '--log-level=error'],
+  [
+    '--handler=sqlite',
+    `--sqlite-url=file:${DEMO_DIR}/data/`,
+    `--state-dir=${DEMO_DIR}`,
+    `--listen-addr=127.0.0.1:${port}`,
+    '--debug-addr=-',
+    '--telemetry=disable',
+    '--log-level=error',
+  ],
   { stdio: 'ignore' },
 );
 const stopServer = () => server.kill('SIGTERM');
@@ -78,9 +94,15 @@ try {
   await client.connect();
   const existing = await client.db('rocketchat').listCollections().toArray();
   if (existing.length === 0) {
-    console.log('[setup] loading a Rocket.Chat-shaped sample database (users, rooms, subscriptions, messages, uploads)…');
+    console.log(
+      '[setup] loading a Rocket.Chat-shaped sample database (users, rooms, subscriptions, messages, uploads)…',
+    );
     const r = await generateSample(client, specForBytes(24 * 1024 * 1024));
-    console.log(`[setup] ${Object.entries(r.counts).map(([c, n]) => `${n} ${c}`).join(', ')}`);
+    console.log(
+      `[setup] ${Object.entries(r.counts)
+        .map(([c, n]) => `${n} ${c}`)
+        .join(', ')}`,
+    );
   }
   await client.db('rocketchat_restored').dropDatabase();
   await client.close();
@@ -90,10 +112,24 @@ try {
   await lifeboat(['mongodb', 'backup', '--ns-include', 'rocketchat.*'], env);
   await lifeboat(['snapshots', '--type', 'mongodb'], env);
   await lifeboat(['check'], env);
-  await lifeboat(['mongodb', 'restore', 'latest', '--ns-from', 'rocketchat.*', '--ns-to', 'rocketchat_restored.*', '--drop'], env);
+  await lifeboat(
+    [
+      'mongodb',
+      'restore',
+      'latest',
+      '--ns-from',
+      'rocketchat.*',
+      '--ns-to',
+      'rocketchat_restored.*',
+      '--drop',
+    ],
+    env,
+  );
   await lifeboat(['stats'], env);
   console.log('\nDone: the sample database was backed up into ./lifeboat-repo, checked, and restored into');
-  console.log('rocketchat_restored with every collection\'s count and content hash verified. Run it again to see');
+  console.log(
+    "rocketchat_restored with every collection's count and content hash verified. Run it again to see",
+  );
   console.log('deduplication at work; `npx lifeboat help` lists every command.');
 } finally {
   stopServer();

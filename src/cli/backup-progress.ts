@@ -5,7 +5,10 @@ import { formatBytes } from './output.ts';
 
 export function followBackup(out: Output, session: BackupSession, label: string, total?: number): () => void {
   const bar = out.progress(label, total);
-  const timer = setInterval(() => bar.update(session.progress.bytesProcessed, `new ${formatBytes(session.progress.bytesAdded)}`), 200);
+  const timer = setInterval(
+    () => bar.update(session.progress.bytesProcessed, `new ${formatBytes(session.progress.bytesAdded)}`),
+    200,
+  );
   timer.unref();
   return () => {
     clearInterval(timer);

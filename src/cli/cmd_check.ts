@@ -8,7 +8,11 @@ export const checkCommand: Command<CheckReport> = {
   summary: 'verify repository structure; --read-data also decrypts and re-hashes every blob',
   options: {
     'read-data': { type: 'boolean', description: 'read all packs and verify every blob' },
-    'read-data-subset': { type: 'string', arg: 'n/t|p%', description: 'read only a subset of packs (e.g. 1/7 or 10%)' },
+    'read-data-subset': {
+      type: 'string',
+      arg: 'n/t|p%',
+      description: 'read only a subset of packs (e.g. 1/7 or 10%)',
+    },
   },
   help: 'Exit code 3 when damage is found; damaged packs are named with the snapshots that need them.',
   async run(ctx, values) {
@@ -31,7 +35,13 @@ export const checkCommand: Command<CheckReport> = {
   human(r, out) {
     for (const w of r.warnings) out.line(`warning: ${w}`);
     for (const e of r.errors) out.line(`error: ${e}`);
-    out.line(`${r.snapshots} snapshots, ${r.packs} packs${r.packsRead ? `, ${r.packsRead} packs and ${r.blobsRead} blobs read` : ''}`);
-    out.line(r.ok ? 'no errors were found' : `damage found: ${r.damagedPacks.length} pack(s), ${r.damagedSnapshots.length} snapshot(s) affected`);
+    out.line(
+      `${r.snapshots} snapshots, ${r.packs} packs${r.packsRead ? `, ${r.packsRead} packs and ${r.blobsRead} blobs read` : ''}`,
+    );
+    out.line(
+      r.ok
+        ? 'no errors were found'
+        : `damage found: ${r.damagedPacks.length} pack(s), ${r.damagedSnapshots.length} snapshot(s) affected`,
+    );
   },
 };

@@ -24,13 +24,22 @@ export const filesBackupCommand: Command<BackupResult> = {
   options: {
     tag: { type: 'string', multiple: true, arg: 'TAG', description: 'tag the snapshot (repeatable)' },
     type: { type: 'string', arg: 'TYPE', default: 'files', description: 'snapshot type: files | terraform' },
-    stdin: { type: 'boolean', description: 'back up standard input as one file (e.g. `pg_dump | lifeboat files backup --stdin`)' },
-    'stdin-filename': { type: 'string', arg: 'NAME', default: 'stdin', description: 'name of the file read from standard input' },
+    stdin: {
+      type: 'boolean',
+      description: 'back up standard input as one file (e.g. `pg_dump | lifeboat files backup --stdin`)',
+    },
+    'stdin-filename': {
+      type: 'string',
+      arg: 'NAME',
+      default: 'stdin',
+      description: 'name of the file read from standard input',
+    },
     ...retentionOptionsForBackup(),
   },
   async run(ctx, values, paths) {
     const fromStdin = Boolean(values.stdin);
-    if (paths.length === 0 && !fromStdin) throw usageError('no PATH given', 'lifeboat files backup PATH... (or --stdin)');
+    if (paths.length === 0 && !fromStdin)
+      throw usageError('no PATH given', 'lifeboat files backup PATH... (or --stdin)');
     if (paths.length > 0 && fromStdin) throw usageError('give PATHs or --stdin, not both');
     const type = str(values.type);
     if (type !== 'files' && type !== 'terraform') throw usageError('--type must be files or terraform');
@@ -59,7 +68,12 @@ export const filesBackupCommand: Command<BackupResult> = {
     }
   },
   human(r, out) {
-    out.line(`snapshot ${r.id.slice(0, 8)} (${r.timestamp}) saved: ${r.items} items, ${formatBytes(r.bytesProcessed)} processed, ${formatBytes(r.bytesAdded)} added, ${formatDuration(r.durationMs)}`);
-    if (r.retention?.removed) out.line(`retention removed ${r.retention.removed} old snapshot(s); run \`lifeboat prune\` to reclaim space`);
+    out.line(
+      `snapshot ${r.id.slice(0, 8)} (${r.timestamp}) saved: ${r.items} items, ${formatBytes(r.bytesProcessed)} processed, ${formatBytes(r.bytesAdded)} added, ${formatDuration(r.durationMs)}`,
+    );
+    if (r.retention?.removed)
+      out.line(
+        `retention removed ${r.retention.removed} old snapshot(s); run \`lifeboat prune\` to reclaim space`,
+      );
   },
 };

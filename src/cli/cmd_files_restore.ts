@@ -9,7 +9,12 @@ export const filesRestoreCommand: Command<FilesRestoreResult & { snapshot: strin
   usage: 'SNAPSHOT --target DIR',
   options: {
     target: { type: 'string', arg: 'DIR', description: 'directory to restore into (created if missing)' },
-    include: { type: 'string', multiple: true, arg: 'PATH', description: 'restore only this path (repeatable)' },
+    include: {
+      type: 'string',
+      multiple: true,
+      arg: 'PATH',
+      description: 'restore only this path (repeatable)',
+    },
   },
   help: 'SNAPSHOT is an id, a unique id prefix, `latest`, or a YYYYMMDD_HHMMSS timestamp.',
   async run(ctx, values, args) {
@@ -20,7 +25,10 @@ export const filesRestoreCommand: Command<FilesRestoreResult & { snapshot: strin
     const ref = args[0] ?? 'latest';
     const all = await repo.resolveSnapshot(ref, ref === 'latest' ? { type: 'files' } : {});
     if (all.type !== 'files' && all.type !== 'terraform') {
-      throw usageError(`snapshot ${all.id.slice(0, 8)} is a ${all.type} snapshot`, `restore it with \`lifeboat ${all.type === 'mongodb' ? 'mongodb restore' : all.type + ' restore'}\``);
+      throw usageError(
+        `snapshot ${all.id.slice(0, 8)} is a ${all.type} snapshot`,
+        `restore it with \`lifeboat ${all.type === 'mongodb' ? 'mongodb restore' : all.type + ' restore'}\``,
+      );
     }
     const total = all.items.reduce((n, i) => n + i.size, 0);
     const bar = ctx.out.progress('restore', total);
@@ -37,6 +45,8 @@ export const filesRestoreCommand: Command<FilesRestoreResult & { snapshot: strin
     }
   },
   human(r, out) {
-    out.line(`restored ${r.files} files, ${r.dirs} directories, ${r.symlinks} symlinks (${formatBytes(r.bytes)}) from ${r.snapshot.slice(0, 8)} into ${r.target}`);
+    out.line(
+      `restored ${r.files} files, ${r.dirs} directories, ${r.symlinks} symlinks (${formatBytes(r.bytes)}) from ${r.snapshot.slice(0, 8)} into ${r.target}`,
+    );
   },
 };

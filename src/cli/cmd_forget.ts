@@ -33,20 +33,29 @@ export const forgetCommand: Command<ForgetResult & { reclaimedBytes?: number }> 
       const result: ForgetResult & { reclaimedBytes?: number } = {
         dryRun,
         removed: dryRun ? 0 : named.length,
-        groups: [{ group: 'named', keep: [], remove: named.map((s) => ({ id: s.id, timestamp: s.timestamp })) }],
+        groups: [
+          { group: 'named', keep: [], remove: named.map((s) => ({ id: s.id, timestamp: s.timestamp })) },
+        ],
       };
       if (values.prune && !dryRun) result.reclaimedBytes = (await prune(repo)).result?.reclaimedBytes;
       return result;
     }
-    const result: ForgetResult & { reclaimedBytes?: number } = await forgetSnapshots(repo, filterFrom(values), policyFrom(values), dryRun);
+    const result: ForgetResult & { reclaimedBytes?: number } = await forgetSnapshots(
+      repo,
+      filterFrom(values),
+      policyFrom(values),
+      dryRun,
+    );
     if (values.prune && !dryRun) result.reclaimedBytes = (await prune(repo)).result?.reclaimedBytes;
     return result;
   },
   human(r, out) {
     for (const g of r.groups) {
       out.line(`${g.group}:`);
-      for (const k of g.keep) out.line(`  keep   ${k.id.slice(0, 8)} ${k.timestamp}  ${k.reasons.join('; ')}`);
-      for (const k of g.remove) out.line(`  ${r.dryRun ? 'would remove' : 'remove'} ${k.id.slice(0, 8)} ${k.timestamp}`);
+      for (const k of g.keep)
+        out.line(`  keep   ${k.id.slice(0, 8)} ${k.timestamp}  ${k.reasons.join('; ')}`);
+      for (const k of g.remove)
+        out.line(`  ${r.dryRun ? 'would remove' : 'remove'} ${k.id.slice(0, 8)} ${k.timestamp}`);
     }
     out.line(r.dryRun ? 'dry run: nothing removed' : `${r.removed} snapshot(s) removed`);
     if (r.reclaimedBytes !== undefined) out.line(`prune reclaimed ${formatBytes(r.reclaimedBytes)}`);

@@ -9,9 +9,24 @@ import { str, usageError, type Command, type CommandContext, type OptionValues }
 import { keystoreFor, openRepository } from './repo.ts';
 
 const NEW_KEY_OPTIONS = {
-  'new-keystore': { type: 'string', arg: 'SPEC', env: 'LIFEBOAT_NEW_KEYSTORE', description: 'keystore for the new key (passphrase | keyfile[:PATH] | azurekv://…)' },
-  'new-password-file': { type: 'string', arg: 'FILE', env: 'LIFEBOAT_NEW_PASSWORD_FILE', description: 'new passphrase from FILE (else LIFEBOAT_NEW_PASSWORD)' },
-  'new-key-file': { type: 'string', arg: 'FILE', env: 'LIFEBOAT_NEW_KEY_FILE', description: 'new local key file (created if missing)' },
+  'new-keystore': {
+    type: 'string',
+    arg: 'SPEC',
+    env: 'LIFEBOAT_NEW_KEYSTORE',
+    description: 'keystore for the new key (passphrase | keyfile[:PATH] | azurekv://…)',
+  },
+  'new-password-file': {
+    type: 'string',
+    arg: 'FILE',
+    env: 'LIFEBOAT_NEW_PASSWORD_FILE',
+    description: 'new passphrase from FILE (else LIFEBOAT_NEW_PASSWORD)',
+  },
+  'new-key-file': {
+    type: 'string',
+    arg: 'FILE',
+    env: 'LIFEBOAT_NEW_KEY_FILE',
+    description: 'new local key file (created if missing)',
+  },
 } as const;
 
 async function newKeystore(ctx: CommandContext, values: OptionValues) {
@@ -19,9 +34,16 @@ async function newKeystore(ctx: CommandContext, values: OptionValues) {
   const keyFile = str(values['new-key-file']);
   const passwordFile = str(values['new-password-file']);
   if (!spec && !keyFile && !passwordFile && ctx.env.LIFEBOAT_NEW_PASSWORD === undefined) {
-    throw usageError('no new key given', 'use --new-keystore, --new-key-file, --new-password-file or LIFEBOAT_NEW_PASSWORD');
+    throw usageError(
+      'no new key given',
+      'use --new-keystore, --new-key-file, --new-password-file or LIFEBOAT_NEW_PASSWORD',
+    );
   }
-  return openKeystore({ keystore: spec ?? (keyFile ? `keyfile:${keyFile}` : undefined), passwordFile }, ctx.env, 'LIFEBOAT_NEW');
+  return openKeystore(
+    { keystore: spec ?? (keyFile ? `keyfile:${keyFile}` : undefined), passwordFile },
+    ctx.env,
+    'LIFEBOAT_NEW',
+  );
 }
 
 interface KeyRow {
@@ -37,7 +59,12 @@ export const keyListCommand: Command<KeyRow[]> = {
   options: {},
   async run(ctx) {
     const repo = await openRepository(ctx);
-    return (await Repository.listKeyRecords(repo.backend)).map((k) => ({ id: k.id, kind: k.record.kind, created: k.record.created, current: k.id === repo.keyId }));
+    return (await Repository.listKeyRecords(repo.backend)).map((k) => ({
+      id: k.id,
+      kind: k.record.kind,
+      created: k.record.created,
+      current: k.id === repo.keyId,
+    }));
   },
   human(rows, out) {
     out.table(

@@ -18,7 +18,12 @@ export const pruneCommand: Command<PruneOutput> = {
   path: ['prune'],
   summary: 'delete data no snapshot references (repacking partly used packs); takes an exclusive lock',
   options: {
-    'max-unused': { type: 'string', arg: 'PERCENT', default: '5', description: 'tolerated unused space in partly used packs' },
+    'max-unused': {
+      type: 'string',
+      arg: 'PERCENT',
+      default: '5',
+      description: 'tolerated unused space in partly used packs',
+    },
     'dry-run': { type: 'boolean', short: 'n', description: 'only print what would be done' },
   },
   async run(ctx, values) {

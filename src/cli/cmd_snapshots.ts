@@ -1,4 +1,9 @@
-import { SNAPSHOT_TYPES, type Snapshot, type SnapshotFilter, type SnapshotType } from '../core/repository/model.ts';
+import {
+  SNAPSHOT_TYPES,
+  type Snapshot,
+  type SnapshotFilter,
+  type SnapshotType,
+} from '../core/repository/model.ts';
 import { list, str, usageError, type Command, type OptionValues } from './command.ts';
 import { formatBytes } from './output.ts';
 import { openRepository } from './repo.ts';
@@ -19,13 +24,19 @@ export interface SnapshotSummaryRow {
 
 export function filterFrom(values: OptionValues): SnapshotFilter {
   const type = str(values.type);
-  if (type && !SNAPSHOT_TYPES.includes(type as SnapshotType)) throw usageError(`--type must be one of ${SNAPSHOT_TYPES.join(', ')}`);
+  if (type && !SNAPSHOT_TYPES.includes(type as SnapshotType))
+    throw usageError(`--type must be one of ${SNAPSHOT_TYPES.join(', ')}`);
   return { type: type as SnapshotType | undefined, tags: list(values.tag), host: str(values.host) };
 }
 
 export const FILTER_OPTIONS = {
   type: { type: 'string', arg: 'TYPE', description: `only this type: ${SNAPSHOT_TYPES.join(', ')}` },
-  tag: { type: 'string', multiple: true, arg: 'TAG', description: 'only snapshots with this tag (repeatable)' },
+  tag: {
+    type: 'string',
+    multiple: true,
+    arg: 'TAG',
+    description: 'only snapshots with this tag (repeatable)',
+  },
   host: { type: 'string', arg: 'HOST', description: 'only snapshots taken on this host' },
 } as const;
 
@@ -59,7 +70,15 @@ export const snapshotsCommand: Command<SnapshotSummaryRow[]> = {
       return;
     }
     out.table(
-      rows.map((r) => [r.shortId, r.timestamp, r.type, r.host, String(r.items), formatBytes(r.size), r.tags.join(',')]),
+      rows.map((r) => [
+        r.shortId,
+        r.timestamp,
+        r.type,
+        r.host,
+        String(r.items),
+        formatBytes(r.size),
+        r.tags.join(','),
+      ]),
       ['ID', 'TIMESTAMP', 'TYPE', 'HOST', 'ITEMS', 'SIZE', 'TAGS'],
     );
   },

@@ -56,8 +56,18 @@ export const statsCommand: Command<Stats> = {
     };
   },
   human(s, out) {
-    out.line(`${s.snapshots} snapshots (${Object.entries(s.byType).map(([t, n]) => `${n} ${t}`).join(', ') || 'none'})`);
-    out.line(`logical ${formatBytes(s.logicalBytes)}, unique ${formatBytes(s.uniqueBytes)}, stored ${formatBytes(s.storedBytes)} in ${s.packs} packs`);
-    out.line(`dedup+compression ratio ${s.dedupRatio.toFixed(2)}x, compression alone ${s.compressionRatio.toFixed(2)}x`);
+    out.line(
+      `${s.snapshots} snapshots (${
+        Object.entries(s.byType)
+          .map(([t, n]) => `${n} ${t}`)
+          .join(', ') || 'none'
+      })`,
+    );
+    out.line(
+      `logical ${formatBytes(s.logicalBytes)}, unique ${formatBytes(s.uniqueBytes)}, stored ${formatBytes(s.storedBytes)} in ${s.packs} packs`,
+    );
+    out.line(
+      `dedup+compression ratio ${s.dedupRatio.toFixed(2)}x, compression alone ${s.compressionRatio.toFixed(2)}x`,
+    );
   },
 };

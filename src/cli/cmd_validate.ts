@@ -33,23 +33,36 @@ export const validateCommand: Command<ValidateResult> = {
   summary: 'read back the newest snapshot of each type in full and verify it (nothing is written)',
   options: {
     type: { type: 'string', arg: 'TYPE', description: `only this type: ${SNAPSHOT_TYPES.join(', ')}` },
-    'max-age': { type: 'string', arg: 'DURATION', default: '26h', description: 'a newest snapshot older than this is reported stale' },
-    'require-all': { type: 'boolean', description: 'a type with no snapshot at all is a failure (default: only the types present)' },
+    'max-age': {
+      type: 'string',
+      arg: 'DURATION',
+      default: '26h',
+      description: 'a newest snapshot older than this is reported stale',
+    },
+    'require-all': {
+      type: 'boolean',
+      description: 'a type with no snapshot at all is a failure (default: only the types present)',
+    },
   },
   help: 'Exit code 3 when a snapshot is damaged, 1 when one is missing or stale.',
   async run(ctx, values) {
     const only = str(values.type);
-    if (only && !SNAPSHOT_TYPES.includes(only as SnapshotType)) throw usageError(`--type must be one of ${SNAPSHOT_TYPES.join(', ')}`);
+    if (only && !SNAPSHOT_TYPES.includes(only as SnapshotType))
+      throw usageError(`--type must be one of ${SNAPSHOT_TYPES.join(', ')}`);
     let maxAgeMs: number;
     try {
       const d = parseDuration(str(values['max-age'])!);
-      maxAgeMs = (((d.y * 365 + d.m * 31 + d.d) * 24 + d.h) * 3600_000);
+      maxAgeMs = ((d.y * 365 + d.m * 31 + d.d) * 24 + d.h) * 3600_000;
     } catch (e) {
       throw usageError(`--max-age: ${(e as Error).message}`);
     }
     const repo = await openRepository(ctx);
     const all = await repo.listSnapshots();
-    const types = only ? [only] : values['require-all'] ? [...SNAPSHOT_TYPES] : [...new Set(all.map((s) => s.type))];
+    const types = only
+      ? [only]
+      : values['require-all']
+        ? [...SNAPSHOT_TYPES]
+        : [...new Set(all.map((s) => s.type))];
     const results: TypeResult[] = [];
     for (const type of types) {
       const snap = all.filter((s) => s.type === type).at(-1);
@@ -58,11 +71,21 @@ export const validateCommand: Command<ValidateResult> = {
         continue;
       }
       const ageHours = (Date.now() - Date.parse(snap.time)) / 3600_000;
-      const base = { type, snapshot: snap.id, timestamp: snap.timestamp, ageHours: Math.round(ageHours * 10) / 10, items: snap.items.length };
+      const base = {
+        type,
+        snapshot: snap.id,
+        timestamp: snap.timestamp,
+        ageHours: Math.round(ageHours * 10) / 10,
+        items: snap.items.length,
+      };
       let bytes = 0;
-      const bar = ctx.out.progress(`validate ${type}`, snap.items.reduce((n, i) => n + i.size, 0));
+      const bar = ctx.out.progress(
+        `validate ${type}`,
+        snap.items.reduce((n, i) => n + i.size, 0),
+      );
       try {
-        for (const item of snap.items) for await (const buf of repo.readItem(item)) bar.update((bytes += buf.length));
+        for (const item of snap.items)
+          for await (const buf of repo.readItem(item)) bar.update((bytes += buf.length));
       } catch (e) {
         if (!isLifeboatError(e, 'INTEGRITY')) throw e;
         results.push({ ...base, bytes, status: 'damaged', problem: (e as Error).message });
@@ -71,14 +94,27 @@ export const validateCommand: Command<ValidateResult> = {
         bar.finish();
       }
       const stale = ageHours * 3600_000 > maxAgeMs;
-      results.push({ ...base, bytes, status: stale ? 'stale' : 'ok', problem: stale ? `newest ${type} snapshot is ${ageHours.toFixed(1)} h old` : undefined });
+      results.push({
+        ...base,
+        bytes,
+        status: stale ? 'stale' : 'ok',
+        problem: stale ? `newest ${type} snapshot is ${ageHours.toFixed(1)} h old` : undefined,
+      });
     }
     return { ok: results.every((r) => r.status === 'ok'), results };
   },
-  exitCode: (r) => (r.results.some((x) => x.status === 'damaged') ? EXIT_INTEGRITY : r.ok ? EXIT_OK : EXIT_FAILED),
+  exitCode: (r) =>
+    r.results.some((x) => x.status === 'damaged') ? EXIT_INTEGRITY : r.ok ? EXIT_OK : EXIT_FAILED,
   human(r, out) {
     out.table(
-      r.results.map((x) => [x.type, x.status, x.timestamp ?? '', x.ageHours !== undefined ? `${x.ageHours} h` : '', x.bytes !== undefined ? formatBytes(x.bytes) : '', x.problem ?? '']),
+      r.results.map((x) => [
+        x.type,
+        x.status,
+        x.timestamp ?? '',
+        x.ageHours !== undefined ? `${x.ageHours} h` : '',
+        x.bytes !== undefined ? formatBytes(x.bytes) : '',
+        x.problem ?? '',
+      ]),
       ['TYPE', 'STATUS', 'NEWEST', 'AGE', 'VERIFIED', 'PROBLEM'],
     );
     if (r.results.length === 0) out.line('no snapshots to validate');

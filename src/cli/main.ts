@@ -13,14 +13,45 @@ import { EXIT_OK, EXIT_USAGE, exitCodeFor, toLifeboatError } from './exit.ts';
 import { Output } from './output.ts';
 
 const GLOBAL_OPTIONS: Record<string, OptionSpec> = {
-  repo: { type: 'string', arg: 'URL', env: 'LIFEBOAT_REPO', default: './lifeboat-repo', description: 'repository location (path, file://, azure://, s3://)' },
-  config: { type: 'string', arg: 'FILE', env: 'LIFEBOAT_CONFIG', description: 'YAML config file (default ./lifeboat.yaml when present)' },
-  keystore: { type: 'string', arg: 'SPEC', env: 'LIFEBOAT_KEYSTORE', description: 'passphrase | keyfile[:PATH] | azurekv://VAULT/NAME | azurekv-key://VAULT/KEY' },
-  'password-file': { type: 'string', arg: 'FILE', env: 'LIFEBOAT_PASSWORD_FILE', description: 'read the passphrase from FILE (else LIFEBOAT_PASSWORD)' },
-  'key-file': { type: 'string', arg: 'FILE', env: 'LIFEBOAT_KEY_FILE', description: 'local key file (default ~/.config/lifeboat/default.key)' },
+  repo: {
+    type: 'string',
+    arg: 'URL',
+    env: 'LIFEBOAT_REPO',
+    default: './lifeboat-repo',
+    description: 'repository location (path, file://, azure://, s3://)',
+  },
+  config: {
+    type: 'string',
+    arg: 'FILE',
+    env: 'LIFEBOAT_CONFIG',
+    description: 'YAML config file (default ./lifeboat.yaml when present)',
+  },
+  keystore: {
+    type: 'string',
+    arg: 'SPEC',
+    env: 'LIFEBOAT_KEYSTORE',
+    description: 'passphrase | keyfile[:PATH] | azurekv://VAULT/NAME | azurekv-key://VAULT/KEY',
+  },
+  'password-file': {
+    type: 'string',
+    arg: 'FILE',
+    env: 'LIFEBOAT_PASSWORD_FILE',
+    description: 'read the passphrase from FILE (else LIFEBOAT_PASSWORD)',
+  },
+  'key-file': {
+    type: 'string',
+    arg: 'FILE',
+    env: 'LIFEBOAT_KEY_FILE',
+    description: 'local key file (default ~/.config/lifeboat/default.key)',
+  },
   json: { type: 'boolean', env: 'LIFEBOAT_JSON', description: 'print one JSON document on stdout' },
   quiet: { type: 'boolean', short: 'q', env: 'LIFEBOAT_QUIET', description: 'print only errors' },
-  verbose: { type: 'boolean', short: 'v', env: 'LIFEBOAT_VERBOSE', description: 'log what happens (LIFEBOAT_LOG_FORMAT=json for JSON lines)' },
+  verbose: {
+    type: 'boolean',
+    short: 'v',
+    env: 'LIFEBOAT_VERBOSE',
+    description: 'log what happens (LIFEBOAT_LOG_FORMAT=json for JSON lines)',
+  },
   help: { type: 'boolean', short: 'h', description: 'show help' },
 };
 
@@ -41,21 +72,29 @@ function findCommand(words: string[]): { cmd?: Command; rest: string[] } {
 function normalise(obj: unknown): Record<string, unknown> {
   if (!obj || typeof obj !== 'object' || Array.isArray(obj)) return {};
   const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(obj)) out[k.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase()).replace(/_/g, '-')] = v;
+  for (const [k, v] of Object.entries(obj))
+    out[k.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase()).replace(/_/g, '-')] = v;
   return out;
 }
 
 function loadConfig(file: string | undefined, explicit: boolean): Record<string, unknown> {
   if (!file || !existsSync(file)) {
-    if (explicit) throw new LifeboatError('CONFIG', `config file ${file} does not exist`, { hint: 'check --config / LIFEBOAT_CONFIG' });
+    if (explicit)
+      throw new LifeboatError('CONFIG', `config file ${file} does not exist`, {
+        hint: 'check --config / LIFEBOAT_CONFIG',
+      });
     return {};
   }
   try {
     return normalise(parseYaml(readFileSync(file, 'utf8')));
   } catch (e) {
-    throw new LifeboatError('CONFIG', `config file ${file} is not valid YAML: ${(e as Error).message.split('\n')[0]}`, {
-      hint: 'fix the file (see docs/configuration.md)',
-    });
+    throw new LifeboatError(
+      'CONFIG',
+      `config file ${file} is not valid YAML: ${(e as Error).message.split('\n')[0]}`,
+      {
+        hint: 'fix the file (see docs/configuration.md)',
+      },
+    );
   }
 }
 
@@ -72,7 +111,8 @@ function fromConfig(config: Record<string, unknown>, cmd: Command | undefined, n
     scopes.push(...chain.reverse());
   }
   scopes.push(config);
-  for (const s of scopes) if (s[name] !== undefined && (typeof s[name] !== 'object' || Array.isArray(s[name]))) return s[name];
+  for (const s of scopes)
+    if (s[name] !== undefined && (typeof s[name] !== 'object' || Array.isArray(s[name]))) return s[name];
   return undefined;
 }
 
@@ -93,13 +133,26 @@ export function helpText(cmd?: Command): string {
     `  ${s.short ? `-${s.short}, ` : '    '}--${name}${s.arg ? ` ${s.arg}` : ''}`.padEnd(34) +
     ` ${s.description}${s.default !== undefined && s.default !== false ? ` (default ${s.default})` : ''}`;
   if (!cmd) {
-    const lines = ['Lifeboat — backup, restore and disaster recovery for MongoDB on Kubernetes', '', 'Usage: lifeboat <command> [options]', '', 'Commands:'];
+    const lines = [
+      'Lifeboat — backup, restore and disaster recovery for MongoDB on Kubernetes',
+      '',
+      'Usage: lifeboat <command> [options]',
+      '',
+      'Commands:',
+    ];
     for (const c of COMMANDS) lines.push(`  ${c.path.join(' ').padEnd(26)} ${c.summary}`);
     lines.push('', 'Global options:', ...Object.entries(GLOBAL_OPTIONS).map(([n, s]) => opt(n, s)));
-    lines.push('', 'Run `lifeboat <command> --help` for a command; docs/ has runbooks. Exit codes: 0 ok, 1 failed, 2 usage, 3 damage found.');
+    lines.push(
+      '',
+      'Run `lifeboat <command> --help` for a command; docs/ has runbooks. Exit codes: 0 ok, 1 failed, 2 usage, 3 damage found.',
+    );
     return lines.join('\n');
   }
-  const lines = [`Usage: lifeboat ${cmd.path.join(' ')}${cmd.usage ? ' ' + cmd.usage : ''} [options]`, '', cmd.summary];
+  const lines = [
+    `Usage: lifeboat ${cmd.path.join(' ')}${cmd.usage ? ' ' + cmd.usage : ''} [options]`,
+    '',
+    cmd.summary,
+  ];
   if (Object.keys(cmd.options).length) {
     lines.push('', 'Options:');
     for (const [n, s] of Object.entries(cmd.options)) lines.push(opt(n, s) + `  [env ${envName(cmd, n, s)}]`);
@@ -130,7 +183,9 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
     signals++;
     if (signals > 1) process.exit(130);
     process.stderr.write(`\nlifeboat: ${sig} received — stopping cleanly (again to force)\n`);
-    controller.abort(new LifeboatError('INTERRUPTED', `interrupted by ${sig}`, { hint: 'run the command again' }));
+    controller.abort(
+      new LifeboatError('INTERRUPTED', `interrupted by ${sig}`, { hint: 'run the command again' }),
+    );
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
@@ -144,7 +199,8 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
       if (a === '--') break;
       if (a.startsWith('-')) {
         const name = a.replace(/^--?/, '');
-        const spec = GLOBAL_OPTIONS[name] ?? Object.entries(GLOBAL_OPTIONS).find(([, s]) => s.short === name)?.[1];
+        const spec =
+          GLOBAL_OPTIONS[name] ?? Object.entries(GLOBAL_OPTIONS).find(([, s]) => s.short === name)?.[1];
         if (spec?.type === 'string' && !a.includes('=')) i++;
         continue;
       }
@@ -162,7 +218,9 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
         process.stdout.write(helpText() + '\n');
         return argv.some((a) => a === '--help' || a === '-h') ? EXIT_OK : EXIT_USAGE;
       }
-      throw new LifeboatError('USAGE', `unknown command "${words.join(' ')}"`, { hint: 'run `lifeboat help` for the list' });
+      throw new LifeboatError('USAGE', `unknown command "${words.join(' ')}"`, {
+        hint: 'run `lifeboat help` for the list',
+      });
     }
     const specs = { ...GLOBAL_OPTIONS, ...cmd.options };
     let parsed;
@@ -170,25 +228,36 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
       parsed = parseArgs({
         args: argv.filter((_, i) => !wordIndex.slice(0, cmd.path.length).includes(i)),
         options: Object.fromEntries(
-          Object.entries(specs).map(([n, s]) => [n, { type: s.type, ...(s.multiple ? { multiple: true } : {}), ...(s.short ? { short: s.short } : {}) }]),
+          Object.entries(specs).map(([n, s]) => [
+            n,
+            {
+              type: s.type,
+              ...(s.multiple ? { multiple: true } : {}),
+              ...(s.short ? { short: s.short } : {}),
+            },
+          ]),
         ),
         allowPositionals: true,
         strict: true,
       });
     } catch (e) {
-      throw new LifeboatError('USAGE', (e as Error).message.split('\n')[0], { hint: `see \`lifeboat ${cmd.path.join(' ')} --help\`` });
+      throw new LifeboatError('USAGE', (e as Error).message.split('\n')[0], {
+        hint: `see \`lifeboat ${cmd.path.join(' ')} --help\``,
+      });
     }
     if (parsed.values.help) {
       process.stdout.write(helpText(cmd) + '\n');
       return EXIT_OK;
     }
-    const configFile = (parsed.values.config as string | undefined) ?? env.LIFEBOAT_CONFIG ?? './lifeboat.yaml';
+    const configFile =
+      (parsed.values.config as string | undefined) ?? env.LIFEBOAT_CONFIG ?? './lifeboat.yaml';
     const config = loadConfig(configFile, Boolean(parsed.values.config ?? env.LIFEBOAT_CONFIG));
     const values: OptionValues = {};
     for (const [name, spec] of Object.entries(specs)) {
       const flag = parsed.values[name];
       if (flag !== undefined) {
-        values[name] = spec.multiple && !Array.isArray(flag) ? [String(flag)] : (flag as OptionValues[string]);
+        values[name] =
+          spec.multiple && !Array.isArray(flag) ? [String(flag)] : (flag as OptionValues[string]);
         continue;
       }
       const e = env[envName(GLOBAL_OPTIONS[name] ? undefined : cmd, name, spec)];
@@ -201,7 +270,13 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
         values[name] = coerce(name, spec, c, `config ${configFile}`);
         continue;
       }
-      if (spec.default !== undefined) values[name] = spec.type === 'boolean' ? Boolean(spec.default) : spec.multiple ? [String(spec.default)] : String(spec.default);
+      if (spec.default !== undefined)
+        values[name] =
+          spec.type === 'boolean'
+            ? Boolean(spec.default)
+            : spec.multiple
+              ? [String(spec.default)]
+              : String(spec.default);
     }
     json = Boolean(values.json);
     const globals: GlobalOptions = {
@@ -215,7 +290,11 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
       keyFile: values['key-file'] as string | undefined,
     };
     const out = new Output(json, globals.quiet);
-    const log = new Logger(globals.verbose ? 'debug' : 'warn', env.LIFEBOAT_LOG_FORMAT === 'json' ? 'json' : 'text', { command: cmd.path.join(' ') });
+    const log = new Logger(
+      globals.verbose ? 'debug' : 'warn',
+      env.LIFEBOAT_LOG_FORMAT === 'json' ? 'json' : 'text',
+      { command: cmd.path.join(' ') },
+    );
     const ctx: CommandContext = {
       globals,
       out,

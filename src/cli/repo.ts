@@ -6,7 +6,10 @@ import { openBackend } from '../core/storage/open.ts';
 import type { CommandContext } from './command.ts';
 
 export function keystoreFor(ctx: CommandContext): Promise<Keystore> {
-  return openKeystore({ keystore: ctx.globals.keystore, passwordFile: ctx.globals.passwordFile, keyFile: ctx.globals.keyFile }, ctx.env);
+  return openKeystore(
+    { keystore: ctx.globals.keystore, passwordFile: ctx.globals.passwordFile, keyFile: ctx.globals.keyFile },
+    ctx.env,
+  );
 }
 
 export async function openRepository(ctx: CommandContext): Promise<Repository> {

@@ -1,26 +1,62 @@
 /** The keep-* / --retention-days flags, shared by `forget` and by every backup command's post-backup cleanup. */
 import type { OptionSpec, OptionValues } from './command.ts';
 import { int, str, usageError } from './command.ts';
-import { applyPolicy, isEmptyPolicy, parseDuration, type GroupDecision, type RetentionPolicy } from '../core/repository/forget.ts';
+import {
+  applyPolicy,
+  isEmptyPolicy,
+  parseDuration,
+  type GroupDecision,
+  type RetentionPolicy,
+} from '../core/repository/forget.ts';
 import type { Repository } from '../core/repository/repository.ts';
 import type { Snapshot, SnapshotFilter } from '../core/repository/model.ts';
 
 export const RETENTION_OPTIONS: Record<string, OptionSpec> = {
   'keep-last': { type: 'string', arg: 'N', description: 'keep the N newest snapshots' },
-  'keep-hourly': { type: 'string', arg: 'N', description: 'keep the newest snapshot of each of the last N hours' },
-  'keep-daily': { type: 'string', arg: 'N', description: 'keep the newest snapshot of each of the last N days' },
-  'keep-weekly': { type: 'string', arg: 'N', description: 'keep the newest snapshot of each of the last N ISO weeks' },
-  'keep-monthly': { type: 'string', arg: 'N', description: 'keep the newest snapshot of each of the last N months' },
-  'keep-yearly': { type: 'string', arg: 'N', description: 'keep the newest snapshot of each of the last N years' },
-  'keep-within': { type: 'string', arg: 'DURATION', description: 'keep all snapshots within DURATION (e.g. 7d, 2w, 1y) of the newest' },
-  'retention-days': { type: 'string', arg: 'N', description: 'keep snapshots younger than N days (the newest is always kept)' },
+  'keep-hourly': {
+    type: 'string',
+    arg: 'N',
+    description: 'keep the newest snapshot of each of the last N hours',
+  },
+  'keep-daily': {
+    type: 'string',
+    arg: 'N',
+    description: 'keep the newest snapshot of each of the last N days',
+  },
+  'keep-weekly': {
+    type: 'string',
+    arg: 'N',
+    description: 'keep the newest snapshot of each of the last N ISO weeks',
+  },
+  'keep-monthly': {
+    type: 'string',
+    arg: 'N',
+    description: 'keep the newest snapshot of each of the last N months',
+  },
+  'keep-yearly': {
+    type: 'string',
+    arg: 'N',
+    description: 'keep the newest snapshot of each of the last N years',
+  },
+  'keep-within': {
+    type: 'string',
+    arg: 'DURATION',
+    description: 'keep all snapshots within DURATION (e.g. 7d, 2w, 1y) of the newest',
+  },
+  'retention-days': {
+    type: 'string',
+    arg: 'N',
+    description: 'keep snapshots younger than N days (the newest is always kept)',
+  },
 };
 
 /** Retention flags with their `backup` meaning: applied after a successful backup. */
 export function retentionOptionsForBackup(defaultDays?: number): Record<string, OptionSpec> {
   const out: Record<string, OptionSpec> = {};
-  for (const [k, v] of Object.entries(RETENTION_OPTIONS)) out[k] = { ...v, description: `${v.description}; applied after a successful backup` };
-  if (defaultDays !== undefined) out['retention-days'] = { ...out['retention-days'], default: String(defaultDays) };
+  for (const [k, v] of Object.entries(RETENTION_OPTIONS))
+    out[k] = { ...v, description: `${v.description}; applied after a successful backup` };
+  if (defaultDays !== undefined)
+    out['retention-days'] = { ...out['retention-days'], default: String(defaultDays) };
   out['no-retention'] = { type: 'boolean', description: 'do not apply retention after this backup' };
   return out;
 }
@@ -53,13 +89,23 @@ export function policyFrom(values: OptionValues): RetentionPolicy {
 
 export interface ForgetResult {
   dryRun: boolean;
-  groups: { group: string; keep: { id: string; timestamp: string; reasons: string[] }[]; remove: { id: string; timestamp: string }[] }[];
+  groups: {
+    group: string;
+    keep: { id: string; timestamp: string; reasons: string[] }[];
+    remove: { id: string; timestamp: string }[];
+  }[];
   removed: number;
 }
 
 /** Applies a policy to the snapshots matching `filter`; removes what it does not keep unless dryRun. */
-export async function forgetSnapshots(repo: Repository, filter: SnapshotFilter, policy: RetentionPolicy, dryRun: boolean): Promise<ForgetResult> {
-  if (isEmptyPolicy(policy)) throw usageError('no retention policy given', 'add --keep-* or --retention-days flags');
+export async function forgetSnapshots(
+  repo: Repository,
+  filter: SnapshotFilter,
+  policy: RetentionPolicy,
+  dryRun: boolean,
+): Promise<ForgetResult> {
+  if (isEmptyPolicy(policy))
+    throw usageError('no retention policy given', 'add --keep-* or --retention-days flags');
   const decisions: GroupDecision[] = applyPolicy(await repo.listSnapshots(filter), policy);
   let removed = 0;
   const lock = dryRun ? undefined : await repo.lock(false, 'forget');
@@ -88,7 +134,11 @@ export async function forgetSnapshots(repo: Repository, filter: SnapshotFilter, 
 }
 
 /** After a backup: apply the backup command's retention flags to snapshots of the same type and host. */
-export async function retentionAfterBackup(repo: Repository, snapshot: Snapshot, values: OptionValues): Promise<ForgetResult | undefined> {
+export async function retentionAfterBackup(
+  repo: Repository,
+  snapshot: Snapshot,
+  values: OptionValues,
+): Promise<ForgetResult | undefined> {
   if (values['no-retention']) return undefined;
   const policy = policyFrom(values);
   if (isEmptyPolicy(policy)) return undefined;

@@ -184,7 +184,8 @@ export class RecordChunker implements Chunker {
   private boundaryAfter(record: Uint8Array, avg: number): boolean {
     let h = 0;
     const gear = this.gear;
-    for (let i = Math.max(0, record.length - 64); i < record.length; i++) h = ((h << 1) + gear[record[i]]) | 0;
+    for (let i = Math.max(0, record.length - 64); i < record.length; i++)
+      h = ((h << 1) + gear[record[i]]) | 0;
     h >>>= 0;
     const threshold = Math.min(1, record.length / avg) * 0x100000000;
     return h < threshold;

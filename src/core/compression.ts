@@ -71,7 +71,9 @@ export function compress(data: Uint8Array, opts: CompressionOptions): Promise<Bu
     }
     const body =
       opts.codec === 'zstd'
-        ? await zstdCompressAsync(data, { params: { [zlib.constants.ZSTD_c_compressionLevel]: opts.level ?? 3 } })
+        ? await zstdCompressAsync(data, {
+            params: { [zlib.constants.ZSTD_c_compressionLevel]: opts.level ?? 3 },
+          })
         : await gzipAsync(data, { level: opts.level ?? 6 });
     return body.length >= data.length ? framed('none', data) : framed(opts.codec, body);
   });

@@ -2,7 +2,11 @@
  * Runs `fn` over `items` with at most `limit` calls in flight (collections copied at once, upload parts,
  * …). The first failure stops new work and is thrown once the calls in flight have settled.
  */
-export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T, index: number) => Promise<R>): Promise<R[]> {
+export async function mapLimit<T, R>(
+  items: readonly T[],
+  limit: number,
+  fn: (item: T, index: number) => Promise<R>,
+): Promise<R[]> {
   const results = new Array<R>(items.length);
   let next = 0;
   let failed: unknown;

@@ -30,7 +30,8 @@ export function newMasterKey(): Buffer {
 }
 
 export function deriveKeys(master: Buffer): RepositoryKeys {
-  const derive = (info: string) => Buffer.from(hkdfSync('sha256', master, Buffer.alloc(0), `lifeboat/v1/${info}`, 32));
+  const derive = (info: string) =>
+    Buffer.from(hkdfSync('sha256', master, Buffer.alloc(0), `lifeboat/v1/${info}`, 32));
   return { encryption: derive('encryption'), id: derive('chunk-id'), chunker: derive('chunker') };
 }
 

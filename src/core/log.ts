@@ -5,7 +5,8 @@
 export type Level = 'debug' | 'info' | 'warn' | 'error';
 const ORDER: Record<Level, number> = { debug: 10, info: 20, warn: 30, error: 40 };
 
-const SECRET_KEY = /^(?:.*[-_])?(?:pass(?:word|phrase)?|secret|token|key|credentials?|sas|connection-?string|authorization)$/i;
+const SECRET_KEY =
+  /^(?:.*[-_])?(?:pass(?:word|phrase)?|secret|token|key|credentials?|sas|connection-?string|authorization)$/i;
 
 /** Hides credentials in URIs and connection strings. */
 export function redactString(s: string): string {
@@ -20,7 +21,8 @@ export function redact(value: unknown, depth = 0): unknown {
   if (Array.isArray(value)) return value.map((v) => redact(v, depth + 1));
   if (value instanceof Error) return redactString(value.message);
   const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(value)) out[k] = SECRET_KEY.test(k) && typeof v === 'string' ? '***' : redact(v, depth + 1);
+  for (const [k, v] of Object.entries(value))
+    out[k] = SECRET_KEY.test(k) && typeof v === 'string' ? '***' : redact(v, depth + 1);
   return out;
 }
 
@@ -43,7 +45,9 @@ export class Logger {
     if (ORDER[level] < ORDER[this.level]) return;
     const all = redact({ ...this.fields, ...fields }) as Record<string, unknown>;
     if (this.format === 'json') {
-      process.stderr.write(JSON.stringify({ time: new Date().toISOString(), level, msg: redactString(msg), ...all }) + '\n');
+      process.stderr.write(
+        JSON.stringify({ time: new Date().toISOString(), level, msg: redactString(msg), ...all }) + '\n',
+      );
     } else {
       const kv = Object.entries(all)
         .map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`)

@@ -31,19 +31,34 @@ test('embedded defaults: ./lifeboat-repo and a 0600 key file outside it', async 
 test('option sources: flag beats environment beats config file', async () => {
   const cfg = path.join(work.path, 'lifeboat.yaml');
   await writeFile(cfg, `repo: ${path.join(work.path, 'from-config')}\n`);
-  const fromConfig = await runCli(['init', '--json'], { env: { ...env, LIFEBOAT_CONFIG: cfg, LIFEBOAT_PASSWORD: 'x' }, cwd: work.path });
+  const fromConfig = await runCli(['init', '--json'], {
+    env: { ...env, LIFEBOAT_CONFIG: cfg, LIFEBOAT_PASSWORD: 'x' },
+    cwd: work.path,
+  });
   assert.equal(fromConfig.json.location, path.join(work.path, 'from-config'));
   const fromEnv = await runCli(['init', '--json'], {
-    env: { ...env, LIFEBOAT_CONFIG: cfg, LIFEBOAT_PASSWORD: 'x', LIFEBOAT_REPO: path.join(work.path, 'from-env') },
+    env: {
+      ...env,
+      LIFEBOAT_CONFIG: cfg,
+      LIFEBOAT_PASSWORD: 'x',
+      LIFEBOAT_REPO: path.join(work.path, 'from-env'),
+    },
   });
   assert.equal(fromEnv.json.location, path.join(work.path, 'from-env'));
   const fromFlag = await runCli(['--repo', path.join(work.path, 'from-flag'), 'init', '--json'], {
-    env: { ...env, LIFEBOAT_CONFIG: cfg, LIFEBOAT_PASSWORD: 'x', LIFEBOAT_REPO: path.join(work.path, 'from-env') },
+    env: {
+      ...env,
+      LIFEBOAT_CONFIG: cfg,
+      LIFEBOAT_PASSWORD: 'x',
+      LIFEBOAT_REPO: path.join(work.path, 'from-env'),
+    },
   });
   assert.equal(fromFlag.json.location, path.join(work.path, 'from-flag'));
   // Command options from the config file, scoped by command.
   await writeFile(cfg, `repo: ${path.join(work.path, 'from-config')}\nforget:\n  keep-last: 3\n`);
-  const forget = await runCli(['forget', '--dry-run', '--json'], { env: { ...env, LIFEBOAT_CONFIG: cfg, LIFEBOAT_PASSWORD: 'x' } });
+  const forget = await runCli(['forget', '--dry-run', '--json'], {
+    env: { ...env, LIFEBOAT_CONFIG: cfg, LIFEBOAT_PASSWORD: 'x' },
+  });
   assert.equal(forget.code, 0, forget.stderr);
   assert.equal(forget.json.dryRun, true);
 });

@@ -15,15 +15,23 @@ before(async () => {
   work = await tempDir();
   env = { LIFEBOAT_REPO: path.join(work.path, 'repo'), LIFEBOAT_PASSWORD: 'pw' };
   assert.equal((await runCli(['init'], { env })).code, 0);
-  const b = await runCli(['files', 'backup', '--stdin', '--stdin-filename', 'state.tfstate', '--type', 'terraform', '--json'], { env, input: pseudoRandom('tf', 3 * 1024 * 1024) });
+  const b = await runCli(
+    ['files', 'backup', '--stdin', '--stdin-filename', 'state.tfstate', '--type', 'terraform', '--json'],
+    { env, input: pseudoRandom('tf', 3 * 1024 * 1024) },
+  );
   assert.equal(b.code, 0, b.stderr);
 });
 after(() => work.cleanup());
 
 const run = promisify(execFile);
-async function wrapper(script: string, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+async function wrapper(
+  script: string,
+  args: string[],
+): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
-    const r = await run(path.join(PROJECT_ROOT, 'scripts/backup', script), args, { env: { ...process.env, ...env } });
+    const r = await run(path.join(PROJECT_ROOT, 'scripts/backup', script), args, {
+      env: { ...process.env, ...env },
+    });
     return { code: 0, ...r };
   } catch (e) {
     const err = e as { code: number; stdout: string; stderr: string };

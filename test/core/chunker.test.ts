@@ -1,7 +1,13 @@
 // Unit tests of the chunkers: no server needed.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { ByteChunker, FILE_CHUNKING, RECORD_CHUNKING, RecordChunker, gearTable } from '../../src/core/chunker.ts';
+import {
+  ByteChunker,
+  FILE_CHUNKING,
+  RECORD_CHUNKING,
+  RecordChunker,
+  gearTable,
+} from '../../src/core/chunker.ts';
 import { pseudoRandom } from '../env/data.ts';
 
 const gear = gearTable(Buffer.alloc(32, 7));
@@ -38,7 +44,11 @@ test('byte chunker: boundaries do not depend on how the stream is split, sizes r
 
 test('byte chunker: an insertion only changes the chunks around it', () => {
   const data = pseudoRandom('insert', 32 * 1024 * 1024);
-  const edited = Buffer.concat([data.subarray(0, 16 * 1024 * 1024), Buffer.alloc(1024, 1), data.subarray(16 * 1024 * 1024)]);
+  const edited = Buffer.concat([
+    data.subarray(0, 16 * 1024 * 1024),
+    Buffer.alloc(1024, 1),
+    data.subarray(16 * 1024 * 1024),
+  ]);
   const before = new Set(chunkAll(data, []).map((c) => c.toString('base64')));
   const after = chunkAll(edited, []);
   const changed = after.filter((c) => !before.has(c.toString('base64')));

@@ -15,10 +15,20 @@ test('sealed data opens with the right key and fails clearly on any change', () 
   for (const i of [0, 12, sealed.length - 1]) {
     const bad = Buffer.from(sealed);
     bad[i] ^= 1;
-    assert.throws(() => open(keys.encryption, bad, 'thing'), (e) => isLifeboatError(e, 'INTEGRITY') && /thing failed authentication/.test(e.message));
+    assert.throws(
+      () => open(keys.encryption, bad, 'thing'),
+      (e) => isLifeboatError(e, 'INTEGRITY') && /thing failed authentication/.test(e.message),
+    );
   }
-  assert.throws(() => open(keys.encryption, sealed, 'x', 'index'), (e) => isLifeboatError(e, 'INTEGRITY'), 'wrong object type (AAD)');
-  assert.throws(() => open(deriveKeys(newMasterKey()).encryption, sealed, 'x', 'snapshots'), (e) => isLifeboatError(e, 'INTEGRITY'));
+  assert.throws(
+    () => open(keys.encryption, sealed, 'x', 'index'),
+    (e) => isLifeboatError(e, 'INTEGRITY'),
+    'wrong object type (AAD)',
+  );
+  assert.throws(
+    () => open(deriveKeys(newMasterKey()).encryption, sealed, 'x', 'snapshots'),
+    (e) => isLifeboatError(e, 'INTEGRITY'),
+  );
   assert.throws(() => open(keys.encryption, sealed.subarray(0, 10), 'x'), /truncated/);
 });
 

@@ -41,7 +41,11 @@ function kept(policy: RetentionPolicy, now?: Date, list = TABLE): string[] {
 const CASES: [string, RetentionPolicy, string[], Date?][] = [
   ['keep-last 2', { last: 2 }, ['s7', 's8']],
   ['keep-daily 3: newest of each of the 3 newest days', { daily: 3 }, ['s5', 's6', 's8']],
-  ['keep-daily 10: count left at the oldest keeps it too', { daily: 10 }, ['s1', 's2', 's3', 's4', 's5', 's6', 's8']],
+  [
+    'keep-daily 10: count left at the oldest keeps it too',
+    { daily: 10 },
+    ['s1', 's2', 's3', 's4', 's5', 's6', 's8'],
+  ],
   ['keep-weekly 2 (ISO weeks)', { weekly: 2 }, ['s6', 's8']],
   ['keep-weekly 4', { weekly: 4 }, ['s3', 's5', 's6', 's8']],
   ['keep-monthly 5', { monthly: 5 }, ['s1', 's5', 's6', 's8']],
@@ -49,7 +53,12 @@ const CASES: [string, RetentionPolicy, string[], Date?][] = [
   ['keep-hourly 3', { hourly: 3 }, ['s6', 's7', 's8']],
   ['rules are OR-ed: keep-last 1 + keep-monthly 2', { last: 1, monthly: 2 }, ['s6', 's8']],
   ['keep-daily 2 + keep-weekly 3', { daily: 2, weekly: 3 }, ['s5', 's6', 's8']],
-  ['keep-within 2d counts back from the newest snapshot, not now', { within: '2d' }, ['s7', 's8'], new Date('2030-01-01')],
+  [
+    'keep-within 2d counts back from the newest snapshot, not now',
+    { within: '2d' },
+    ['s7', 's8'],
+    new Date('2030-01-01'),
+  ],
   ['keep-within 1m', { within: '1m' }, ['s6', 's7', 's8']],
   ['keep-last unlimited', { last: -1 }, TABLE.map((s) => s.id)],
   ['retention-days 7 counts from now', { retentionDays: 7 }, ['s7', 's8'], new Date('2024-03-05T12:00:00Z')],
@@ -63,7 +72,11 @@ for (const [name, policy, expected, now] of CASES) {
 }
 
 test('forget policy: groups by type, host and paths, and explains each decision', () => {
-  const list = [...TABLE, snap('c1', '2024-01-01T00:00:00Z', 'cluster-state'), snap('h1', '2023-01-01T00:00:00Z', 'mongodb', 'other-host')];
+  const list = [
+    ...TABLE,
+    snap('c1', '2024-01-01T00:00:00Z', 'cluster-state'),
+    snap('h1', '2023-01-01T00:00:00Z', 'mongodb', 'other-host'),
+  ];
   const groups = applyPolicy(list, { last: 1 });
   assert.equal(groups.length, 3);
   assert.deepEqual(kept({ last: 1 }, undefined, list), ['c1', 'h1', 's8']);

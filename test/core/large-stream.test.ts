@@ -25,8 +25,13 @@ async function peakRssOf(pid: number): Promise<number> {
   return m ? Number(m[1]) * 1024 : 0;
 }
 
-async function backupStream(size: number, seed: string): Promise<{ peak: number; json: { bytesProcessed: number } }> {
-  const child = spawnCli(['files', 'backup', '--stdin', '--stdin-filename', `${seed}.bin`, '--json'], { env });
+async function backupStream(
+  size: number,
+  seed: string,
+): Promise<{ peak: number; json: { bytesProcessed: number } }> {
+  const child = spawnCli(['files', 'backup', '--stdin', '--stdin-filename', `${seed}.bin`, '--json'], {
+    env,
+  });
   let stdout = '';
   let stderr = '';
   child.stdout!.on('data', (d) => (stdout += d));
@@ -48,7 +53,9 @@ test('memory stays flat as the stream grows from 256 MiB to 3 GiB', async (t) =>
   const small = await backupStream(256 * 1024 * 1024, 'small');
   const large = await backupStream(3 * GiB, 'large');
   assert.equal(large.json.bytesProcessed, 3 * GiB);
-  t.diagnostic(`peak RSS: ${(small.peak / 2 ** 20).toFixed(0)} MiB for 256 MiB, ${(large.peak / 2 ** 20).toFixed(0)} MiB for 3 GiB`);
+  t.diagnostic(
+    `peak RSS: ${(small.peak / 2 ** 20).toFixed(0)} MiB for 256 MiB, ${(large.peak / 2 ** 20).toFixed(0)} MiB for 3 GiB`,
+  );
   assert.ok(small.peak > 0 && large.peak > 0, 'RSS was sampled');
   assert.ok(large.peak < 300 * 2 ** 20, `peak RSS ${large.peak} bytes exceeds 300 MiB`);
   // 12x the data may not cost more than 64 MiB more memory.

@@ -32,7 +32,9 @@ async function treeOf(dir: string): Promise<Record<string, string>> {
     else if (st.isDirectory()) {
       out[rel] = `dir:${(st.mode & 0o777).toString(8)}`;
       for (const n of (await readdir(p)).sort()) await walk(path.join(p, n), `${rel}/${n}`);
-    } else out[rel] = `file:${(st.mode & 0o777).toString(8)}:${(await readFile(p)).toString('base64').slice(0, 64)}:${st.size}`;
+    } else
+      out[rel] =
+        `file:${(st.mode & 0o777).toString(8)}:${(await readFile(p)).toString('base64').slice(0, 64)}:${st.size}`;
   }
   await walk(dir, '.');
   return out;
@@ -46,15 +48,22 @@ for (const backendUnderTest of BACKENDS) {
     let backend: Backend;
     let cleanupRepo: () => Promise<void>;
 
-    const cli = (args: string[], extra: NodeJS.ProcessEnv = {}, input?: Uint8Array | AsyncIterable<Uint8Array>) =>
-      runCli(['--repo', repoUrl, ...args], { env: { ...env, ...extra }, cwd: work.path, input });
+    const cli = (
+      args: string[],
+      extra: NodeJS.ProcessEnv = {},
+      input?: Uint8Array | AsyncIterable<Uint8Array>,
+    ) => runCli(['--repo', repoUrl, ...args], { env: { ...env, ...extra }, cwd: work.path, input });
 
     before(async () => {
       work = await tempDir();
       const created = await backendUnderTest.create();
       repoUrl = created.url;
       cleanupRepo = created.cleanup;
-      env = { ...created.env, LIFEBOAT_PASSWORD: 'correct horse battery staple', XDG_CONFIG_HOME: path.join(work.path, 'cfg') };
+      env = {
+        ...created.env,
+        LIFEBOAT_PASSWORD: 'correct horse battery staple',
+        XDG_CONFIG_HOME: path.join(work.path, 'cfg'),
+      };
       backend = await openBackend(repoUrl, { ...process.env, ...env });
       const init = await cli(['init', '--json']);
       assert.equal(init.code, 0, init.stderr);
@@ -72,7 +81,10 @@ for (const backendUnderTest of BACKENDS) {
       await mkdir(path.join(src, 'nested/deeper'), { recursive: true });
       await writeFile(path.join(src, 'empty'), '');
       await writeFile(path.join(src, 'large.bin'), pseudoRandom('large', 9 * 1024 * 1024 + 123));
-      await writeFile(path.join(src, 'nested/deeper/terraform.tfstate'), JSON.stringify({ version: 4, resources: [] }));
+      await writeFile(
+        path.join(src, 'nested/deeper/terraform.tfstate'),
+        JSON.stringify({ version: 4, resources: [] }),
+      );
       await writeFile(path.join(src, 'script.sh'), '#!/bin/sh\necho hi\n');
       await chmod(path.join(src, 'script.sh'), 0o755);
       await writeFile(path.join(src, 'secret'), 'x');
@@ -92,13 +104,21 @@ for (const backendUnderTest of BACKENDS) {
       const r = await cli(['files', 'restore', b.json.id.slice(0, 10), '--target', out, '--json']);
       assert.equal(r.code, 0, r.stderr);
       assert.deepEqual(await treeOf(path.join(out, 'tree')), await treeOf(src));
-      assert.ok((await readFile(path.join(out, 'tree/large.bin'))).equals(await readFile(path.join(src, 'large.bin'))));
+      assert.ok(
+        (await readFile(path.join(out, 'tree/large.bin'))).equals(
+          await readFile(path.join(src, 'large.bin')),
+        ),
+      );
 
       const list = await cli(['snapshots', '--tag', 'roundtrip', '--json']);
       assert.equal(list.json.length, 1);
       const byTimestamp = await cli(['show', b.json.timestamp, '--json']);
       assert.equal(byTimestamp.code, 0, byTimestamp.stderr);
-      assert.ok(byTimestamp.json.items.some((i: { name: string }) => i.name === 'tree/nested/deeper/terraform.tfstate'));
+      assert.ok(
+        byTimestamp.json.items.some(
+          (i: { name: string }) => i.name === 'tree/nested/deeper/terraform.tfstate',
+        ),
+      );
     });
 
     test('dedup: a second backup after a 1% overwrite and a 1 KiB insertion adds well under 10%', async (t) => {
@@ -111,12 +131,18 @@ for (const backendUnderTest of BACKENDS) {
       assert.equal(first.code, 0, first.stderr);
       const region = Math.floor(size / 100);
       pseudoRandom('overwrite', region).copy(data, Math.floor(size * 0.3));
-      const edited = Buffer.concat([data.subarray(0, size / 2), pseudoRandom('insert', 1024), data.subarray(size / 2)]);
+      const edited = Buffer.concat([
+        data.subarray(0, size / 2),
+        pseudoRandom('insert', 1024),
+        data.subarray(size / 2),
+      ]);
       await writeFile(file, edited);
       const second = await cli(['files', 'backup', path.dirname(file), '--json']);
       assert.equal(second.code, 0, second.stderr);
       const ratio = second.json.bytesAdded / size;
-      t.diagnostic(`second backup added ${(ratio * 100).toFixed(2)}% of ${size} bytes (${second.json.bytesAdded} bytes)`);
+      t.diagnostic(
+        `second backup added ${(ratio * 100).toFixed(2)}% of ${size} bytes (${second.json.bytesAdded} bytes)`,
+      );
       assert.ok(ratio < 0.1, `added ${(ratio * 100).toFixed(2)}%`);
       const restored = path.join(work.path, 'dedup-restored');
       assert.equal((await cli(['files', 'restore', second.json.id, '--target', restored])).code, 0);
@@ -140,7 +166,9 @@ for (const backendUnderTest of BACKENDS) {
       assert.match(r.stderr, /no snapshot matches "20000101_000000"/);
       const u = await cli(['show', 'not-a-ref']);
       assert.equal(u.code, 2);
-      const missingRepo = await runCli(['--repo', path.join(work.path, 'no-such-repo'), 'snapshots'], { env });
+      const missingRepo = await runCli(['--repo', path.join(work.path, 'no-such-repo'), 'snapshots'], {
+        env,
+      });
       assert.equal(missingRepo.code, 1);
       assert.match(missingRepo.stderr, /no Lifeboat repository at .*lifeboat init/);
     });
@@ -170,10 +198,13 @@ for (const backendUnderTest of BACKENDS) {
 
     test('a backup killed with SIGKILL leaves a repository that checks clean; prune reclaims its data', async () => {
       const snapshotsBefore = (await cli(['snapshots', '--json'])).json.length;
-      const child = spawnCli(['--repo', repoUrl, 'files', 'backup', '--stdin', '--stdin-filename', 'killed.bin'], {
-        env: { ...env },
-        cwd: work.path,
-      });
+      const child = spawnCli(
+        ['--repo', repoUrl, 'files', 'backup', '--stdin', '--stdin-filename', 'killed.bin'],
+        {
+          env: { ...env },
+          cwd: work.path,
+        },
+      );
       child.stdin!.on('error', () => {});
       const exited = new Promise((r) => child.on('close', r));
       // Feed data until at least two packs of it are stored, then kill the process without warning.
@@ -191,14 +222,22 @@ for (const backendUnderTest of BACKENDS) {
       const check = await cli(['check', '--json']);
       assert.equal(check.code, 0, check.stdout + check.stderr);
       assert.equal(check.json.ok, true);
-      assert.equal((await cli(['snapshots', '--json'])).json.length, snapshotsBefore, 'the partial backup is not listed');
+      assert.equal(
+        (await cli(['snapshots', '--json'])).json.length,
+        snapshotsBefore,
+        'the partial backup is not listed',
+      );
 
       const prune = await cli(['prune', '--json']);
       assert.equal(prune.code, 0, prune.stderr);
       assert.ok(prune.json.reclaimBytes > 0, 'prune reclaimed the partial backup');
       assert.ok(prune.json.unindexedPacks + prune.json.removePacks >= 1);
 
-      const next = await cli(['files', 'backup', '--stdin', '--stdin-filename', 'after.bin', '--json'], {}, pseudoRandom('after', 3 * 1024 * 1024));
+      const next = await cli(
+        ['files', 'backup', '--stdin', '--stdin-filename', 'after.bin', '--json'],
+        {},
+        pseudoRandom('after', 3 * 1024 * 1024),
+      );
       assert.equal(next.code, 0, next.stderr);
       const full = await cli(['check', '--read-data', '--json']);
       assert.equal(full.code, 0, JSON.stringify(full.json?.errors));
@@ -206,10 +245,13 @@ for (const backendUnderTest of BACKENDS) {
     });
 
     test('locks: prune refuses while a backup runs; two backups run at once', async () => {
-      const slow = spawnCli(['--repo', repoUrl, '--verbose', 'files', 'backup', '--stdin', '--stdin-filename', 'slow.bin'], {
-        env: { ...env },
-        cwd: work.path,
-      });
+      const slow = spawnCli(
+        ['--repo', repoUrl, '--verbose', 'files', 'backup', '--stdin', '--stdin-filename', 'slow.bin'],
+        {
+          env: { ...env },
+          cwd: work.path,
+        },
+      );
       let err = '';
       slow.stderr!.on('data', (d) => (err += d));
       slow.stdin!.on('error', () => {});
@@ -217,12 +259,17 @@ for (const backendUnderTest of BACKENDS) {
       try {
         slow.stdin!.write(pseudoRandom('slow', 1024 * 1024));
         // Wait until the backup reports that it holds its lock (generous: the machine may be busy).
-        for (let i = 0; i < 1200 && !err.includes('shared lock held') && slow.exitCode === null; i++) await new Promise((r) => setTimeout(r, 50));
+        for (let i = 0; i < 1200 && !err.includes('shared lock held') && slow.exitCode === null; i++)
+          await new Promise((r) => setTimeout(r, 50));
         assert.match(err, /shared lock held/, `the slow backup never took its lock: ${err}`);
         const prune = await cli(['prune']);
         assert.equal(prune.code, 1);
         assert.match(prune.stderr, /repository is locked by files backup .*shared/);
-        const parallel = await cli(['files', 'backup', '--stdin', '--stdin-filename', 'parallel.bin', '--json'], {}, pseudoRandom('parallel', 2 * 1024 * 1024));
+        const parallel = await cli(
+          ['files', 'backup', '--stdin', '--stdin-filename', 'parallel.bin', '--json'],
+          {},
+          pseudoRandom('parallel', 2 * 1024 * 1024),
+        );
         assert.equal(parallel.code, 0, parallel.stderr);
         slow.stdin!.end(pseudoRandom('slow-end', 1024 * 1024));
         assert.equal(await slowDone, 0, err);
@@ -308,7 +355,9 @@ for (const backendUnderTest of BACKENDS) {
     test('truncated or missing pack and damaged or missing index: clear errors', async () => {
       const pack = await firstPack(backend);
       const bytes = await backend.load({ type: 'data', name: pack });
-      await backend.save({ type: 'data', name: pack }, bytes.subarray(0, bytes.length - 100), { overwrite: true });
+      await backend.save({ type: 'data', name: pack }, bytes.subarray(0, bytes.length - 100), {
+        overwrite: true,
+      });
       const truncated = await cli(['check', '--json']);
       assert.equal(truncated.code, 3);
       assert.ok(truncated.json.errors.some((e: string) => e.includes(pack) && /truncated/.test(e)));
@@ -316,10 +365,22 @@ for (const backendUnderTest of BACKENDS) {
       await backend.remove({ type: 'data', name: pack });
       const missing = await cli(['check', '--json']);
       assert.equal(missing.code, 3);
-      assert.ok(missing.json.damagedPacks.some((d: { pack: string; reason: string }) => d.pack === pack && d.reason === 'missing'));
-      const latest = (await cli(['snapshots', '--json'])).json.filter((s: { id: string }) => missing.json.damagedSnapshots.includes(s.id))[0];
+      assert.ok(
+        missing.json.damagedPacks.some(
+          (d: { pack: string; reason: string }) => d.pack === pack && d.reason === 'missing',
+        ),
+      );
+      const latest = (await cli(['snapshots', '--json'])).json.filter((s: { id: string }) =>
+        missing.json.damagedSnapshots.includes(s.id),
+      )[0];
       if (latest) {
-        const r = await cli(['files', 'restore', latest.id, '--target', path.join(work.path, 'missing-pack')]);
+        const r = await cli([
+          'files',
+          'restore',
+          latest.id,
+          '--target',
+          path.join(work.path, 'missing-pack'),
+        ]);
         assert.equal(r.code, 3);
         assert.match(r.stderr, new RegExp(`pack ${pack} is missing`));
       }
@@ -328,13 +389,21 @@ for (const backendUnderTest of BACKENDS) {
       const indexes: string[] = [];
       for await (const o of backend.list('index')) indexes.push(o.name);
       const indexBytes = await backend.load({ type: 'index', name: indexes[0] });
-      await backend.save({ type: 'index', name: indexes[0] }, indexBytes.subarray(0, 20), { overwrite: true });
+      await backend.save({ type: 'index', name: indexes[0] }, indexBytes.subarray(0, 20), {
+        overwrite: true,
+      });
       const damagedIndex = await cli(['snapshots']);
       assert.equal(damagedIndex.code, 0, 'listing snapshots does not need the index');
       const check = await cli(['check', '--json']);
       assert.equal(check.code, 3);
       assert.ok(check.json.errors.some((e: string) => e.includes(`index/${indexes[0]}`)));
-      const restore = await cli(['files', 'restore', 'latest', '--target', path.join(work.path, 'bad-index')]);
+      const restore = await cli([
+        'files',
+        'restore',
+        'latest',
+        '--target',
+        path.join(work.path, 'bad-index'),
+      ]);
       assert.equal(restore.code, 3);
       assert.match(restore.stderr, new RegExp(`index/${indexes[0]}`));
       await backend.save({ type: 'index', name: indexes[0] }, indexBytes, { overwrite: true });

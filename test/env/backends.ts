@@ -46,9 +46,7 @@ export interface BackendUnderTest {
    * `viaEndpoint` (cloud only) makes the URL/env reach the server through another base URL (a fault proxy);
    * `directEnv`/`directUrl` then still reach it straight.
    */
-  create(options?: {
-    viaEndpoint?: string;
-  }): Promise<{
+  create(options?: { viaEndpoint?: string }): Promise<{
     url: string;
     env: NodeJS.ProcessEnv;
     cleanup(): Promise<void>;

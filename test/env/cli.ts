@@ -45,7 +45,9 @@ export async function runCli(args: string[], options: CliOptions = {}): Promise<
       child.stdin!.end();
     })().catch(() => {});
   } else child.stdin!.end();
-  const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve) => child.on('close', (c, s) => resolve([c, s])));
+  const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve) =>
+    child.on('close', (c, s) => resolve([c, s])),
+  );
   let json: unknown;
   if (args.includes('--json')) {
     try {

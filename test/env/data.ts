@@ -8,7 +8,11 @@ export function pseudoRandom(seed: string, size: number): Buffer {
 }
 
 /** Yields `total` bytes in `part`-sized buffers, never holding more than one part. */
-export async function* pseudoRandomStream(seed: string, total: number, part = 4 * 1024 * 1024): AsyncGenerator<Buffer> {
+export async function* pseudoRandomStream(
+  seed: string,
+  total: number,
+  part = 4 * 1024 * 1024,
+): AsyncGenerator<Buffer> {
   const key = createHash('sha256').update(seed).digest();
   const cipher = createCipheriv('aes-256-ctr', key, Buffer.alloc(16));
   const zeros = Buffer.alloc(part);

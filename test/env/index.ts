@@ -85,7 +85,8 @@ process.once('exit', () => {
 });
 
 export async function startServer(opts: ServerOptions): Promise<RunningServer> {
-  const logFile = opts.logFile ?? path.join(tmpdir(), `lifeboat-${opts.name}-${process.pid}-${Date.now()}.log`);
+  const logFile =
+    opts.logFile ?? path.join(tmpdir(), `lifeboat-${opts.name}-${process.pid}-${Date.now()}.log`);
   const log = createWriteStream(logFile);
   const child = spawn(opts.command, opts.args, {
     cwd: opts.cwd,
@@ -139,7 +140,10 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     await Promise.race([opts.ready(), failedEarly, spawnError]);
   } catch (e) {
     await server.stop();
-    throw new Error(`${opts.name} did not start: ${(e as Error).message}\n--- ${logFile} ---\n${await server.tail()}`, { cause: e });
+    throw new Error(
+      `${opts.name} did not start: ${(e as Error).message}\n--- ${logFile} ---\n${await server.tail()}`,
+      { cause: e },
+    );
   }
   failedEarly.catch(() => {});
   spawnError.catch(() => {});

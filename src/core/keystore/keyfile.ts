@@ -33,7 +33,8 @@ export class KeyFileKeystore implements Keystore {
         await fh.close();
       }
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw fromSystemError(e, `creating key file ${this.file}`);
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST')
+        throw fromSystemError(e, `creating key file ${this.file}`);
     }
   }
 

@@ -23,7 +23,10 @@ export class PassphraseKeystore implements Keystore {
   private readonly cost: { N: number; r: number; p: number };
 
   constructor(passphrase: string, source: string, cost = DEFAULT_SCRYPT) {
-    if (!passphrase) throw new LifeboatError('USAGE', `empty passphrase from ${source}`, { hint: 'set a non-empty passphrase' });
+    if (!passphrase)
+      throw new LifeboatError('USAGE', `empty passphrase from ${source}`, {
+        hint: 'set a non-empty passphrase',
+      });
     this.passphrase = passphrase;
     this.description = `passphrase (${source})`;
     this.cost = cost;

@@ -13,8 +13,23 @@ import { chunkId, seal } from '../crypto.ts';
 import { LifeboatError } from '../errors.ts';
 import type { Lock } from './lock.ts';
 import { PackBuilder, type BlobType } from './pack.ts';
-import { CHUNKS_PER_LIST, INLINE_CHUNKS, Repository, timestampLabel, type IndexedPack } from './repository.ts';
-import type { BackupProgress, BackupSession, Chunking, Item, ItemInput, ItemWriter, Snapshot, SnapshotInput } from './model.ts';
+import {
+  CHUNKS_PER_LIST,
+  INLINE_CHUNKS,
+  Repository,
+  timestampLabel,
+  type IndexedPack,
+} from './repository.ts';
+import type {
+  BackupProgress,
+  BackupSession,
+  Chunking,
+  Item,
+  ItemInput,
+  ItemWriter,
+  Snapshot,
+  SnapshotInput,
+} from './model.ts';
 
 /** Chunks being compressed/sealed at once: enough to keep every core busy, bounded for memory. */
 const MAX_INFLIGHT = 8;
@@ -49,11 +64,18 @@ class Backup implements BackupSession {
   newItem(input: ItemInput, chunking: Chunking): ItemWriter {
     this.assertOpen();
     const params = this.repo.config.chunking[chunking === 'file' ? 'file' : 'records'];
-    const chunker = chunking === 'file' ? new ByteChunker(this.repo.gear, params) : new RecordChunker(this.repo.gear, params);
+    const chunker =
+      chunking === 'file'
+        ? new ByteChunker(this.repo.gear, params)
+        : new RecordChunker(this.repo.gear, params);
     return new Writer(this, input, chunking, chunker);
   }
 
-  async addItem(input: ItemInput, data: AsyncIterable<Uint8Array> | Uint8Array, chunking: Chunking): Promise<Item> {
+  async addItem(
+    input: ItemInput,
+    data: AsyncIterable<Uint8Array> | Uint8Array,
+    chunking: Chunking,
+  ): Promise<Item> {
     const w = this.newItem(input, chunking);
     if (data instanceof Uint8Array) await w.write(data);
     else for await (const part of data) await w.write(part);

@@ -44,16 +44,20 @@ function selectSubset(ids: string[], subset: string | undefined): string[] {
   if (m) {
     const n = Number(m[1]);
     const t = Number(m[2]);
-    if (n < 1 || n > t) throw new LifeboatError('USAGE', `--read-data-subset ${subset}: n must be between 1 and ${t}`);
+    if (n < 1 || n > t)
+      throw new LifeboatError('USAGE', `--read-data-subset ${subset}: n must be between 1 and ${t}`);
     return sorted.filter((_, i) => i % t === n - 1);
   }
   m = /^(\d+(?:\.\d+)?)%$/.exec(subset);
   if (m) {
     const p = Number(m[1]) / 100;
-    if (p <= 0 || p > 1) throw new LifeboatError('USAGE', `--read-data-subset ${subset}: percentage must be in (0, 100]`);
+    if (p <= 0 || p > 1)
+      throw new LifeboatError('USAGE', `--read-data-subset ${subset}: percentage must be in (0, 100]`);
     return sorted.filter(() => Math.random() < p);
   }
-  throw new LifeboatError('USAGE', `--read-data-subset "${subset}" is neither n/t nor p%`, { hint: 'e.g. 1/5 or 10%' });
+  throw new LifeboatError('USAGE', `--read-data-subset "${subset}" is neither n/t nor p%`, {
+    hint: 'e.g. 1/5 or 10%',
+  });
 }
 
 export async function checkRepository(repo: Repository, options: CheckOptions = {}): Promise<CheckReport> {
@@ -77,17 +81,24 @@ export async function checkRepository(repo: Repository, options: CheckOptions = 
   for (const p of packs.values()) {
     const size = stored.get(p.id);
     if (size === undefined) damaged.set(p.id, 'missing');
-    else if (size !== p.size) damaged.set(p.id, `size ${size} != ${p.size} in the index (truncated or damaged)`);
+    else if (size !== p.size)
+      damaged.set(p.id, `size ${size} != ${p.size} in the index (truncated or damaged)`);
   }
   for (const [name] of stored) {
-    if (!packs.has(name)) warnings.push(`pack ${name} is not referenced by any index (left by an interrupted backup; prune removes it)`);
+    if (!packs.has(name))
+      warnings.push(
+        `pack ${name} is not referenced by any index (left by an interrupted backup; prune removes it)`,
+      );
   }
 
   // Snapshots and what they reference.
   const snapshots: Snapshot[] = [];
   for await (const o of repo.backend.list('snapshots')) {
     try {
-      snapshots.push({ ...(await repo.loadContentAddressed<Omit<Snapshot, 'id'>>('snapshots', o.name)), id: o.name });
+      snapshots.push({
+        ...(await repo.loadContentAddressed<Omit<Snapshot, 'id'>>('snapshots', o.name)),
+        id: o.name,
+      });
     } catch (e) {
       errors.push(`snapshot ${o.name}: ${(e as Error).message}`);
     }
@@ -100,12 +111,16 @@ export async function checkRepository(repo: Repository, options: CheckOptions = 
       try {
         for await (const id of repo.chunkIds(item)) ids.add(id);
       } catch (e) {
-        errors.push(`snapshot ${s.id.slice(0, 8)} item ${item.name}: cannot read its chunk list: ${(e as Error).message}`);
+        errors.push(
+          `snapshot ${s.id.slice(0, 8)} item ${item.name}: cannot read its chunk list: ${(e as Error).message}`,
+        );
         damagedSnapshots.add(s.id);
       }
       for (const id of ids) {
         if (!index.has(id)) {
-          errors.push(`snapshot ${s.id.slice(0, 8)} item ${item.name}: blob ${id.slice(0, 12)} is not in the index`);
+          errors.push(
+            `snapshot ${s.id.slice(0, 8)} item ${item.name}: blob ${id.slice(0, 12)} is not in the index`,
+          );
           damagedSnapshots.add(s.id);
           continue;
         }
@@ -119,7 +134,10 @@ export async function checkRepository(repo: Repository, options: CheckOptions = 
   let packsRead = 0;
   let blobsRead = 0;
   if (options.readData) {
-    const selected = selectSubset([...packs.keys()].filter((id) => !damaged.has(id)), options.readDataSubset);
+    const selected = selectSubset(
+      [...packs.keys()].filter((id) => !damaged.has(id)),
+      options.readDataSubset,
+    );
     for (const id of selected) {
       options.onProgress?.(packsRead, selected.length);
       const pack = packs.get(id)!;
@@ -140,7 +158,12 @@ export async function checkRepository(repo: Repository, options: CheckOptions = 
               return;
             }
             try {
-              await repo.openBlob(bytes.subarray(b.offset, b.offset + b.length), b.id, b.rawLength, `blob ${b.id.slice(0, 12)} in pack ${id}`);
+              await repo.openBlob(
+                bytes.subarray(b.offset, b.offset + b.length),
+                b.id,
+                b.rawLength,
+                `blob ${b.id.slice(0, 12)} in pack ${id}`,
+              );
               blobsRead++;
             } catch (e) {
               damaged.set(id, `blob ${b.id.slice(0, 12)}: ${(e as Error).message}`);
@@ -161,7 +184,9 @@ export async function checkRepository(repo: Repository, options: CheckOptions = 
     for (const b of packs.get(pack)?.blobs ?? []) for (const s of blobUsers.get(b.id) ?? []) users.add(s);
     for (const s of users) damagedSnapshots.add(s);
     damagedPacks.push({ pack, reason, snapshots: [...users].sort() });
-    errors.push(`pack ${pack}: ${reason}; affects ${users.size ? [...users].map((s) => s.slice(0, 8)).join(', ') : 'no snapshot'}`);
+    errors.push(
+      `pack ${pack}: ${reason}; affects ${users.size ? [...users].map((s) => s.slice(0, 8)).join(', ') : 'no snapshot'}`,
+    );
   }
 
   return {

@@ -39,7 +39,16 @@ export interface GroupDecision {
 }
 
 export function isEmptyPolicy(p: RetentionPolicy): boolean {
-  return !p.last && !p.hourly && !p.daily && !p.weekly && !p.monthly && !p.yearly && !p.within && p.retentionDays === undefined;
+  return (
+    !p.last &&
+    !p.hourly &&
+    !p.daily &&
+    !p.weekly &&
+    !p.monthly &&
+    !p.yearly &&
+    !p.within &&
+    p.retentionDays === undefined
+  );
 }
 
 /** Parses `1y2m3d4h` (years, months, days, hours; also `w` for weeks). */
@@ -53,7 +62,8 @@ export function parseDuration(s: string): { y: number; m: number; d: number; h: 
     else out[m[2] as 'y' | 'm' | 'd' | 'h'] += n;
     consumed += m[0].length;
   }
-  if (consumed !== s.length || consumed === 0) throw new Error(`invalid duration "${s}" (use e.g. 7d, 2w, 1y6m, 12h)`);
+  if (consumed !== s.length || consumed === 0)
+    throw new Error(`invalid duration "${s}" (use e.g. 7d, 2w, 1y6m, 12h)`);
   return out;
 }
 
@@ -85,7 +95,11 @@ export function groupKey(s: Snapshot): string {
   return `${s.type} ${s.host} ${[...s.paths].sort().join(',')}`;
 }
 
-export function applyPolicy(snapshots: Snapshot[], policy: RetentionPolicy, now = new Date()): GroupDecision[] {
+export function applyPolicy(
+  snapshots: Snapshot[],
+  policy: RetentionPolicy,
+  now = new Date(),
+): GroupDecision[] {
   const groups = new Map<string, Snapshot[]>();
   for (const s of snapshots) {
     const k = groupKey(s);
@@ -114,9 +128,11 @@ export function applyPolicy(snapshots: Snapshot[], policy: RetentionPolicy, now 
           reasons.push(`${b.rule} snapshot (${key})`);
         }
       }
-      if (within && t.getTime() > subtract(newest, within)) reasons.push(`within ${policy.within} of the newest`);
+      if (within && t.getTime() > subtract(newest, within))
+        reasons.push(`within ${policy.within} of the newest`);
       if (policy.retentionDays !== undefined) {
-        if (t.getTime() > now.getTime() - policy.retentionDays * 86400_000) reasons.push(`younger than ${policy.retentionDays} days`);
+        if (t.getTime() > now.getTime() - policy.retentionDays * 86400_000)
+          reasons.push(`younger than ${policy.retentionDays} days`);
         else if (nr === 0) reasons.push('newest snapshot (always kept)');
       }
       return { snapshot, keep: reasons.length > 0, reasons };

@@ -47,7 +47,13 @@ export class Lock {
 
   static async acquire(repo: Repository, exclusive: boolean, purpose: string): Promise<Lock> {
     const id = randomId();
-    const info: LockInfo = { time: new Date().toISOString(), exclusive, host: hostname(), pid: process.pid, purpose };
+    const info: LockInfo = {
+      time: new Date().toISOString(),
+      exclusive,
+      host: hostname(),
+      pid: process.pid,
+      purpose,
+    };
     const lock = new Lock(repo, id, info);
     await repo.saveSealed('locks', id, info, true);
     try {

@@ -5,7 +5,14 @@
  * packs. Readers get the bytes back, verified against the item's own SHA-256.
  */
 
-export const SNAPSHOT_TYPES = ['files', 'mongodb', 'cluster-state', 'secrets', 'pvc-snapshots', 'terraform'] as const;
+export const SNAPSHOT_TYPES = [
+  'files',
+  'mongodb',
+  'cluster-state',
+  'secrets',
+  'pvc-snapshots',
+  'terraform',
+] as const;
 export type SnapshotType = (typeof SNAPSHOT_TYPES)[number];
 
 /**

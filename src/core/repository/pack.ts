@@ -66,8 +66,14 @@ export function readPackHeader(key: Buffer, packId: string, bytes: Buffer): Pack
   const what = `pack ${packId}`;
   if (bytes.length < 4) throw new LifeboatError('INTEGRITY', `${what} is truncated (${bytes.length} bytes)`);
   const hlen = bytes.readUInt32LE(bytes.length - 4);
-  if (hlen + 4 > bytes.length) throw new LifeboatError('INTEGRITY', `${what} is truncated (header length ${hlen} past the start)`);
-  const header = open(key, bytes.subarray(bytes.length - 4 - hlen, bytes.length - 4), `${what} header`, 'pack-header');
+  if (hlen + 4 > bytes.length)
+    throw new LifeboatError('INTEGRITY', `${what} is truncated (header length ${hlen} past the start)`);
+  const header = open(
+    key,
+    bytes.subarray(bytes.length - 4 - hlen, bytes.length - 4),
+    `${what} header`,
+    'pack-header',
+  );
   if (header.length % ENTRY !== 0) throw new LifeboatError('INTEGRITY', `${what} header has a bad size`);
   const blobs: PackedBlob[] = [];
   let offset = 0;
@@ -82,6 +88,7 @@ export function readPackHeader(key: Buffer, packId: string, bytes: Buffer): Pack
     });
     offset += length;
   }
-  if (offset !== bytes.length - 4 - hlen) throw new LifeboatError('INTEGRITY', `${what} header does not match its blobs`);
+  if (offset !== bytes.length - 4 - hlen)
+    throw new LifeboatError('INTEGRITY', `${what} header does not match its blobs`);
   return blobs;
 }

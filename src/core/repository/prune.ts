@@ -71,9 +71,13 @@ export async function planPrune(repo: Repository, options: PruneOptions = {}): P
   }
   for (const id of used) {
     if (!index.has(id)) {
-      throw new LifeboatError('INTEGRITY', `snapshots reference blob ${id.slice(0, 12)} that no index lists`, {
-        hint: 'run `lifeboat check`; prune refuses to run on a damaged repository',
-      });
+      throw new LifeboatError(
+        'INTEGRITY',
+        `snapshots reference blob ${id.slice(0, 12)} that no index lists`,
+        {
+          hint: 'run `lifeboat check`; prune refuses to run on a damaged repository',
+        },
+      );
     }
   }
   // Repack the most wasteful packs first until what is left unused is within the tolerance.
@@ -104,7 +108,11 @@ export async function planPrune(repo: Repository, options: PruneOptions = {}): P
   };
 }
 
-export async function applyPrune(repo: Repository, plan: PrunePlan, options: PruneOptions = {}): Promise<PruneResult> {
+export async function applyPrune(
+  repo: Repository,
+  plan: PrunePlan,
+  options: PruneOptions = {},
+): Promise<PruneResult> {
   const say = options.onProgress ?? (() => {});
   const newPacks: IndexedPack[] = [];
   let builder = new PackBuilder();
@@ -123,9 +131,13 @@ export async function applyPrune(repo: Repository, plan: PrunePlan, options: Pru
     for (const b of pack.blobs) {
       const h = header.get(b.id);
       if (!h || h.offset !== b.offset || h.length !== b.length) {
-        throw new LifeboatError('INTEGRITY', `pack ${pack.id} does not match the index (blob ${b.id.slice(0, 12)})`, {
-          hint: 'run `lifeboat check --read-data` before pruning',
-        });
+        throw new LifeboatError(
+          'INTEGRITY',
+          `pack ${pack.id} does not match the index (blob ${b.id.slice(0, 12)})`,
+          {
+            hint: 'run `lifeboat check --read-data` before pruning',
+          },
+        );
       }
       builder.add(b.type, b.id, bytes.subarray(b.offset, b.offset + b.length), b.rawLength);
       if (builder.size >= repo.config.packSize) await flush();
@@ -151,7 +163,10 @@ export async function applyPrune(repo: Repository, plan: PrunePlan, options: Pru
   };
 }
 
-export async function prune(repo: Repository, options: PruneOptions & { dryRun?: boolean } = {}): Promise<{ plan: PrunePlan; result?: PruneResult }> {
+export async function prune(
+  repo: Repository,
+  options: PruneOptions & { dryRun?: boolean } = {},
+): Promise<{ plan: PrunePlan; result?: PruneResult }> {
   const lock = await repo.lock(true, 'prune');
   try {
     const plan = await planPrune(repo, options);

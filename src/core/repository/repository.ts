@@ -13,7 +13,16 @@ import { hostname } from 'node:os';
 import { LifeboatError, isLifeboatError } from '../errors.ts';
 import { FILE_CHUNKING, RECORD_CHUNKING, gearTable, type ChunkerParams } from '../chunker.ts';
 import { compress, decompress, type Codec } from '../compression.ts';
-import { chunkId, deriveKeys, newMasterKey, open, randomId, seal, sha256Hex, type RepositoryKeys } from '../crypto.ts';
+import {
+  chunkId,
+  deriveKeys,
+  newMasterKey,
+  open,
+  randomId,
+  seal,
+  sha256Hex,
+  type RepositoryKeys,
+} from '../crypto.ts';
 import type { Backend, ObjectType } from '../storage/backend.ts';
 import type { KeyRecord, Keystore } from '../keystore/keystore.ts';
 import { Lock, type LockInfo } from './lock.ts';
@@ -113,9 +122,15 @@ export class Repository {
     const keyId = randomId();
     // Key first, config second: a repository without config is "not initialised" and init can be re-run.
     const record = await keystore.wrap(master, { repositoryId: config.id });
-    await backend.save({ type: 'keys', name: keyId }, Buffer.from(JSON.stringify({ ...record, repositoryId: config.id })));
+    await backend.save(
+      { type: 'keys', name: keyId },
+      Buffer.from(JSON.stringify({ ...record, repositoryId: config.id })),
+    );
     const repo = new Repository(backend, config, master, keyId);
-    await backend.save({ type: 'config', name: 'config' }, seal(keys.encryption, Buffer.from(JSON.stringify(config)), 'config'));
+    await backend.save(
+      { type: 'config', name: 'config' },
+      seal(keys.encryption, Buffer.from(JSON.stringify(config)), 'config'),
+    );
     return repo;
   }
 
@@ -141,17 +156,27 @@ export class Repository {
         const keys = deriveKeys(master);
         const raw = await backend.load({ type: 'config', name: 'config' }).catch((e) => {
           if (isLifeboatError(e, 'NOT_FOUND')) {
-            throw new LifeboatError('NO_REPOSITORY', `repository at ${backend.location} has keys but no config (interrupted init)`, {
-              hint: 'remove the directory/container and run `lifeboat init` again',
-            });
+            throw new LifeboatError(
+              'NO_REPOSITORY',
+              `repository at ${backend.location} has keys but no config (interrupted init)`,
+              {
+                hint: 'remove the directory/container and run `lifeboat init` again',
+              },
+            );
           }
           throw e;
         });
-        const config = JSON.parse(open(keys.encryption, raw, 'repository config', 'config').toString()) as RepositoryConfig;
+        const config = JSON.parse(
+          open(keys.encryption, raw, 'repository config', 'config').toString(),
+        ) as RepositoryConfig;
         if (config.version > REPOSITORY_VERSION) {
-          throw new LifeboatError('UNSUPPORTED', `repository format v${config.version} is newer than this Lifeboat (v${REPOSITORY_VERSION})`, {
-            hint: 'upgrade Lifeboat',
-          });
+          throw new LifeboatError(
+            'UNSUPPORTED',
+            `repository format v${config.version} is newer than this Lifeboat (v${REPOSITORY_VERSION})`,
+            {
+              hint: 'upgrade Lifeboat',
+            },
+          );
         }
         return new Repository(backend, config, master, k.id);
       } catch (e) {
@@ -181,7 +206,10 @@ export class Repository {
   async addKey(keystore: Keystore): Promise<string> {
     const record = await keystore.wrap(this.master, { repositoryId: this.id });
     const id = randomId();
-    await this.backend.save({ type: 'keys', name: id }, Buffer.from(JSON.stringify({ ...record, repositoryId: this.id })));
+    await this.backend.save(
+      { type: 'keys', name: id },
+      Buffer.from(JSON.stringify({ ...record, repositoryId: this.id })),
+    );
     return id;
   }
 
@@ -189,18 +217,28 @@ export class Repository {
   async removeKey(id: string, keystore?: Keystore): Promise<void> {
     const all = await Repository.listKeyRecords(this.backend);
     const target = all.find((k) => k.id === id || k.id.startsWith(id));
-    if (!target) throw new LifeboatError('NOT_FOUND', `no key ${id} in this repository`, { hint: 'see `lifeboat key list`' });
+    if (!target)
+      throw new LifeboatError('NOT_FOUND', `no key ${id} in this repository`, {
+        hint: 'see `lifeboat key list`',
+      });
     if (all.length === 1) {
-      throw new LifeboatError('USAGE', 'refusing to remove the only key of the repository', { hint: 'add another key first' });
+      throw new LifeboatError('USAGE', 'refusing to remove the only key of the repository', {
+        hint: 'add another key first',
+      });
     }
     await this.backend.remove({ type: 'keys', name: target.id });
-    if (keystore?.forget && target.record.kind === keystore.kind) await keystore.forget(target.record, { repositoryId: this.id });
+    if (keystore?.forget && target.record.kind === keystore.kind)
+      await keystore.forget(target.record, { repositoryId: this.id });
   }
 
   // ---- sealed objects -------------------------------------------------------------------------------
 
   async saveSealed(type: ObjectType, name: string, value: unknown, overwrite = false): Promise<void> {
-    await this.backend.save({ type, name }, seal(this.keys.encryption, Buffer.from(JSON.stringify(value)), type), { overwrite });
+    await this.backend.save(
+      { type, name },
+      seal(this.keys.encryption, Buffer.from(JSON.stringify(value)), type),
+      { overwrite },
+    );
   }
 
   async loadSealed<T>(type: ObjectType, name: string): Promise<T> {
@@ -287,7 +325,15 @@ export class Repository {
     };
     const id = await this.saveContentAddressed('index', file);
     if (this.index) {
-      for (const p of packs) for (const b of p.blobs) this.index.set(b.id, { pack: p.id, type: b.type, offset: b.offset, length: b.length, rawLength: b.rawLength });
+      for (const p of packs)
+        for (const b of p.blobs)
+          this.index.set(b.id, {
+            pack: p.id,
+            type: b.type,
+            offset: b.offset,
+            length: b.length,
+            rawLength: b.rawLength,
+          });
     }
     return id;
   }
@@ -306,7 +352,10 @@ export class Repository {
     const what = `blob ${id.slice(0, 12)} in pack ${entry.pack}`;
     let sealed: Buffer;
     try {
-      sealed = await this.backend.load({ type: 'data', name: entry.pack }, { offset: entry.offset, length: entry.length });
+      sealed = await this.backend.load(
+        { type: 'data', name: entry.pack },
+        { offset: entry.offset, length: entry.length },
+      );
     } catch (e) {
       if (isLifeboatError(e, 'NOT_FOUND')) {
         throw new LifeboatError('INTEGRITY', `pack ${entry.pack} is missing (needed for ${what})`, {
@@ -327,7 +376,9 @@ export class Repository {
   async openBlob(sealed: Buffer, id: string, rawLength: number, what: string): Promise<Buffer> {
     const plain = await decompress(open(this.keys.encryption, sealed, what), what);
     if (plain.length !== rawLength || chunkId(this.keys.id, plain) !== id) {
-      throw new LifeboatError('INTEGRITY', `${what} does not match its id`, { hint: 'run `lifeboat check --read-data`' });
+      throw new LifeboatError('INTEGRITY', `${what} does not match its id`, {
+        hint: 'run `lifeboat check --read-data`',
+      });
     }
     return plain;
   }
@@ -375,9 +426,13 @@ export class Repository {
       pending = buf;
     }
     if (size !== item.size || hash.digest('hex') !== item.sha256) {
-      throw new LifeboatError('INTEGRITY', `${item.name}: restored content does not match the snapshot's SHA-256`, {
-        hint: 'run `lifeboat check --read-data`',
-      });
+      throw new LifeboatError(
+        'INTEGRITY',
+        `${item.name}: restored content does not match the snapshot's SHA-256`,
+        {
+          hint: 'run `lifeboat check --read-data`',
+        },
+      );
     }
     if (pending) yield pending;
   }
@@ -394,7 +449,10 @@ export class Repository {
   async listSnapshots(filter: SnapshotFilter = {}): Promise<Snapshot[]> {
     const out: Snapshot[] = [];
     for await (const o of this.backend.list('snapshots')) {
-      const s = { ...(await this.loadContentAddressed<Omit<Snapshot, 'id'>>('snapshots', o.name)), id: o.name };
+      const s = {
+        ...(await this.loadContentAddressed<Omit<Snapshot, 'id'>>('snapshots', o.name)),
+        id: o.name,
+      };
       if (filter.type && s.type !== filter.type) continue;
       if (filter.host && s.host !== filter.host) continue;
       if (filter.tags?.length && !filter.tags.every((t) => s.tags.includes(t))) continue;
@@ -409,33 +467,48 @@ export class Repository {
     const what = filter.type ? `${filter.type} snapshot` : 'snapshot';
     if (!ref || ref === 'latest') {
       const s = all.at(-1);
-      if (!s) throw new LifeboatError('NOT_FOUND', `no ${what} in ${this.backend.location}`, { hint: 'run a backup first, or check --repo' });
+      if (!s)
+        throw new LifeboatError('NOT_FOUND', `no ${what} in ${this.backend.location}`, {
+          hint: 'run a backup first, or check --repo',
+        });
       return s;
     }
     let matches: Snapshot[];
     if (/^\d{8}_\d{6}$/.test(ref)) matches = all.filter((s) => s.timestamp === ref);
     else if (/^[0-9a-f]{4,64}$/.test(ref)) matches = all.filter((s) => s.id.startsWith(ref));
     else {
-      throw new LifeboatError('USAGE', `"${ref}" is not a snapshot id, id prefix, "latest" or YYYYMMDD_HHMMSS timestamp`, {
-        hint: 'list snapshots with `lifeboat snapshots`',
-      });
+      throw new LifeboatError(
+        'USAGE',
+        `"${ref}" is not a snapshot id, id prefix, "latest" or YYYYMMDD_HHMMSS timestamp`,
+        {
+          hint: 'list snapshots with `lifeboat snapshots`',
+        },
+      );
     }
     if (matches.length === 0) {
-      const near = all.slice(-3).map((s) => s.timestamp).join(', ');
+      const near = all
+        .slice(-3)
+        .map((s) => s.timestamp)
+        .join(', ');
       throw new LifeboatError('NOT_FOUND', `no ${what} matches "${ref}"`, {
         hint: near ? `latest ones: ${near} — see \`lifeboat snapshots\`` : 'the repository has none yet',
       });
     }
     if (matches.length > 1) {
-      throw new LifeboatError('USAGE', `"${ref}" matches ${matches.length} snapshots (${matches.map((s) => s.id.slice(0, 8)).join(', ')})`, {
-        hint: 'use a longer id prefix, or --type to narrow the search',
-      });
+      throw new LifeboatError(
+        'USAGE',
+        `"${ref}" matches ${matches.length} snapshots (${matches.map((s) => s.id.slice(0, 8)).join(', ')})`,
+        {
+          hint: 'use a longer id prefix, or --type to narrow the search',
+        },
+      );
     }
     return matches[0];
   }
 
   async saveSnapshot(snapshot: Omit<Snapshot, 'id'>): Promise<Snapshot> {
-    if (!SNAPSHOT_TYPES.includes(snapshot.type)) throw new LifeboatError('INTERNAL', `unknown snapshot type ${snapshot.type}`);
+    if (!SNAPSHOT_TYPES.includes(snapshot.type))
+      throw new LifeboatError('INTERNAL', `unknown snapshot type ${snapshot.type}`);
     const id = await this.saveContentAddressed('snapshots', snapshot);
     return { ...snapshot, id };
   }

@@ -60,7 +60,8 @@ export interface Backend {
  */
 export function objectPath(h: Handle): string {
   if (h.type === 'config') return 'config';
-  if (!/^[0-9a-zA-Z_-]{1,128}$/.test(h.name)) throw new Error(`invalid object name ${JSON.stringify(h.name)}`);
+  if (!/^[0-9a-zA-Z_-]{1,128}$/.test(h.name))
+    throw new Error(`invalid object name ${JSON.stringify(h.name)}`);
   if (h.type === 'data') return `data/${h.name.slice(0, 2)}/${h.name}`;
   return `${h.type}/${h.name}`;
 }

@@ -6,10 +6,29 @@
  */
 import { randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
-import { link, mkdir, open, readFile, readdir, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
+import {
+  link,
+  mkdir,
+  open,
+  readFile,
+  readdir,
+  rename,
+  stat,
+  unlink,
+  type FileHandle,
+} from 'node:fs/promises';
 import path from 'node:path';
 import { LifeboatError, fromSystemError } from '../errors.ts';
-import { OBJECT_TYPES, objectPath, type Backend, type ByteRange, type Handle, type ObjectInfo, type ObjectType, type SaveOptions } from './backend.ts';
+import {
+  OBJECT_TYPES,
+  objectPath,
+  type Backend,
+  type ByteRange,
+  type Handle,
+  type ObjectInfo,
+  type ObjectType,
+  type SaveOptions,
+} from './backend.ts';
 
 /** Open pack files kept for ranged reads: a restore reads many small blobs from the same few packs. */
 const HANDLE_CACHE = 16;
@@ -36,7 +55,8 @@ export class LocalBackend implements Backend {
   async create(): Promise<void> {
     try {
       await mkdir(this.root, { recursive: true, mode: 0o700 });
-      for (const t of OBJECT_TYPES) if (t !== 'config') await mkdir(path.join(this.root, t), { recursive: true, mode: 0o700 });
+      for (const t of OBJECT_TYPES)
+        if (t !== 'config') await mkdir(path.join(this.root, t), { recursive: true, mode: 0o700 });
     } catch (e) {
       throw fromSystemError(e, `creating repository at ${this.root}`);
     }
@@ -163,7 +183,10 @@ export class LocalBackend implements Backend {
       return;
     }
     const base = path.join(this.root, type);
-    const dirs = type === 'data' ? (await readdirSafe(base)).filter((d) => /^[0-9a-f]{2}$/.test(d)).map((d) => path.join(base, d)) : [base];
+    const dirs =
+      type === 'data'
+        ? (await readdirSafe(base)).filter((d) => /^[0-9a-f]{2}$/.test(d)).map((d) => path.join(base, d))
+        : [base];
     for (const dir of dirs) {
       for (const name of await readdirSafe(dir)) {
         if (name.startsWith('.tmp-')) continue;
@@ -178,7 +201,8 @@ export class LocalBackend implements Backend {
       await this.invalidate(this.file(h));
       await unlink(this.file(h));
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw fromSystemError(e, `removing ${objectPath(h)}`);
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT')
+        throw fromSystemError(e, `removing ${objectPath(h)}`);
     }
   }
 

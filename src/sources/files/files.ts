@@ -28,7 +28,16 @@ interface FileMeta {
   target?: string;
 }
 
-async function* walk(abs: string, rel: string): AsyncGenerator<{ abs: string; rel: string; kind: 'file' | 'dir' | 'symlink'; meta: FileMeta; size: number }> {
+async function* walk(
+  abs: string,
+  rel: string,
+): AsyncGenerator<{
+  abs: string;
+  rel: string;
+  kind: 'file' | 'dir' | 'symlink';
+  meta: FileMeta;
+  size: number;
+}> {
   let st;
   try {
     st = await lstat(abs);
@@ -49,11 +58,15 @@ async function* walk(abs: string, rel: string): AsyncGenerator<{ abs: string; re
 }
 
 export async function backupFiles(repo: Repository, options: FilesBackupOptions): Promise<Snapshot> {
-  if (options.paths.length === 0) throw new LifeboatError('USAGE', 'no paths given', { hint: 'lifeboat files backup PATH...' });
+  if (options.paths.length === 0)
+    throw new LifeboatError('USAGE', 'no paths given', { hint: 'lifeboat files backup PATH...' });
   const tops = new Set<string>();
   for (const p of options.paths) {
     const top = path.basename(path.resolve(p));
-    if (tops.has(top)) throw new LifeboatError('USAGE', `two paths share the name "${top}"`, { hint: 'back them up in separate snapshots' });
+    if (tops.has(top))
+      throw new LifeboatError('USAGE', `two paths share the name "${top}"`, {
+        hint: 'back them up in separate snapshots',
+      });
     tops.add(top);
   }
   const session = options.session ?? (await startBackup(repo, 'files backup'));
@@ -66,12 +79,24 @@ export async function backupFiles(repo: Repository, options: FilesBackupOptions)
         if (entry.kind === 'file') {
           const stream = createReadStream(entry.abs, { highWaterMark: 1024 * 1024 });
           try {
-            items.push(await session.addItem({ name: entry.rel, kind: 'file', meta: { ...entry.meta } }, stream, 'file'));
+            items.push(
+              await session.addItem(
+                { name: entry.rel, kind: 'file', meta: { ...entry.meta } },
+                stream,
+                'file',
+              ),
+            );
           } catch (e) {
             throw fromSystemError(e, `reading ${entry.abs}`);
           }
         } else {
-          items.push(await session.addItem({ name: entry.rel, kind: entry.kind, meta: { ...entry.meta } }, new Uint8Array(0), 'file'));
+          items.push(
+            await session.addItem(
+              { name: entry.rel, kind: entry.kind, meta: { ...entry.meta } },
+              new Uint8Array(0),
+              'file',
+            ),
+          );
         }
       }
     }
@@ -90,10 +115,18 @@ export async function backupFiles(repo: Repository, options: FilesBackupOptions)
 /** Backs up a stream (standard input) as a single file item. */
 export async function backupStdin(
   session: BackupSession,
-  options: { name: string; tags?: string[]; type?: Extract<SnapshotType, 'files' | 'terraform'>; input?: AsyncIterable<Uint8Array> },
+  options: {
+    name: string;
+    tags?: string[];
+    type?: Extract<SnapshotType, 'files' | 'terraform'>;
+    input?: AsyncIterable<Uint8Array>;
+  },
 ): Promise<Snapshot> {
   if (!/^[^/][^\0]*$/.test(options.name) || options.name.split('/').includes('..')) {
-    throw new LifeboatError('USAGE', `--stdin-filename "${options.name}" must be a relative path without ".."`);
+    throw new LifeboatError(
+      'USAGE',
+      `--stdin-filename "${options.name}" must be a relative path without ".."`,
+    );
   }
   try {
     const item = await session.addItem(
@@ -101,7 +134,12 @@ export async function backupStdin(
       options.input ?? process.stdin,
       'file',
     );
-    return await session.commit({ type: options.type ?? 'files', tags: options.tags, paths: [`stdin:${options.name}`], items: [item] });
+    return await session.commit({
+      type: options.type ?? 'files',
+      tags: options.tags,
+      paths: [`stdin:${options.name}`],
+      items: [item],
+    });
   } catch (e) {
     await session.abort();
     throw e;
@@ -125,14 +163,21 @@ export interface FilesRestoreResult {
 function safeJoin(root: string, name: string): string {
   const p = path.resolve(root, name);
   if (p !== root && !p.startsWith(root + path.sep)) {
-    throw new LifeboatError('INTEGRITY', `snapshot item "${name}" would escape the target directory`, { hint: 'refusing to restore it' });
+    throw new LifeboatError('INTEGRITY', `snapshot item "${name}" would escape the target directory`, {
+      hint: 'refusing to restore it',
+    });
   }
   return p;
 }
 
-export async function restoreFiles(repo: Repository, snapshot: Snapshot, options: FilesRestoreOptions): Promise<FilesRestoreResult> {
+export async function restoreFiles(
+  repo: Repository,
+  snapshot: Snapshot,
+  options: FilesRestoreOptions,
+): Promise<FilesRestoreResult> {
   const root = path.resolve(options.target);
-  const wanted = (name: string) => !options.include?.length || options.include.some((i) => name === i || name.startsWith(i + '/'));
+  const wanted = (name: string) =>
+    !options.include?.length || options.include.some((i) => name === i || name.startsWith(i + '/'));
   const result: FilesRestoreResult = { files: 0, dirs: 0, symlinks: 0, bytes: 0 };
   const dirs: { p: string; meta: FileMeta }[] = [];
   try {
