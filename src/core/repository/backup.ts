@@ -11,6 +11,7 @@ import { ByteChunker, RecordChunker, type Chunker } from '../chunker.ts';
 import { compress } from '../compression.ts';
 import { chunkId, seal } from '../crypto.ts';
 import { LifeboatError } from '../errors.ts';
+import { releaseBuffers } from '../memory.ts';
 import type { Lock } from './lock.ts';
 import { PackBuilder, type BlobType } from './pack.ts';
 import {
@@ -122,6 +123,7 @@ class Backup implements BackupSession {
       .save({ type: 'data', name: pack.id }, pack.bytes)
       .then(async () => {
         this.unindexed.push({ id: pack.id, size: pack.bytes.length, blobs: pack.blobs });
+        releaseBuffers();
         if (this.unindexed.length >= PACKS_PER_INDEX) await this.writeIndex();
       })
       .finally(() => this.uploads.delete(p));
