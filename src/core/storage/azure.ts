@@ -24,8 +24,9 @@ import {
   type StoragePipelineOptions,
 } from '@azure/storage-blob';
 import type { TokenCredential } from '@azure/core-auth';
-import { LifeboatError, isLifeboatError } from '../errors.ts';
+import { LifeboatError } from '../errors.ts';
 import {
+  listConfig,
   objectPath,
   type Backend,
   type ByteRange,
@@ -285,11 +286,7 @@ export class AzureBackend implements Backend {
 
   async *list(type: ObjectType): AsyncIterable<ObjectInfo> {
     if (type === 'config') {
-      const info = await this.stat({ type, name: 'config' }).catch((e) => {
-        if (isLifeboatError(e, 'NOT_FOUND') || isLifeboatError(e, 'NO_REPOSITORY')) return undefined;
-        throw e;
-      });
-      if (info) yield info;
+      yield* listConfig((h) => this.stat(h));
       return;
     }
     const prefix = `${this.loc.prefix}${type}/`;

@@ -16,6 +16,7 @@
  * - `remove` of a missing object succeeds (idempotent) so that prune can be re-run after a crash.
  * - `list` yields every object of a type, in any order, paging internally.
  */
+import { isLifeboatError } from '../errors.ts';
 
 export type ObjectType = 'config' | 'keys' | 'locks' | 'snapshots' | 'index' | 'data';
 
@@ -64,4 +65,18 @@ export function objectPath(h: Handle): string {
     throw new Error(`invalid object name ${JSON.stringify(h.name)}`);
   if (h.type === 'data') return `data/${h.name.slice(0, 2)}/${h.name}`;
   return `${h.type}/${h.name}`;
+}
+
+/**
+ * `list('config')` for object stores: the config is a single object, present or not (a location that was
+ * never created holds none either).
+ */
+export async function* listConfig(stat: (h: Handle) => Promise<ObjectInfo>): AsyncIterable<ObjectInfo> {
+  let info: ObjectInfo | undefined;
+  try {
+    info = await stat({ type: 'config', name: 'config' });
+  } catch (e) {
+    if (!isLifeboatError(e, 'NOT_FOUND') && !isLifeboatError(e, 'NO_REPOSITORY')) throw e;
+  }
+  if (info) yield info;
 }

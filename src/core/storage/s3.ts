@@ -25,8 +25,9 @@ import {
   AbortMultipartUploadCommand,
   type StorageClass,
 } from '@aws-sdk/client-s3';
-import { LifeboatError, isLifeboatError } from '../errors.ts';
+import { LifeboatError } from '../errors.ts';
 import {
+  listConfig,
   objectPath,
   type Backend,
   type ByteRange,
@@ -356,11 +357,7 @@ export class S3Backend implements Backend {
 
   async *list(type: ObjectType): AsyncIterable<ObjectInfo> {
     if (type === 'config') {
-      const info = await this.stat({ type, name: 'config' }).catch((e) => {
-        if (isLifeboatError(e, 'NOT_FOUND') || isLifeboatError(e, 'NO_REPOSITORY')) return undefined;
-        throw e;
-      });
-      if (info) yield info;
+      yield* listConfig((h) => this.stat(h));
       return;
     }
     const Prefix = `${this.loc.prefix}${type}/`;
