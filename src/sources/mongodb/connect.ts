@@ -80,6 +80,17 @@ export function mongoError(e: unknown, what: string): LifeboatError {
       cause: e,
     });
   }
+  if (/ECONNRESET|EPIPE|socket hang up/i.test(msg)) {
+    // The server went away in the middle of an operation (crash, restart, failover, network cut).
+    return new LifeboatError(
+      'UNREACHABLE',
+      `${what}: lost the connection to the server (${msg.split('\n')[0].slice(0, 160)})`,
+      {
+        hint: 'check that mongod is running and reachable, then run the command again',
+        cause: e,
+      },
+    );
+  }
   if (
     /ServerSelection|MongoNetwork|MongoTopologyClosed|PoolClosed|PoolCleared/.test(name) ||
     /ECONNREFUSED|connection .* closed|getaddrinfo|timed out/i.test(msg)
