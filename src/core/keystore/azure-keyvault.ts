@@ -20,6 +20,7 @@
  * Authentication: DefaultAzureCredential (managed identity, AKS workload identity, `az login`), or a
  * credential passed in. Roles: docs/keys.md.
  */
+import { defaultAzureCredential } from '../azure-credential.ts';
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { TokenCredential } from '@azure/core-auth';
 import { LifeboatError } from '../errors.ts';
@@ -129,7 +130,7 @@ export class AzureKeyVaultKeystore implements Keystore {
     this.spec = typeof spec === 'string' ? parseKeyVaultSpec(spec) : spec;
     this.kind = this.spec.mode === 'secret' ? KIND_SECRET : KIND_KEY;
     this.description = `Azure Key Vault ${this.spec.mode} ${this.spec.vaultUrl}/${this.spec.mode === 'secret' ? 'secrets' : 'keys'}/${this.spec.name}`;
-    this.credential = options.credential ?? lazyDefaultCredential();
+    this.credential = options.credential ?? defaultAzureCredential();
     const host = new URL(this.spec.vaultUrl).hostname;
     this.clientOptions = {
       disableChallengeResourceVerification: !PUBLIC_VAULT_SUFFIXES.some((s) => host.endsWith(s)),
@@ -431,14 +432,4 @@ export class AzureKeyVaultKeystore implements Keystore {
       return undefined;
     }
   }
-}
-
-function lazyDefaultCredential(): TokenCredential {
-  let inner: Promise<TokenCredential> | undefined;
-  return {
-    async getToken(scopes, opts) {
-      inner ??= import('@azure/identity').then((m) => new m.DefaultAzureCredential());
-      return (await inner).getToken(scopes, opts);
-    },
-  };
 }

@@ -24,6 +24,7 @@ import {
   type StoragePipelineOptions,
 } from '@azure/storage-blob';
 import type { TokenCredential } from '@azure/core-auth';
+import { defaultAzureCredential } from '../azure-credential.ts';
 import { LifeboatError } from '../errors.ts';
 import {
   listConfig,
@@ -160,7 +161,7 @@ export class AzureBackend implements Backend {
       );
     } else {
       this.authMethod = 'token';
-      service = new BlobServiceClient(endpoint, options.credential ?? defaultCredential(), pipeline);
+      service = new BlobServiceClient(endpoint, options.credential ?? defaultAzureCredential(), pipeline);
     }
     this.container = service.getContainerClient(this.loc.container);
   }
@@ -482,23 +483,4 @@ async function readAll(body: NodeJS.ReadableStream | undefined): Promise<Buffer>
   const parts: Buffer[] = [];
   for await (const chunk of body as AsyncIterable<Buffer>) parts.push(chunk);
   return Buffer.concat(parts);
-}
-
-let cachedDefault: TokenCredential | undefined;
-function defaultCredential(): TokenCredential {
-  if (!cachedDefault) {
-    // Loaded lazily: @azure/identity is heavy and unused with keys, SAS or connection strings.
-    cachedDefault = lazyDefaultCredential();
-  }
-  return cachedDefault;
-}
-
-function lazyDefaultCredential(): TokenCredential {
-  let inner: Promise<TokenCredential> | undefined;
-  return {
-    async getToken(scopes, opts) {
-      inner ??= import('@azure/identity').then((m) => new m.DefaultAzureCredential());
-      return (await inner).getToken(scopes, opts);
-    },
-  };
 }
