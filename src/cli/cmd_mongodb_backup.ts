@@ -1,6 +1,7 @@
 import { startBackup } from '../core/repository/backup.ts';
 import { backupMongo, planBackup, type CollectionSummary } from '../sources/mongodb/backup.ts';
-import { int, list, type Command } from './command.ts';
+import { int, list, usageError, type Command } from './command.ts';
+import { formatPosition, type OplogWindow } from '../sources/mongodb/oplog.ts';
 import { followBackup } from './backup-progress.ts';
 import { formatBytes, formatDuration } from './output.ts';
 import { openRepository } from './repo.ts';
@@ -15,6 +16,8 @@ export interface MongoBackupResult {
   totals: { collections: number; documents: number; bytes: number };
   bytesAdded: number;
   durationMs: number;
+  /** With --oplog: the captured window (replayed by `restore --oplog-replay`). */
+  oplog?: OplogWindow;
   retention?: ForgetResult;
 }
 
@@ -27,15 +30,27 @@ export const mongodbBackupCommand: Command<MongoBackupResult> = {
     parallel: { type: 'string', arg: 'N', default: '4', description: 'collections copied at once' },
     'batch-size': { type: 'string', arg: 'N', default: '1000', description: 'documents per cursor batch' },
     tag: { type: 'string', multiple: true, arg: 'TAG', description: 'tag the snapshot (repeatable)' },
+    oplog: {
+      type: 'boolean',
+      description:
+        'also capture the oplog written during the dump (replica sets), for a restore consistent to one point in time',
+    },
     'dry-run': { type: 'boolean', description: 'list what would be backed up, read no data' },
     ...retentionOptionsForBackup(7),
   },
   help: `All databases except admin, local and config are backed up unless --ns-include narrows it.
 Examples:
   lifeboat mongodb backup --uri mongodb://backup:PASS@mongo:27017/?authSource=admin
-  lifeboat mongodb backup --ns-include 'rocketchat.*' --ns-exclude 'rocketchat.rocketchat_statistics'`,
+  lifeboat mongodb backup --ns-include 'rocketchat.*' --ns-exclude 'rocketchat.rocketchat_statistics'
+  lifeboat mongodb backup --oplog     # replica set: consistent to the end of the dump`,
   async run(ctx, values) {
     const started = Date.now();
+    if (values.oplog && (list(values['ns-include']).length || list(values['ns-exclude']).length)) {
+      throw usageError(
+        '--oplog captures changes to every database, so it cannot be combined with --ns-include/--ns-exclude',
+        'back up the whole instance with --oplog, or select namespaces without it',
+      );
+    }
     const { client, uri } = await connectFromOptions(ctx, values);
     try {
       const planned = await planBackup(client, nsFilter(values));
@@ -52,7 +67,7 @@ Examples:
       const session = await startBackup(repo, 'mongodb backup');
       const stop = followBackup(ctx.out, session, 'mongodb backup');
       try {
-        const { snapshot, collections } = await backupMongo({
+        const { snapshot, collections, oplog } = await backupMongo({
           client,
           uri,
           session,
@@ -60,6 +75,7 @@ Examples:
           parallel: int(values.parallel, 'parallel'),
           batchSize: int(values['batch-size'], 'batch-size'),
           tags: list(values.tag),
+          oplog: Boolean(values.oplog),
           signal: ctx.signal,
         });
         stop();
@@ -76,6 +92,7 @@ Examples:
           },
           bytesAdded: snapshot.summary.bytesAdded,
           durationMs: Date.now() - started,
+          ...(oplog ? { oplog } : {}),
           retention,
         };
       } finally {
@@ -95,6 +112,13 @@ Examples:
       `snapshot ${r.id!.slice(0, 8)} (${r.timestamp}) saved: ${r.totals.collections} collections, ${r.totals.documents} documents, ` +
         `${formatBytes(r.totals.bytes)} processed, ${formatBytes(r.bytesAdded)} added, ${formatDuration(r.durationMs)}`,
     );
+    if (r.oplog)
+      out.line(
+        `oplog: ${r.oplog.entries} entries captured` +
+          (r.oplog.start && r.oplog.end
+            ? ` (${formatPosition(r.oplog.start)} to ${formatPosition(r.oplog.end)})`
+            : ''),
+      );
     if (r.retention?.removed)
       out.line(
         `retention removed ${r.retention.removed} old snapshot(s); run \`lifeboat prune\` to reclaim space`,

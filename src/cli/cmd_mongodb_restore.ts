@@ -1,6 +1,7 @@
 import { LifeboatError } from '../core/errors.ts';
 import { applyRestore, inspectTargets, planRestore, type RestoreResult } from '../sources/mongodb/restore.ts';
 import { NamespaceRenamer } from '../sources/mongodb/nsfilter.ts';
+import { formatPosition, parseOplogLimit } from '../sources/mongodb/oplog.ts';
 import { int, list, str, usageError, type Command } from './command.ts';
 import { openRepository } from './repo.ts';
 import { CONNECTION_OPTIONS, NS_OPTIONS, connectFromOptions, nsFilter } from './mongodb-options.ts';
@@ -44,11 +45,22 @@ export const mongodbRestoreCommand: Command<RestoreResult> = {
       description: 'how long a rollback waits for an unreachable server',
     },
     'no-verify': { type: 'boolean', description: 'skip the count/hash verification after restore' },
+    'oplog-replay': {
+      type: 'boolean',
+      description:
+        'replay the oplog captured by `backup --oplog` after the data: consistent to the end of the backup',
+    },
+    'oplog-limit': {
+      type: 'string',
+      arg: 'SECONDS[:ORDINAL] | ISO-TIME',
+      description: 'with --oplog-replay: replay only entries before this point in time',
+    },
   },
   help: `SNAPSHOT is an id, a unique id prefix, "latest" (default) or a YYYYMMDD_HHMMSS timestamp.
 Examples:
   lifeboat mongodb restore --uri mongodb://mongo:27017 --timestamp 20241201_120000 --drop
-  lifeboat mongodb restore latest --ns-from 'rocketchat.*' --ns-to 'rocketchat_restored.*'`,
+  lifeboat mongodb restore latest --ns-from 'rocketchat.*' --ns-to 'rocketchat_restored.*'
+  lifeboat mongodb restore latest --drop --oplog-replay --oplog-limit 2024-12-01T12:03:00Z`,
   async run(ctx, values, args) {
     if (args.length > 1) throw usageError('give one SNAPSHOT');
     const ts = str(values.timestamp);
@@ -58,9 +70,22 @@ Examples:
     const ref = ts ?? args[0] ?? 'latest';
     const renamer = new NamespaceRenamer(list(values['ns-from']), list(values['ns-to']));
     const filter = nsFilter(values);
+    const oplogReplay = Boolean(values['oplog-replay']);
+    const limitText = str(values['oplog-limit']);
+    if (limitText && !oplogReplay) throw usageError('--oplog-limit needs --oplog-replay');
+    const oplogLimit = limitText ? parseOplogLimit(limitText) : undefined;
+    if (
+      oplogReplay &&
+      ['ns-include', 'ns-exclude', 'ns-from', 'ns-to'].some((k) => list(values[k]).length > 0)
+    ) {
+      throw usageError(
+        '--oplog-replay applies changes to every namespace as they happened, so it cannot be combined with --ns-include/--ns-exclude/--ns-from/--ns-to',
+        'restore the whole snapshot with --oplog-replay, or select and rename without it',
+      );
+    }
     const repo = await openRepository(ctx);
     const snapshot = await repo.resolveSnapshot(ref, { type: 'mongodb' });
-    const plan = planRestore(snapshot, filter, renamer);
+    const plan = planRestore(snapshot, filter, renamer, { oplogReplay });
     if (plan.entries.length === 0) {
       throw new LifeboatError(
         'NOT_FOUND',
@@ -81,6 +106,15 @@ Examples:
           collections: [],
           skipped: plan.skipped,
           notRestored: [],
+          ...(plan.oplog
+            ? {
+                oplog: {
+                  entries: plan.oplog.records,
+                  start: plan.oplog.meta.start ?? null,
+                  end: plan.oplog.meta.end ?? null,
+                },
+              }
+            : {}),
           plan: plan.entries.map((e) => ({
             source: e.source,
             target: e.target,
@@ -104,6 +138,7 @@ Examples:
         rollback: !values['no-rollback'],
         rollbackWaitMs: (int(values['rollback-wait'], 'rollback-wait') ?? 120) * 1000,
         verify: !values['no-verify'],
+        oplogLimit,
         signal: ctx.signal,
         note: (m) => ctx.out.note(m),
       });
@@ -116,12 +151,20 @@ Examples:
       out.line(`restore plan for snapshot ${r.snapshot.slice(0, 8)} (nothing changed):`);
       for (const p of r.plan ?? [])
         out.line(`  ${p.source} -> ${p.target}: ${p.count} documents, ${p.action}`);
+      if (r.oplog && 'entries' in r.oplog)
+        out.line(`  then replay up to ${r.oplog.entries} oplog entries, then build indexes`);
     } else {
       const docs = r.collections.reduce((n, c) => n + c.count, 0);
       out.line(
         `restored ${r.collections.length} collection(s), ${docs} documents from ${r.snapshot.slice(0, 8)}; verified ${r.collections.filter((c) => c.verified).length}`,
       );
     }
+    if (r.oplog && 'applied' in r.oplog)
+      out.line(
+        `  oplog: ${r.oplog.applied} entries replayed through ${r.oplog.method}` +
+          (r.oplog.last ? `, up to ${formatPosition(r.oplog.last)}` : '') +
+          (r.oplog.beyondLimit ? `; ${r.oplog.beyondLimit} at or after --oplog-limit left out` : ''),
+      );
     for (const s of r.skipped) out.line(`  skipped ${s.ns}: ${s.reason}`);
     for (const n of r.notRestored) out.line(`  NOT restored on ${n.ns}: ${n.what} — ${n.reason}`);
   },

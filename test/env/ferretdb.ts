@@ -65,6 +65,11 @@ export async function startMongo(): Promise<MongoTestServer> {
 export interface FerretDBOptions {
   /** Require SCRAM authentication, with this user created in `admin` at start-up. */
   auth?: { username: string; password: string };
+  /**
+   * Act as a member of this replica set, with FerretDB's oplog emulation on (a capped `local.oplog.rs`
+   * that records inserts, updates and deletes): what `backup --oplog` captures.
+   */
+  replSetName?: string;
 }
 
 export async function startFerretDB(options: FerretDBOptions = {}): Promise<MongoTestServer> {
@@ -96,12 +101,22 @@ export async function startFerretDB(options: FerretDBOptions = {}): Promise<Mong
               '--setup-database=admin',
             ]
           : []),
+        ...(options.replSetName ? [`--repl-set-name=${options.replSetName}`] : []),
       ],
       logFile: path.join(dir.path, `ferretdb-${Date.now()}.log`),
       ready: () => waitForHello(readyUri),
     });
   try {
     let server = await launch();
+    if (options.replSetName) {
+      // directConnection: FerretDB's hello names the replica set but not a usable primary topology.
+      const client = new MongoClient(`${readyUri}${readyUri.includes('?') ? '&' : '?'}directConnection=true`);
+      try {
+        await client.db('local').createCollection('oplog.rs', { capped: true, size: 256 * 1024 * 1024 });
+      } finally {
+        await client.close();
+      }
+    }
     return {
       uri,
       isFerretDB: true,

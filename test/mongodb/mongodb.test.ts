@@ -405,6 +405,11 @@ describe('interoperability with mongodump/mongorestore formats', () => {
     assert.equal(e1.code, 0, e1.stderr);
     const listing = await listDumpDir(dir);
     assert.equal(listing.collections.length, snap.collections.length);
+    // metadata.json carries the collection UUID the server reported, as mongodump writes it.
+    const info = await client.db('rocketchat').listCollections({ name: 'users' }).next();
+    const uuid = Buffer.from((info as Document).info.uuid.buffer).toString('hex');
+    const usersMeta = JSON.parse(await readFile(path.join(dir, 'rocketchat', 'users.metadata.json'), 'utf8'));
+    assert.equal(usersMeta.uuid, uuid);
     for (const c of listing.collections) {
       const crc = new Crc64();
       for await (const d of readBsonFile(c.bsonPath!)) crc.update(d);

@@ -19,6 +19,7 @@ import { CollectionHash } from './hash.ts';
 import { formatMetadataJson, uuidHex, type CollectionMetadata } from './metadata.ts';
 import { isSystemNamespace, type NamespaceFilter } from './nsfilter.ts';
 import { mongoError, safeUri, serverInfo } from './connect.ts';
+import { captureOplog, oplogStart, type OplogWindow } from './oplog.ts';
 
 /** BSON options that keep every value's exact type when metadata is decoded (Int32 stays Int32). */
 export const EXACT_BSON = {
@@ -110,8 +111,10 @@ export interface MongoBackupOptions {
   parallel?: number;
   batchSize?: number;
   tags?: string[];
+  /** Capture the oplog window of the dump (replica sets only): the restore can replay it. */
+  oplog?: boolean;
   signal?: AbortSignal;
-  onCollectionDone?: (c: CollectionSummary) => void;
+  onCollectionDone?: (c: CollectionSummary) => void | Promise<void>;
 }
 
 async function copyCollection(opts: MongoBackupOptions, c: PlannedCollection): Promise<Item> {
@@ -150,18 +153,27 @@ async function copyCollection(opts: MongoBackupOptions, c: PlannedCollection): P
     crc64: crc.digest().toString(16).padStart(16, '0'),
   };
   item.meta = meta as unknown as Record<string, unknown>;
-  opts.onCollectionDone?.({ ns, type: c.type, count: meta.count, bytes: meta.bytes, hash: meta.hash });
+  await opts.onCollectionDone?.({ ns, type: c.type, count: meta.count, bytes: meta.bytes, hash: meta.hash });
   return item;
 }
 
 export async function backupMongo(
   opts: MongoBackupOptions,
-): Promise<{ snapshot: Snapshot; collections: CollectionSummary[] }> {
+): Promise<{ snapshot: Snapshot; collections: CollectionSummary[]; oplog?: OplogWindow }> {
   const info = await serverInfo(opts.client).catch((e) => {
     throw mongoError(e, 'reading server information');
   });
   try {
+    // The window starts before the first document is read, so every change the dump may have missed
+    // is in it.
+    const start = opts.oplog ? await oplogStart(opts.client, info) : undefined;
     const items = await mapLimit(opts.collections, opts.parallel ?? 4, (c) => copyCollection(opts, c));
+    let oplog: OplogWindow | undefined;
+    if (start !== undefined) {
+      const captured = await captureOplog(opts.client, opts.session, start, opts.signal);
+      items.push(captured.item);
+      oplog = captured.window;
+    }
     const snapshot = await opts.session.commit({
       type: 'mongodb',
       tags: opts.tags,
@@ -172,10 +184,15 @@ export async function backupMongo(
         replicaSet: info.replicaSet ?? null,
         hashAlgorithm: HASH_ALGORITHM,
         databases: [...new Set(opts.collections.map((c) => c.db))],
+        ...(oplog ? { oplog } : {}),
       },
       items,
     });
-    return { snapshot, collections: items.map(summaryOf) };
+    return {
+      snapshot,
+      collections: items.filter((i) => i.kind !== 'oplog').map(summaryOf),
+      ...(oplog ? { oplog } : {}),
+    };
   } catch (e) {
     await opts.session.abort();
     if (e instanceof LifeboatError) throw e;

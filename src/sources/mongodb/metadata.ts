@@ -71,7 +71,9 @@ export function formatMetadataJson(m: CollectionMetadata): string {
 
 /** The UUID of a listCollections `info.uuid` (Binary subtype 4) as mongodump writes it. */
 export function uuidHex(uuid: unknown): string | undefined {
-  if (uuid instanceof Binary) return Buffer.from(uuid.buffer).toString('hex');
+  // By type tag: the driver's values come from bson's CommonJS build, `Binary` here from its ES build.
+  if ((uuid as { _bsontype?: string } | null)?._bsontype === 'Binary')
+    return Buffer.from((uuid as Binary).buffer).toString('hex');
   return undefined;
 }
 

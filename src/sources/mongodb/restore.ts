@@ -24,6 +24,14 @@ import { CollectionHash, addHashes } from './hash.ts';
 import { indexSpecForCreate, parseMetadataJson, type CollectionMetadata } from './metadata.ts';
 import { NamespaceFilter, NamespaceRenamer, isSystemNamespace, splitNs } from './nsfilter.ts';
 import { mongoError } from './connect.ts';
+import {
+  OPLOG_ITEM,
+  formatPosition,
+  oplogNamespaces,
+  replayOplog,
+  type OplogPosition,
+  type ReplayResult,
+} from './oplog.ts';
 
 export interface RestoreEntry {
   item: Item;
@@ -43,6 +51,8 @@ export interface RestorePlan {
   snapshot: string;
   entries: RestoreEntry[];
   skipped: { ns: string; reason: string }[];
+  /** The oplog item to replay after the data (--oplog-replay). */
+  oplog?: Item;
 }
 
 export interface NotRestored {
@@ -67,6 +77,8 @@ export interface RestoreResult {
   skipped: { ns: string; reason: string }[];
   notRestored: NotRestored[];
   preRestoreSnapshot?: string;
+  /** With --oplog-replay: what was replayed (or, in a dry run, would be: `entries`). */
+  oplog?: ReplayResult | { entries: number; start: unknown; end: unknown };
   plan?: { source: string; target: string; type: string; count: number; action: string }[];
 }
 
@@ -75,6 +87,7 @@ export function planRestore(
   snapshot: Snapshot,
   filter: NamespaceFilter,
   renamer: NamespaceRenamer,
+  options: { oplogReplay?: boolean } = {},
 ): RestorePlan {
   if (snapshot.type !== 'mongodb') {
     throw new LifeboatError(
@@ -91,10 +104,12 @@ export function planRestore(
     const meta = itemMeta(item);
     const source = item.name;
     if (item.kind === 'oplog') {
-      plan.skipped.push({
-        ns: source,
-        reason: 'oplog entries are not replayed (no --oplog-replay in this version)',
-      });
+      if (options.oplogReplay) plan.oplog = item;
+      else
+        plan.skipped.push({
+          ns: source,
+          reason: `${meta.count} oplog entries not replayed (restore with --oplog-replay to apply them)`,
+        });
       continue;
     }
     if (meta.bucketsOf !== undefined) {
@@ -129,6 +144,13 @@ export function planRestore(
       meta,
       metadata,
     });
+  }
+  if (options.oplogReplay && !plan.oplog) {
+    throw new LifeboatError(
+      'NOT_FOUND',
+      `snapshot ${snapshot.id.slice(0, 8)} has no oplog to replay (it was taken without --oplog)`,
+      { hint: 'restore without --oplog-replay, or choose a snapshot taken with `mongodb backup --oplog`' },
+    );
   }
   return plan;
 }
@@ -195,14 +217,54 @@ export interface ApplyOptions {
   /** How long a rollback waits for an unreachable server to come back (ms). */
   rollbackWaitMs?: number;
   verify?: boolean;
+  /** With an oplog in the plan: replay only entries before this point. */
+  oplogLimit?: OplogPosition;
   signal?: AbortSignal;
   note?: (msg: string) => void;
   onBytes?: (n: number) => void;
 }
 
 interface Touch {
-  entry: RestoreEntry;
+  db: string;
+  collection: string;
+  target: string;
   existed: boolean;
+}
+
+const touchOf = (e: RestoreEntry): Touch => ({
+  db: e.db,
+  collection: e.collection,
+  target: e.target,
+  existed: Boolean(e.exists),
+});
+
+/**
+ * Namespaces the oplog replay will write to beyond the planned collections (created or changed during
+ * the backup window), with whether each exists on the target now: rollback must cover them too.
+ */
+async function oplogOnlyTargets(opts: ApplyOptions): Promise<Touch[]> {
+  if (!opts.plan.oplog) return [];
+  const planned = new Set(opts.plan.entries.map((e) => e.target));
+  const out: Touch[] = [];
+  const names = await oplogNamespaces(
+    splitBson(opts.repo.readItem(opts.plan.oplog), `snapshot item ${OPLOG_ITEM}`),
+    opts.oplogLimit,
+  );
+  const existing = new Map<string, Set<string>>();
+  try {
+    for (const ns of names) {
+      if (planned.has(ns)) continue;
+      const { db, collection } = splitNs(ns);
+      if (!existing.has(db)) {
+        const list = await opts.client.db(db).listCollections({}, { nameOnly: true }).toArray();
+        existing.set(db, new Set(list.map((c) => c.name)));
+      }
+      out.push({ db, collection, target: ns, existed: existing.get(db)!.has(collection) });
+    }
+  } catch (e) {
+    throw mongoError(e, 'inspecting the target');
+  }
+  return out;
 }
 
 async function createTarget(opts: ApplyOptions, e: RestoreEntry, notRestored: NotRestored[]): Promise<void> {
@@ -319,10 +381,14 @@ export async function applyRestore(opts: ApplyOptions): Promise<RestoreResult> {
 
   // Keep the current content of every namespace we are about to change.
   const existing = plan.entries.filter((e) => e.exists);
+  const oplogTouches = await oplogOnlyTargets(opts);
   const preHashes = new Map<string, { count: number; hash: string }>();
   let preSnapshot: Snapshot | undefined;
-  if (existing.length) {
-    const wanted = new Set(existing.map((e) => e.target));
+  if (existing.length || oplogTouches.some((t) => t.existed)) {
+    const wanted = new Set([
+      ...existing.map((e) => e.target),
+      ...oplogTouches.filter((t) => t.existed).map((t) => t.target),
+    ]);
     const planned = (await planBackup(client, new NamespaceFilter())).filter((c) =>
       wanted.has(`${c.db}.${c.collection}`),
     );
@@ -355,7 +421,7 @@ export async function applyRestore(opts: ApplyOptions): Promise<RestoreResult> {
     const data = plan.entries.filter((e) => e.type !== 'view');
     const views = plan.entries.filter((e) => e.type === 'view');
     await mapLimit(data, opts.parallel ?? 4, async (e) => {
-      touched.push({ entry: e, existed: Boolean(e.exists) });
+      touched.push(touchOf(e));
       try {
         if (e.exists && opts.drop) await client.db(e.db).collection(e.collection).drop();
         if (!e.exists || opts.drop) await createTarget(opts, e, notRestored);
@@ -364,13 +430,7 @@ export async function applyRestore(opts: ApplyOptions): Promise<RestoreResult> {
         throw isLifeboatError(err) ? err : mongoError(err, `restoring ${e.target}`);
       }
     });
-    // Indexes after the data (faster, and a unique index cannot block half a collection).
-    await mapLimit(data, opts.parallel ?? 4, (e) => createIndexes(opts, e, notRestored));
-    for (const e of views) {
-      touched.push({ entry: e, existed: Boolean(e.exists) });
-      if (e.exists) await client.db(e.db).collection(e.collection).drop();
-      await createTarget(opts, e, notRestored);
-    }
+    // Verified before the oplog replay changes the data on purpose.
     if (opts.verify ?? true) {
       await mapLimit(data, opts.parallel ?? 4, async (e) => {
         const h = await hashCollection(client, e.db, e.collection);
@@ -410,6 +470,26 @@ export async function applyRestore(opts: ApplyOptions): Promise<RestoreResult> {
           verified: false,
         });
     }
+    if (plan.oplog) {
+      touched.push(...oplogTouches);
+      result.oplog = await replayOplog(
+        client,
+        splitBson(opts.repo.readItem(plan.oplog), `snapshot item ${OPLOG_ITEM}`),
+        { limit: opts.oplogLimit, signal: opts.signal, note: opts.note },
+      );
+      opts.note?.(
+        `lifeboat: replayed ${result.oplog.applied} oplog entries` +
+          (result.oplog.last ? ` up to ${formatPosition(result.oplog.last)}` : '') +
+          ` (${result.oplog.method})`,
+      );
+    }
+    // Indexes after the data (faster, and a unique index cannot block half a collection).
+    await mapLimit(data, opts.parallel ?? 4, (e) => createIndexes(opts, e, notRestored));
+    for (const e of views) {
+      touched.push(touchOf(e));
+      if (e.exists) await client.db(e.db).collection(e.collection).drop();
+      await createTarget(opts, e, notRestored);
+    }
     for (const e of views)
       result.collections.push({
         source: e.source,
@@ -430,13 +510,13 @@ export async function applyRestore(opts: ApplyOptions): Promise<RestoreResult> {
       await waitForServer(client, opts.rollbackWaitMs ?? 120_000, opts.note);
       for (const t of touched) {
         await client
-          .db(t.entry.db)
-          .collection(t.entry.collection)
+          .db(t.db)
+          .collection(t.collection)
           .drop()
           .catch(() => {});
-        rolledBack.push(t.entry.target);
+        rolledBack.push(t.target);
       }
-      const back = touched.filter((t) => t.existed).map((t) => t.entry.target);
+      const back = touched.filter((t) => t.existed).map((t) => t.target);
       if (back.length && preSnapshot) {
         const rplan = planRestore(preSnapshot, new NamespaceFilter(back), new NamespaceRenamer());
         await inspectTargets(client, rplan);
