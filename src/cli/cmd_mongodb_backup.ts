@@ -30,6 +30,10 @@ export const mongodbBackupCommand: Command<MongoBackupResult> = {
     parallel: { type: 'string', arg: 'N', default: '4', description: 'collections copied at once' },
     'batch-size': { type: 'string', arg: 'N', default: '1000', description: 'documents per cursor batch' },
     tag: { type: 'string', multiple: true, arg: 'TAG', description: 'tag the snapshot (repeatable)' },
+    'include-users': {
+      type: 'boolean',
+      description: 'also back up users and roles (admin.system.users/roles, with their credential hashes)',
+    },
     oplog: {
       type: 'boolean',
       description:
@@ -53,7 +57,9 @@ Examples:
     }
     const { client, uri } = await connectFromOptions(ctx, values);
     try {
-      const planned = await planBackup(client, nsFilter(values));
+      const planned = await planBackup(client, nsFilter(values), {
+        includeUsers: Boolean(values['include-users']),
+      });
       if (values['dry-run']) {
         return {
           dryRun: true,

@@ -45,6 +45,11 @@ export const mongodbRestoreCommand: Command<RestoreResult> = {
       description: 'how long a rollback waits for an unreachable server',
     },
     'no-verify': { type: 'boolean', description: 'skip the count/hash verification after restore' },
+    'include-users': {
+      type: 'boolean',
+      description:
+        'also restore the users and roles in the snapshot (merged; with --drop, others are removed)',
+    },
     'oplog-replay': {
       type: 'boolean',
       description:
@@ -83,10 +88,17 @@ Examples:
         'restore the whole snapshot with --oplog-replay, or select and rename without it',
       );
     }
+    const includeUsers = Boolean(values['include-users']);
+    if (includeUsers && (list(values['ns-from']).length || list(values['ns-to']).length)) {
+      throw usageError(
+        '--include-users cannot be combined with --ns-from/--ns-to: users and roles name their databases',
+        'restore the users in a separate run without renaming',
+      );
+    }
     const repo = await openRepository(ctx);
     const snapshot = await repo.resolveSnapshot(ref, { type: 'mongodb' });
-    const plan = planRestore(snapshot, filter, renamer, { oplogReplay });
-    if (plan.entries.length === 0) {
+    const plan = planRestore(snapshot, filter, renamer, { oplogReplay, includeUsers });
+    if (plan.entries.length === 0 && plan.usersAndRoles.length === 0) {
       throw new LifeboatError(
         'NOT_FOUND',
         `snapshot ${snapshot.id.slice(0, 8)} has no collection matching the namespace filters`,
@@ -106,6 +118,18 @@ Examples:
           collections: [],
           skipped: plan.skipped,
           notRestored: [],
+          ...(plan.usersAndRoles.length
+            ? {
+                usersAndRoles: {
+                  users: plan.usersAndRoles
+                    .filter((i) => i.name.endsWith('.system.users'))
+                    .reduce((n, i) => n + i.records, 0),
+                  roles: plan.usersAndRoles
+                    .filter((i) => i.name.endsWith('.system.roles'))
+                    .reduce((n, i) => n + i.records, 0),
+                },
+              }
+            : {}),
           ...(plan.oplog
             ? {
                 oplog: {
@@ -159,6 +183,10 @@ Examples:
         `restored ${r.collections.length} collection(s), ${docs} documents from ${r.snapshot.slice(0, 8)}; verified ${r.collections.filter((c) => c.verified).length}`,
       );
     }
+    if (r.usersAndRoles)
+      out.line(
+        `  users and roles: ${r.usersAndRoles.users} users, ${r.usersAndRoles.roles} roles ${r.dryRun ? 'to merge' : 'merged'}`,
+      );
     if (r.oplog && 'applied' in r.oplog)
       out.line(
         `  oplog: ${r.oplog.applied} entries replayed through ${r.oplog.method}` +

@@ -302,7 +302,7 @@ describe('oplog capture and replay against a replica set member', () => {
   test('backup --oplog through the CLI records the window in the snapshot', async () => {
     await client.db(DB).dropDatabase();
     await coll('a').insertMany([{ _id: 1 }, { _id: 2 }]);
-    const r = await cli(['--json', 'mongodb', 'backup', '--oplog', '--retention-days', '0']);
+    const r = await cli(['--json', 'mongodb', 'backup', '--oplog', '--no-retention']);
     assert.equal(r.code, 0, r.stderr);
     const out = JSON.parse(r.stdout);
     assert.ok(out.oplog.end, JSON.stringify(out.oplog));
@@ -338,7 +338,7 @@ describe('oplog capture and replay against a replica set member', () => {
   });
 
   test('restore --oplog-replay of a snapshot taken without --oplog names the cause', async () => {
-    const b = await cli(['--json', 'mongodb', 'backup', '--ns-include', `${DB}.*`, '--retention-days', '0']);
+    const b = await cli(['--json', 'mongodb', 'backup', '--ns-include', `${DB}.*`, '--no-retention']);
     assert.equal(b.code, 0, b.stderr);
     const id = JSON.parse(b.stdout).id as string;
     const r = await cli(['mongodb', 'restore', id.slice(0, 12), '--oplog-replay']);

@@ -20,6 +20,7 @@ import { formatMetadataJson, uuidHex, type CollectionMetadata } from './metadata
 import { isSystemNamespace, type NamespaceFilter } from './nsfilter.ts';
 import { mongoError, safeUri, serverInfo } from './connect.ts';
 import { captureOplog, oplogStart, type OplogWindow } from './oplog.ts';
+import { AUTHZ_DB, planUsersAndRoles } from './users.ts';
 
 /** BSON options that keep every value's exact type when metadata is decoded (Int32 stays Int32). */
 export const EXACT_BSON = {
@@ -36,6 +37,13 @@ export interface PlannedCollection {
   collection: string;
   type: 'collection' | 'view' | 'timeseries';
   metadata: CollectionMetadata;
+  /**
+   * A time-series collection is kept as mongodump keeps it: an item with its metadata only, and its
+   * data as the raw buckets of `system.buckets.<name>` in a second item that names it here. Buckets are
+   * what the server stores, so they restore exactly and export to mongodump format unchanged.
+   */
+  bucketsOf?: string;
+  metadataOnly?: boolean;
 }
 
 /** The item meta of a MongoDB collection in a snapshot. */
@@ -51,8 +59,10 @@ export interface CollectionItemMeta {
   hash: string;
   /** CRC-64/XZ of the documents in item order: what a mongodump archive of them carries. */
   crc64: string;
-  /** For time-series data imported from mongodump: the time-series collection these buckets belong to. */
+  /** For time-series data: the time-series collection these buckets belong to. */
   bucketsOf?: string;
+  /** A time-series collection's own item: metadata only, its data is in the buckets item. */
+  metadataOnly?: boolean;
 }
 
 export interface CollectionSummary {
@@ -63,8 +73,16 @@ export interface CollectionSummary {
   hash: string;
 }
 
-/** Lists what a backup would copy (no data read): databases, collections, their options and indexes. */
-export async function planBackup(client: MongoClient, filter: NamespaceFilter): Promise<PlannedCollection[]> {
+/**
+ * Lists what a backup would copy (no data read): databases, collections, their options and indexes; with
+ * `includeUsers`, also `admin.system.users` and `admin.system.roles` (all users and roles: they are
+ * instance-wide, whatever the namespace filter).
+ */
+export async function planBackup(
+  client: MongoClient,
+  filter: NamespaceFilter,
+  options: { includeUsers?: boolean } = {},
+): Promise<PlannedCollection[]> {
   const out: PlannedCollection[] = [];
   try {
     const dbs = await client.db('admin').admin().listDatabases({ nameOnly: true });
@@ -94,8 +112,24 @@ export async function planBackup(client: MongoClient, filter: NamespaceFilter): 
         };
         const uuid = uuidHex((info.info as Document | undefined)?.uuid);
         if (uuid) metadata.uuid = uuid;
-        out.push({ db, collection: name, type, metadata });
+        if (type === 'timeseries') {
+          out.push({ db, collection: name, type, metadata, metadataOnly: true });
+          const buckets = `system.buckets.${name}`;
+          out.push({
+            db,
+            collection: buckets,
+            type: 'collection',
+            metadata: { options: {}, indexes: [], collectionName: buckets },
+            bucketsOf: name,
+          });
+        } else {
+          out.push({ db, collection: name, type, metadata });
+        }
       }
+    }
+    if (options.includeUsers) {
+      for (const { collection, metadata } of await planUsersAndRoles(client))
+        out.push({ db: AUTHZ_DB, collection, type: 'collection', metadata });
     }
   } catch (e) {
     throw mongoError(e, 'listing databases and collections');
@@ -122,7 +156,7 @@ async function copyCollection(opts: MongoBackupOptions, c: PlannedCollection): P
   const hash = new CollectionHash();
   const crc = new Crc64();
   const writer = opts.session.newItem({ name: ns, kind: c.type }, 'records');
-  if (c.type !== 'view') {
+  if (c.type !== 'view' && !c.metadataOnly) {
     const cursor = opts.client
       .db(c.db)
       .collection(c.collection)
@@ -146,12 +180,15 @@ async function copyCollection(opts: MongoBackupOptions, c: PlannedCollection): P
     db: c.db,
     collection: c.collection,
     type: c.type,
-    metadata: formatMetadataJson(c.metadata),
+    // Buckets have no metadata.json of their own in a dump: the time-series collection's carries it.
+    metadata: c.bucketsOf ? '' : formatMetadataJson(c.metadata),
     count: hash.count,
     bytes: hash.bytes,
     hash: hash.hex(),
     crc64: crc.digest().toString(16).padStart(16, '0'),
   };
+  if (c.bucketsOf) meta.bucketsOf = c.bucketsOf;
+  if (c.metadataOnly) meta.metadataOnly = true;
   item.meta = meta as unknown as Record<string, unknown>;
   await opts.onCollectionDone?.({ ns, type: c.type, count: meta.count, bytes: meta.bytes, hash: meta.hash });
   return item;

@@ -23,6 +23,12 @@ import { backupMongo, itemMeta, planBackup, EXACT_BSON, type CollectionItemMeta 
 import { CollectionHash, addHashes } from './hash.ts';
 import { indexSpecForCreate, parseMetadataJson, type CollectionMetadata } from './metadata.ts';
 import { NamespaceFilter, NamespaceRenamer, isSystemNamespace, splitNs } from './nsfilter.ts';
+import {
+  assertCanRestoreUsers,
+  isAuthzNamespace,
+  restoreUsersAndRoles,
+  type UsersRestored,
+} from './users.ts';
 import { mongoError } from './connect.ts';
 import {
   OPLOG_ITEM,
@@ -42,6 +48,8 @@ export interface RestoreEntry {
   type: string;
   meta: CollectionItemMeta;
   metadata: CollectionMetadata;
+  /** Time-series buckets: `target` is `system.buckets.<the time-series collection's target>`. */
+  bucketsOf?: RestoreEntry;
   /** Filled by inspectTargets. */
   exists?: boolean;
   existingCount?: number;
@@ -53,6 +61,8 @@ export interface RestorePlan {
   skipped: { ns: string; reason: string }[];
   /** The oplog item to replay after the data (--oplog-replay). */
   oplog?: Item;
+  /** admin.system.users / admin.system.roles items to merge (--include-users). */
+  usersAndRoles: Item[];
 }
 
 export interface NotRestored {
@@ -77,6 +87,8 @@ export interface RestoreResult {
   skipped: { ns: string; reason: string }[];
   notRestored: NotRestored[];
   preRestoreSnapshot?: string;
+  /** With --include-users: how many users and roles were merged. */
+  usersAndRoles?: UsersRestored;
   /** With --oplog-replay: what was replayed (or, in a dry run, would be: `entries`). */
   oplog?: ReplayResult | { entries: number; start: unknown; end: unknown };
   plan?: { source: string; target: string; type: string; count: number; action: string }[];
@@ -87,7 +99,7 @@ export function planRestore(
   snapshot: Snapshot,
   filter: NamespaceFilter,
   renamer: NamespaceRenamer,
-  options: { oplogReplay?: boolean } = {},
+  options: { oplogReplay?: boolean; includeUsers?: boolean } = {},
 ): RestorePlan {
   if (snapshot.type !== 'mongodb') {
     throw new LifeboatError(
@@ -98,7 +110,7 @@ export function planRestore(
       },
     );
   }
-  const plan: RestorePlan = { snapshot: snapshot.id, entries: [], skipped: [] };
+  const plan: RestorePlan = { snapshot: snapshot.id, entries: [], skipped: [], usersAndRoles: [] };
   const targets = new Map<string, string>();
   for (const item of snapshot.items) {
     const meta = itemMeta(item);
@@ -112,11 +124,15 @@ export function planRestore(
         });
       continue;
     }
-    if (meta.bucketsOf !== undefined) {
-      plan.skipped.push({
-        ns: source,
-        reason: `raw time-series buckets of ${meta.db}.${meta.bucketsOf} (restore needs a time-series capable MongoDB)`,
-      });
+    // Buckets follow their time-series collection (selected and renamed with it), below.
+    if (meta.bucketsOf !== undefined) continue;
+    if (isAuthzNamespace(meta.db, meta.collection)) {
+      if (options.includeUsers) plan.usersAndRoles.push(item);
+      else
+        plan.skipped.push({
+          ns: source,
+          reason: `${meta.count} ${meta.collection === 'system.users' ? 'users' : 'roles'} not restored (restore with --include-users to merge them)`,
+        });
       continue;
     }
     if (!filter.matches(source)) continue;
@@ -144,6 +160,42 @@ export function planRestore(
       meta,
       metadata,
     });
+  }
+  for (const item of snapshot.items) {
+    const meta = itemMeta(item);
+    if (meta.bucketsOf === undefined) continue;
+    const owner = plan.entries.find(
+      (e) => e.meta.db === meta.db && e.meta.collection === meta.bucketsOf && e.type === 'timeseries',
+    );
+    if (!owner) {
+      if (filter.matches(`${meta.db}.${meta.bucketsOf}`))
+        plan.skipped.push({
+          ns: item.name,
+          reason: `time-series buckets without their collection ${meta.db}.${meta.bucketsOf} in the snapshot`,
+        });
+      continue;
+    }
+    const collection = `system.buckets.${owner.collection}`;
+    plan.entries.push({
+      item,
+      source: item.name,
+      target: `${owner.db}.${collection}`,
+      db: owner.db,
+      collection,
+      type: 'collection',
+      meta,
+      metadata: { options: {}, indexes: [], collectionName: collection },
+      bucketsOf: owner,
+    });
+  }
+  if (options.includeUsers && plan.usersAndRoles.length === 0) {
+    throw new LifeboatError(
+      'NOT_FOUND',
+      `snapshot ${snapshot.id.slice(0, 8)} has no users or roles (it was taken without --include-users)`,
+      {
+        hint: 'restore without --include-users, or choose a snapshot taken with `mongodb backup --include-users`',
+      },
+    );
   }
   if (options.oplogReplay && !plan.oplog) {
     throw new LifeboatError(
@@ -287,6 +339,18 @@ async function createTarget(opts: ApplyOptions, e: RestoreEntry, notRestored: No
     await db.createCollection(e.collection, options);
   } catch (err) {
     if (!isUnsupported(err)) throw mongoError(err, `creating ${e.target}`);
+    if (e.type === 'timeseries') {
+      // Its data is buckets only a time-series collection can hold, and a plain collection in its
+      // place would change what the application reads: fail (and roll back) rather than lose it quietly.
+      throw new LifeboatError(
+        'UNSUPPORTED',
+        `the server cannot create time-series collection ${e.target} (${reasonOf(err)}), so its data cannot be restored`,
+        {
+          hint: `restore into MongoDB 5.0 or later, or leave it out with --ns-exclude '${e.source}'`,
+          cause: err,
+        },
+      );
+    }
     notRestored.push({
       ns: e.target,
       what: `collection options ${JSON.stringify(Object.keys(options))}`,
@@ -378,9 +442,10 @@ export async function applyRestore(opts: ApplyOptions): Promise<RestoreResult> {
     notRestored,
   };
   const rollback = opts.rollback ?? true;
+  if (plan.usersAndRoles.length) await assertCanRestoreUsers(client);
 
   // Keep the current content of every namespace we are about to change.
-  const existing = plan.entries.filter((e) => e.exists);
+  const existing = plan.entries.filter((e) => e.exists && !e.bucketsOf);
   const oplogTouches = await oplogOnlyTargets(opts);
   const preHashes = new Map<string, { count: number; hash: string }>();
   let preSnapshot: Snapshot | undefined;
@@ -389,8 +454,10 @@ export async function applyRestore(opts: ApplyOptions): Promise<RestoreResult> {
       ...existing.map((e) => e.target),
       ...oplogTouches.filter((t) => t.existed).map((t) => t.target),
     ]);
-    const planned = (await planBackup(client, new NamespaceFilter())).filter((c) =>
-      wanted.has(`${c.db}.${c.collection}`),
+    const planned = (await planBackup(client, new NamespaceFilter())).filter(
+      (c) =>
+        wanted.has(`${c.db}.${c.collection}`) ||
+        (c.bucketsOf !== undefined && wanted.has(`${c.db}.${c.bucketsOf}`)),
     );
     if (rollback) {
       opts.note?.(
@@ -418,9 +485,10 @@ export async function applyRestore(opts: ApplyOptions): Promise<RestoreResult> {
 
   const touched: Touch[] = [];
   try {
-    const data = plan.entries.filter((e) => e.type !== 'view');
     const views = plan.entries.filter((e) => e.type === 'view');
-    await mapLimit(data, opts.parallel ?? 4, async (e) => {
+    const collections = plan.entries.filter((e) => e.type !== 'view' && !e.bucketsOf);
+    const buckets = plan.entries.filter((e) => e.bucketsOf);
+    await mapLimit(collections, opts.parallel ?? 4, async (e) => {
       touched.push(touchOf(e));
       try {
         if (e.exists && opts.drop) await client.db(e.db).collection(e.collection).drop();
@@ -430,6 +498,18 @@ export async function applyRestore(opts: ApplyOptions): Promise<RestoreResult> {
         throw isLifeboatError(err) ? err : mongoError(err, `restoring ${e.target}`);
       }
     });
+    // Buckets go into the time-series collections created above (dropping one drops its buckets, so
+    // they need no rollback of their own).
+    await mapLimit(buckets, opts.parallel ?? 4, async (e) => {
+      try {
+        await insertData(opts, e);
+      } catch (err) {
+        throw isLifeboatError(err) ? err : mongoError(err, `restoring ${e.target}`);
+      }
+    });
+    // What verification reads back: documents and buckets that were restored; a time-series
+    // collection's own item holds no data (its buckets do).
+    const data = plan.entries.filter((e) => e.type !== 'view' && !e.meta.metadataOnly);
     // Verified before the oplog replay changes the data on purpose.
     if (opts.verify ?? true) {
       await mapLimit(data, opts.parallel ?? 4, async (e) => {
@@ -484,12 +564,14 @@ export async function applyRestore(opts: ApplyOptions): Promise<RestoreResult> {
       );
     }
     // Indexes after the data (faster, and a unique index cannot block half a collection).
-    await mapLimit(data, opts.parallel ?? 4, (e) => createIndexes(opts, e, notRestored));
+    await mapLimit(collections, opts.parallel ?? 4, (e) => createIndexes(opts, e, notRestored));
     for (const e of views) {
       touched.push(touchOf(e));
       if (e.exists) await client.db(e.db).collection(e.collection).drop();
       await createTarget(opts, e, notRestored);
     }
+    if (plan.usersAndRoles.length)
+      result.usersAndRoles = await restoreUsersAndRoles(client, opts.repo, plan.usersAndRoles, opts.drop);
     for (const e of views)
       result.collections.push({
         source: e.source,
