@@ -1,8 +1,9 @@
 /**
  * `lifeboat mongodb restore`: plan (pure: which snapshot items go to which target namespaces), inspect
- * (what the target already holds), then apply: data first, then indexes, then views; then verification
- * (count and content hash of every restored collection); and on any failure a rollback of every
- * namespace it touched.
+ * (what the target already holds), then apply, in mongorestore's order: collections and their data
+ * (time-series buckets after their collection), verification (count and content hash of every restored
+ * collection, as dumped), the oplog replay (--oplog-replay), indexes, views, and last users and roles
+ * (--include-users); on any failure a rollback of every namespace it touched.
  *
  * Rollback: before touching a namespace that already exists, its current content is backed up into the
  * repository as a `pre-restore` snapshot (cheap: unchanged data deduplicates against earlier backups).
