@@ -43,7 +43,7 @@ Examples:
   lifeboat cluster-state backup --namespace rocketchat --name before-upgrade
   lifeboat cluster-state backup --context prod --exclude Secret`,
   async run(ctx, values) {
-    const client = kubeClient(ctx, values);
+    const client = await kubeClient(ctx, values);
     const repo = await openRepository(ctx);
     const session = await startBackup(repo, 'cluster-state backup');
     try {

@@ -60,7 +60,7 @@ Examples:
     const namespaceMap = parseNamespaceMap(list(values['namespace-map']));
     const repo = await openRepository(ctx);
     const snapshot = await repo.resolveSnapshot(ts ?? args[0], { type: 'cluster-state' });
-    const client = kubeClient(ctx, values);
+    const client = await kubeClient(ctx, values);
     return restoreClusterState({
       client,
       repo,

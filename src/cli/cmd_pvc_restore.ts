@@ -56,7 +56,7 @@ Examples:
       snapshot = m.at(-1)!;
     } else snapshot = await repo.resolveSnapshot(args[0], { type: 'pvc-snapshots' });
     return restorePvcs({
-      client: kubeClient(ctx, values),
+      client: await kubeClient(ctx, values),
       repo,
       snapshot,
       pvcs: list(values.pvc),

@@ -61,7 +61,7 @@ labelled app.kubernetes.io/managed-by=lifeboat.
 Examples:
   lifeboat pvc snapshot --namespace rocketchat --retention-days 14`,
   async run(ctx, values) {
-    const client = kubeClient(ctx, values);
+    const client = await kubeClient(ctx, values);
     let namespaces = list(values.namespace);
     if (values['all-namespaces']) {
       if (namespaces.length) throw usageError('give --namespace or --all-namespaces, not both');

@@ -23,7 +23,7 @@ export const KUBE_OPTIONS: Record<string, OptionSpec> = {
   },
 };
 
-export function kubeClient(ctx: CommandContext, values: OptionValues): KubeClient {
+export function kubeClient(ctx: CommandContext, values: OptionValues): Promise<KubeClient> {
   return KubeClient.connect(
     {
       kubeconfig: str(values.kubeconfig)?.split(':')[0],

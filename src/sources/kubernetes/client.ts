@@ -4,10 +4,13 @@
  * because client-node's typed models drop fields they do not know (e.g. `x-kubernetes-*` keys in CRD schemas),
  * which a backup tool must never do.
  *
+ * client-node is imported only when a Kubernetes command connects: loading it costs ~90 MiB of RSS,
+ * which every other command (a MongoDB backup with its 300 MiB budget above all) should not pay.
+ *
  * Every failure becomes a LifeboatError: 403 names the exact verb/resource/namespace RBAC refused and points
  * at the shipped ClusterRole; 401 is an authentication problem; connection errors are UNREACHABLE.
  */
-import { KubeConfig } from '@kubernetes/client-node';
+import type { KubeConfig } from '@kubernetes/client-node';
 import { existsSync } from 'node:fs';
 import https from 'node:https';
 import http from 'node:http';
@@ -34,7 +37,11 @@ export interface ResourceInfo {
 export const RBAC_HINT =
   'grant it to Lifeboat (deploy/rbac/lifeboat-clusterrole.yaml) or run with an identity that has it';
 
-export function loadKubeConfig(opts: KubeConnectOptions, env: NodeJS.ProcessEnv = process.env): KubeConfig {
+export async function loadKubeConfig(
+  opts: KubeConnectOptions,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<KubeConfig> {
+  const { KubeConfig } = await import('@kubernetes/client-node');
   const kc = new KubeConfig();
   try {
     const inCluster =
@@ -116,8 +123,8 @@ export class KubeClient {
     this.server = config.getCurrentCluster()!.server;
   }
 
-  static connect(opts: KubeConnectOptions, env?: NodeJS.ProcessEnv): KubeClient {
-    return new KubeClient(loadKubeConfig(opts, env));
+  static async connect(opts: KubeConnectOptions, env?: NodeJS.ProcessEnv): Promise<KubeClient> {
+    return new KubeClient(await loadKubeConfig(opts, env));
   }
 
   /** The namespace of the current context (or the in-cluster ServiceAccount's), else `default`. */

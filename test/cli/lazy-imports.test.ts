@@ -1,0 +1,36 @@
+/**
+ * Heavy SDKs load only when a command needs them: @kubernetes/client-node alone adds ~90 MiB of RSS and
+ * the MongoDB driver ~30 MiB, which a MongoDB backup (300 MiB budget) or a `snapshots` must not pay.
+ * Checked by recording every module the CLI entry point resolves (no server needed).
+ */
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import path from 'node:path';
+import { test } from 'node:test';
+import { PROJECT_ROOT } from '../env/index.ts';
+
+function modulesLoadedBy(entry: string): string[] {
+  const script = `
+    import { registerHooks } from 'node:module';
+    const seen = [];
+    registerHooks({ resolve(spec, ctx, next) { const r = next(spec, ctx); seen.push(r.url); return r; } });
+    await import(${JSON.stringify(entry)});
+    console.log(JSON.stringify(seen));`;
+  const out = execFileSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' });
+  return JSON.parse(out) as string[];
+}
+
+test('loading the CLI loads no Kubernetes, MongoDB driver or cloud SDK', () => {
+  const urls = modulesLoadedBy(path.join(PROJECT_ROOT, 'src/cli/main.ts'));
+  assert.ok(
+    urls.some((u) => u.endsWith('/src/cli/cmd_cluster_state_backup.ts')),
+    'the hook saw the commands',
+  );
+  for (const heavy of ['@kubernetes/client-node', '/mongodb/lib/', '@azure/', '@aws-sdk/']) {
+    assert.deepEqual(
+      urls.filter((u) => u.includes(heavy)),
+      [],
+      `${heavy} is loaded eagerly`,
+    );
+  }
+});
