@@ -16,19 +16,11 @@ import { LifeboatError } from '../../core/errors.ts';
 import type { BackupSession, Item, Snapshot } from '../../core/repository/model.ts';
 import { Crc64 } from './crc64.ts';
 import { CollectionHash } from './hash.ts';
-import { formatMetadataJson, uuidHex, type CollectionMetadata } from './metadata.ts';
+import { EXACT_BSON, formatMetadataJson, uuidHex, type CollectionMetadata } from './metadata.ts';
 import { isSystemNamespace, type NamespaceFilter } from './nsfilter.ts';
 import { mongoError, safeUri, serverInfo } from './connect.ts';
 import { captureOplog, oplogStart, type OplogWindow } from './oplog.ts';
 import { AUTHZ_DB, planUsersAndRoles } from './users.ts';
-
-/** BSON options that keep every value's exact type when metadata is decoded (Int32 stays Int32). */
-export const EXACT_BSON = {
-  promoteValues: false,
-  promoteLongs: false,
-  promoteBuffers: false,
-  bsonRegExp: true,
-} as const;
 
 export const HASH_ALGORITHM = 'sum-sha256';
 

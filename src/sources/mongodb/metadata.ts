@@ -9,6 +9,14 @@
 import { Binary, EJSON, type Document } from 'bson';
 import { LifeboatError } from '../../core/errors.ts';
 
+/** BSON options that keep every value's exact type when metadata is decoded (Int32 stays Int32). */
+export const EXACT_BSON = {
+  promoteValues: false,
+  promoteLongs: false,
+  promoteBuffers: false,
+  bsonRegExp: true,
+} as const;
+
 export interface CollectionMetadata {
   options: Document;
   indexes: Document[];

@@ -23,6 +23,7 @@ import type { BackupSession, Item } from '../../core/repository/model.ts';
 import { Crc64 } from './crc64.ts';
 import { CollectionHash } from './hash.ts';
 import { mongoError, type ServerInfo } from './connect.ts';
+import { EXACT_BSON } from './metadata.ts';
 
 export const OPLOG_ITEM = '.oplog';
 
@@ -358,8 +359,6 @@ export function applyOpsEntry(op: Document): Document {
   return out;
 }
 
-const EXACT = { promoteValues: false, promoteLongs: false, promoteBuffers: false, bsonRegExp: true } as const;
-
 function splitNamespace(ns: string): { db: string; collection: string } {
   const i = ns.indexOf('.');
   return { db: ns.slice(0, i), collection: ns.slice(i + 1) };
@@ -416,7 +415,7 @@ async function applyWithWrites(client: MongoClient, op: Document): Promise<void>
     if (o.diff !== undefined && Number(o.$v) === 2) {
       const current = await coll.findOne(filter, { raw: true });
       const doc = current
-        ? deserialize(current as unknown as Uint8Array, EXACT)
+        ? deserialize(current as unknown as Uint8Array, EXACT_BSON)
         : ({ _id: filter._id } as Document);
       await coll.replaceOne(filter, applyDiff(doc, o.diff as Document), { upsert: true });
     } else if (keys.length > 0 && keys.every((k) => k.startsWith('$'))) {
@@ -462,7 +461,7 @@ export async function replayOplog(
   const admin = client.db('admin');
   for await (const raw of entries) {
     if (options.signal?.aborted) throw options.signal.reason;
-    const entry = deserialize(raw, EXACT);
+    const entry = deserialize(raw, EXACT_BSON);
     const ts = isTimestamp(entry.ts) ? position(entry.ts) : undefined;
     if (options.limit && ts && comparePositions(ts, options.limit) >= 0) {
       result.beyondLimit++;

@@ -20,9 +20,9 @@ import type { Repository } from '../../core/repository/repository.ts';
 import type { Item, Snapshot } from '../../core/repository/model.ts';
 import { startBackup } from '../../core/repository/backup.ts';
 import { splitBson } from './bson-stream.ts';
-import { backupMongo, itemMeta, planBackup, EXACT_BSON, type CollectionItemMeta } from './backup.ts';
+import { backupMongo, itemMeta, planBackup, type CollectionItemMeta } from './backup.ts';
 import { CollectionHash, addHashes } from './hash.ts';
-import { indexSpecForCreate, parseMetadataJson, type CollectionMetadata } from './metadata.ts';
+import { EXACT_BSON, indexSpecForCreate, parseMetadataJson, type CollectionMetadata } from './metadata.ts';
 import { NamespaceFilter, NamespaceRenamer, isSystemNamespace, splitNs } from './nsfilter.ts';
 import {
   assertCanRestoreUsers,

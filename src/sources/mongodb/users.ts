@@ -14,12 +14,11 @@ import type { Repository } from '../../core/repository/repository.ts';
 import type { Item } from '../../core/repository/model.ts';
 import { splitBson } from './bson-stream.ts';
 import { mongoError } from './connect.ts';
-import type { CollectionMetadata } from './metadata.ts';
+import { EXACT_BSON, type CollectionMetadata } from './metadata.ts';
 
 export const AUTHZ_DB = 'admin';
 export const AUTHZ_COLLECTIONS = ['system.users', 'system.roles'] as const;
 
-const EXACT = { promoteValues: false, promoteLongs: false, promoteBuffers: false, bsonRegExp: true } as const;
 const TEMP = { users: 'lifeboat_tempusers', roles: 'lifeboat_temproles' } as const;
 
 export function isAuthzNamespace(db: string, collection: string): boolean {
@@ -90,7 +89,7 @@ export async function restoreUsersAndRoles(
       await admin.createCollection(temp.collectionName);
       let batch: Document[] = [];
       for await (const raw of splitBson(repo.readItem(item), `snapshot item ${item.name}`)) {
-        const doc = deserialize(raw, EXACT);
+        const doc = deserialize(raw, EXACT_BSON);
         batch.push(doc);
         if (isUsers) {
           result.users++;
