@@ -71,7 +71,13 @@ Examples:
       }
       const repo = await openRepository(ctx);
       const session = await startBackup(repo, 'mongodb backup');
-      const stop = followBackup(ctx.out, session, 'mongodb backup');
+      // Per collection: how many are done, and the documents copied so far of those in progress.
+      const copying = new Map<string, number>();
+      let done = 0;
+      const stop = followBackup(ctx.out, session, 'mongodb backup', undefined, () => {
+        const now = [...copying].map(([ns, n]) => `${ns} ${n} docs`);
+        return `${done}/${planned.length} collections${now.length ? ` · ${now.join(', ')}` : ''}`;
+      });
       try {
         const { snapshot, collections, oplog } = await backupMongo({
           client,
@@ -83,6 +89,11 @@ Examples:
           tags: list(values.tag),
           oplog: Boolean(values.oplog),
           signal: ctx.signal,
+          onCollectionProgress: (ns, n) => copying.set(ns, n),
+          onCollectionDone: (c) => {
+            copying.delete(c.ns);
+            done++;
+          },
         });
         stop();
         const retention = await retentionAfterBackup(repo, snapshot, values);

@@ -141,6 +141,8 @@ export interface MongoBackupOptions {
   oplog?: boolean;
   signal?: AbortSignal;
   onCollectionDone?: (c: CollectionSummary) => void | Promise<void>;
+  /** Called as a collection starts (documents 0) and then every 1000 documents: for progress display. */
+  onCollectionProgress?: (ns: string, documents: number) => void;
 }
 
 async function copyCollection(opts: MongoBackupOptions, c: PlannedCollection): Promise<Item> {
@@ -148,6 +150,7 @@ async function copyCollection(opts: MongoBackupOptions, c: PlannedCollection): P
   const hash = new CollectionHash();
   const crc = new Crc64();
   const writer = opts.session.newItem({ name: ns, kind: c.type }, 'records');
+  opts.onCollectionProgress?.(ns, 0);
   if (c.type !== 'view' && !c.metadataOnly) {
     const cursor = opts.client
       .db(c.db)
@@ -160,6 +163,7 @@ async function copyCollection(opts: MongoBackupOptions, c: PlannedCollection): P
         hash.add(doc);
         crc.update(doc);
         await writer.write(doc);
+        if (hash.count % 1000 === 0) opts.onCollectionProgress?.(ns, hash.count);
       }
     } catch (e) {
       throw mongoError(e, `reading ${ns}`);
