@@ -75,10 +75,19 @@ async function cycle(uri: string, db: string, bytes: number, work: string, log: 
   }
 }
 
+/** `268435456`, `256MiB`, `1GiB`: a size in bytes, or with a binary unit. */
+function sizeFromEnv(text: string | undefined, fallback: number): number {
+  if (!text) return fallback;
+  const m = /^(\d+(?:\.\d+)?)\s*(KiB|MiB|GiB)?$/.exec(text.trim());
+  if (!m) throw new Error(`LIFEBOAT_BENCH_MONGO_BYTES=${text}: expected bytes or a size like 256MiB or 1GiB`);
+  const unit = { KiB: 1024, MiB: MiB, GiB: 1024 * MiB }[m[2] as 'KiB' | 'MiB' | 'GiB'] ?? 1;
+  return Math.round(Number(m[1]) * unit);
+}
+
 export async function benchMongo(
   options: { bytes?: number; log?: (m: string) => void } = {},
 ): Promise<MongoBenchResult> {
-  const bytes = options.bytes ?? Number(process.env.LIFEBOAT_BENCH_MONGO_BYTES ?? 1024 * MiB);
+  const bytes = options.bytes ?? sizeFromEnv(process.env.LIFEBOAT_BENCH_MONGO_BYTES, 1024 * MiB);
   const log = options.log ?? ((m: string) => console.error(`[bench mongodb] ${m}`));
   const server = await startMongo();
   const work = await tempDir('lifeboat-bench-mongo-');
