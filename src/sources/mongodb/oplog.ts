@@ -372,7 +372,7 @@ function isCommandNotFound(e: unknown): boolean {
   );
 }
 
-function describe(op: Document): string {
+function describeEntry(op: Document): string {
   const ts = isTimestamp(op.ts) ? ` at ${formatPosition(position(op.ts))}` : '';
   return `${String(op.op)} on ${String(op.ns)}${ts}`;
 }
@@ -400,7 +400,7 @@ async function applyWithWrites(client: MongoClient, op: Document): Promise<void>
     }
     throw new LifeboatError(
       'UNSUPPORTED',
-      `oplog replay: the server has no applyOps, and the command ${Object.keys(o)[0] ?? '?'} (${describe(op)}) cannot be replayed without it`,
+      `oplog replay: the server has no applyOps, and the command ${Object.keys(o)[0] ?? '?'} (${describeEntry(op)}) cannot be replayed without it`,
       { hint: 'restore into a MongoDB server, or restore without --oplog-replay (the data as dumped)' },
     );
   }
@@ -428,7 +428,7 @@ async function applyWithWrites(client: MongoClient, op: Document): Promise<void>
   } else {
     throw new LifeboatError(
       'INTEGRITY',
-      `oplog replay: unknown operation "${String(op.op)}" (${describe(op)})`,
+      `oplog replay: unknown operation "${String(op.op)}" (${describeEntry(op)})`,
       {
         hint: 'the oplog item is damaged or from an unsupported server version',
       },
@@ -491,7 +491,7 @@ export async function replayOplog(
         }
       } catch (e) {
         if (e instanceof LifeboatError) throw e;
-        throw mongoError(e, `replaying oplog entry ${describe(op)}`);
+        throw mongoError(e, `replaying oplog entry ${describeEntry(op)}`);
       }
       const target = targetNamespace(op);
       if (target) namespaces.add(target);
