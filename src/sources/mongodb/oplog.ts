@@ -256,30 +256,30 @@ export function targetNamespace(op: Document): string | undefined {
  * into (`s<n>`) elements by index.
  */
 export function applyDiff(target: Document, diff: Document): Document {
-  if (diff.a === true) throw new Error('an array diff applied to a document');
+  if (diff.a === true) throw unknownDiff('an array diff applied to a document');
   for (const [key, value] of Object.entries(diff)) {
     if (key === 'd') for (const f of Object.keys(value as Document)) delete target[f];
     else if (key === 'u' || key === 'i') Object.assign(target, value as Document);
-    else if (key.startsWith('s')) {
-      const field = key.slice(1);
-      const sub = value as Document;
-      if (sub.a === true) {
-        if (!Array.isArray(target[field])) target[field] = [];
-        applyArrayDiff(target[field] as unknown[], sub);
-      } else {
-        if (typeof target[field] !== 'object' || target[field] === null || Array.isArray(target[field]))
-          target[field] = {};
-        applyDiff(target[field] as Document, sub);
-      }
-    } else if (key !== '$v') {
-      throw new Error(`unknown diff section "${key}"`);
-    }
+    else if (key.startsWith('s'))
+      target[key.slice(1)] = applySubDiff(target[key.slice(1)], value as Document);
+    else if (key !== '$v') throw unknownDiff(`unknown diff section "${key}"`);
   }
   return target;
 }
 
+/** A field or element that a diff descends into: the (possibly new) value with the diff applied. */
+function applySubDiff(current: unknown, sub: Document): unknown {
+  if (sub.a === true) {
+    const arr = Array.isArray(current) ? current : [];
+    applyArrayDiff(arr, sub);
+    return arr;
+  }
+  const doc = typeof current === 'object' && current !== null && !Array.isArray(current) ? current : {};
+  return applyDiff(doc as Document, sub);
+}
+
 function applyArrayDiff(arr: unknown[], diff: Document): void {
-  if (typeof diff.l === 'number' || (diff.l && typeof diff.l === 'object')) {
+  if (diff.l !== undefined) {
     const length = Number(diff.l);
     if (length < arr.length) arr.length = length;
     else while (arr.length < length) arr.push(null);
@@ -287,21 +287,18 @@ function applyArrayDiff(arr: unknown[], diff: Document): void {
   for (const [key, value] of Object.entries(diff)) {
     if (key === 'a' || key === 'l') continue;
     const index = Number(key.slice(1));
-    if (!Number.isInteger(index)) throw new Error(`unknown array diff section "${key}"`);
+    if (!Number.isInteger(index)) throw unknownDiff(`unknown array diff section "${key}"`);
     while (arr.length < index) arr.push(null);
     if (key.startsWith('u')) arr[index] = value;
-    else if (key.startsWith('s')) {
-      const sub = value as Document;
-      if (sub.a === true) {
-        if (!Array.isArray(arr[index])) arr[index] = [];
-        applyArrayDiff(arr[index] as unknown[], sub);
-      } else {
-        if (typeof arr[index] !== 'object' || arr[index] === null || Array.isArray(arr[index]))
-          arr[index] = {};
-        applyDiff(arr[index] as Document, sub);
-      }
-    } else throw new Error(`unknown array diff section "${key}"`);
+    else if (key.startsWith('s')) arr[index] = applySubDiff(arr[index], value as Document);
+    else throw unknownDiff(`unknown array diff section "${key}"`);
   }
+}
+
+function unknownDiff(what: string): LifeboatError {
+  return new LifeboatError('INTEGRITY', `oplog replay: ${what} in a $v:2 update`, {
+    hint: 'this update format cannot be replayed through plain writes: restore into MongoDB (applyOps), or without --oplog-replay',
+  });
 }
 
 /**
