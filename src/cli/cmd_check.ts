@@ -16,8 +16,7 @@ export const checkCommand: Command<CheckReport> = {
   },
   help: 'Exit code 3 when damage is found; damaged packs are named with the snapshots that need them.',
   async run(ctx, values) {
-    const repo = await openRepository(ctx);
-    const lock = await repo.lock(false, 'check');
+    const repo = await openRepository(ctx, { lock: 'shared' });
     const subset = str(values['read-data-subset']);
     const bar = ctx.out.progress('read-data', undefined, 'count');
     try {
@@ -28,7 +27,6 @@ export const checkCommand: Command<CheckReport> = {
       });
     } finally {
       bar.finish();
-      await lock.release();
     }
   },
   exitCode: (r) => (r.ok ? EXIT_OK : EXIT_INTEGRITY),

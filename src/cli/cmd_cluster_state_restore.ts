@@ -58,7 +58,7 @@ Examples:
     if (values['dry-run'] && values.diff)
       throw usageError('give --dry-run or --diff, not both', '--diff already changes nothing');
     const namespaceMap = parseNamespaceMap(list(values['namespace-map']));
-    const repo = await openRepository(ctx);
+    const repo = await openRepository(ctx, { lock: 'shared' });
     const snapshot = await repo.resolveSnapshot(ts ?? args[0], { type: 'cluster-state' });
     const client = await kubeClient(ctx, values);
     return restoreClusterState({

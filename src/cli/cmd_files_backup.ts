@@ -4,7 +4,12 @@ import { list, str, usageError, type Command } from './command.ts';
 import { followBackup } from './backup-progress.ts';
 import { formatBytes, formatDuration } from './output.ts';
 import { openRepository } from './repo.ts';
-import { retentionAfterBackup, retentionOptionsForBackup, type ForgetResult } from './retention.ts';
+import {
+  printRetention,
+  retentionAfterBackup,
+  retentionOptionsForBackup,
+  type ForgetResult,
+} from './retention.ts';
 
 export interface BackupResult {
   id: string;
@@ -71,9 +76,6 @@ export const filesBackupCommand: Command<BackupResult> = {
     out.line(
       `snapshot ${r.id.slice(0, 8)} (${r.timestamp}) saved: ${r.items} items, ${formatBytes(r.bytesProcessed)} processed, ${formatBytes(r.bytesAdded)} added, ${formatDuration(r.durationMs)}`,
     );
-    if (r.retention?.removed)
-      out.line(
-        `retention removed ${r.retention.removed} old snapshot(s); run \`lifeboat prune\` to reclaim space`,
-      );
+    printRetention(out, r.retention);
   },
 };

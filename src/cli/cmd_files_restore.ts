@@ -21,7 +21,7 @@ export const filesRestoreCommand: Command<FilesRestoreResult & { snapshot: strin
     const target = str(values.target);
     if (!target) throw usageError('--target DIR is required');
     if (args.length > 1) throw usageError('give one SNAPSHOT');
-    const repo = await openRepository(ctx);
+    const repo = await openRepository(ctx, { lock: 'shared' });
     const ref = args[0] ?? 'latest';
     const all = await repo.resolveSnapshot(ref, ref === 'latest' ? { type: 'files' } : {});
     if (all.type !== 'files' && all.type !== 'terraform') {

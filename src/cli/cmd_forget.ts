@@ -18,23 +18,26 @@ export const forgetCommand: Command<ForgetResult & { reclaimedBytes?: number }> 
   help: `Semantics follow restic: rules are OR-ed; keep-within counts back from the newest snapshot;
 --retention-days N keeps snapshots younger than N days from now, and always the newest of each group.`,
   async run(ctx, values, refs) {
-    const repo = await openRepository(ctx);
     const dryRun = Boolean(values['dry-run']);
+    // Flags first: a typo in a policy must fail before anything is locked or read.
+    const policy = refs.length ? undefined : policyFrom(values);
+    const filter = filterFrom(values);
+    const repo = await openRepository(ctx, { lock: dryRun ? 'shared' : 'exclusive' });
     if (refs.length) {
-      // Named snapshots (e.g. ones `check` reported damaged): resolve all first, so a typo removes nothing.
+      // Named snapshots (e.g. ones `check` reported damaged — those can be named by id, too): resolve all
+      // first, so a typo removes nothing.
       const named = [];
-      for (const ref of refs) named.push(await repo.resolveSnapshot(ref, filterFrom(values)));
-      const lock = dryRun ? undefined : await repo.lock(false, 'forget');
-      try {
-        if (!dryRun) for (const s of named) await repo.removeSnapshot(s.id);
-      } finally {
-        await lock?.release();
-      }
+      for (const ref of refs) named.push(await repo.resolveRef(ref, filter));
+      if (!dryRun) for (const s of named) await repo.removeSnapshot(s.id);
       const result: ForgetResult & { reclaimedBytes?: number } = {
         dryRun,
         removed: dryRun ? 0 : named.length,
         groups: [
-          { group: 'named', keep: [], remove: named.map((s) => ({ id: s.id, timestamp: s.timestamp })) },
+          {
+            group: 'named',
+            keep: [],
+            remove: named.map((s) => ({ id: s.id, timestamp: s.snapshot?.timestamp ?? `(damaged)` })),
+          },
         ],
       };
       if (values.prune && !dryRun) result.reclaimedBytes = (await prune(repo)).result?.reclaimedBytes;
@@ -42,8 +45,8 @@ export const forgetCommand: Command<ForgetResult & { reclaimedBytes?: number }> 
     }
     const result: ForgetResult & { reclaimedBytes?: number } = await forgetSnapshots(
       repo,
-      filterFrom(values),
-      policyFrom(values),
+      filter,
+      policy!,
       dryRun,
     );
     if (values.prune && !dryRun) result.reclaimedBytes = (await prune(repo)).result?.reclaimedBytes;

@@ -51,6 +51,7 @@ interface KeyRow {
   kind: string;
   created: string;
   current: boolean;
+  damaged?: string;
 }
 
 export const keyListCommand: Command<KeyRow[]> = {
@@ -64,12 +65,19 @@ export const keyListCommand: Command<KeyRow[]> = {
       kind: k.record.kind,
       created: k.record.created,
       current: k.id === repo.keyId,
+      ...(k.damaged ? { damaged: k.damaged } : {}),
     }));
   },
   human(rows, out) {
     out.table(
-      rows.map((r) => [r.current ? '*' : ' ', r.id.slice(0, 12), r.kind, r.created]),
-      [' ', 'ID', 'KIND', 'CREATED'],
+      rows.map((r) => [
+        r.current ? '*' : ' ',
+        r.id.slice(0, 12),
+        r.kind,
+        r.created,
+        r.damaged ? `DAMAGED: ${r.damaged}` : '',
+      ]),
+      [' ', 'ID', 'KIND', 'CREATED', ''],
     );
   },
 };
@@ -79,8 +87,8 @@ export const keyAddCommand: Command<{ id: string; kind: string }> = {
   summary: 'add another key (e.g. a recovery passphrase next to the key file)',
   options: { ...NEW_KEY_OPTIONS },
   async run(ctx, values) {
-    const repo = await openRepository(ctx);
     const ks = await newKeystore(ctx, values);
+    const repo = await openRepository(ctx, { lock: 'exclusive' });
     return { id: await repo.addKey(ks), kind: ks.kind };
   },
   human(r, out) {
@@ -93,13 +101,13 @@ export const keyRotateCommand: Command<{ added: string; removed: string; kind: s
   summary: 're-wrap the master key with a new key and remove the current one (no data is rewritten)',
   options: { ...NEW_KEY_OPTIONS },
   async run(ctx, values) {
-    const repo = await openRepository(ctx);
-    const current = await keystoreFor(ctx);
     const ks = await newKeystore(ctx, values);
+    const current = await keystoreFor(ctx);
+    const repo = await openRepository(ctx, { lock: 'exclusive' });
     const added = await repo.addKey(ks);
     // Prove the new key opens the repository before the old one goes.
     await Repository.open(repo.backend, ks);
-    await repo.removeKey(repo.keyId, current);
+    await repo.removeKey(repo.keyId, { keystore: current, rotating: true });
     return { added, removed: repo.keyId, kind: ks.kind };
   },
   human(r, out) {
@@ -109,13 +117,17 @@ export const keyRotateCommand: Command<{ added: string; removed: string; kind: s
 
 export const keyRemoveCommand: Command<{ removed: string }> = {
   path: ['key', 'remove'],
-  summary: 'remove a key by id (never the last one)',
+  summary: 'remove a key by id or unique prefix (never the key in use, never the last one)',
   usage: 'KEY-ID',
   options: {},
+  help: 'KEY-ID is an id from `lifeboat key list`, or an unambiguous prefix of at least 4 characters.',
   async run(ctx, _values, args) {
     if (args.length !== 1) throw usageError('give one KEY-ID (see `lifeboat key list`)');
-    const repo = await openRepository(ctx);
-    await repo.removeKey(args[0]);
-    return { removed: args[0] };
+    const repo = await openRepository(ctx, { lock: 'exclusive' });
+    const removed = await repo.removeKey(args[0]);
+    return { removed: removed.id };
+  },
+  human(r, out) {
+    out.line(`removed key ${r.removed.slice(0, 12)}`);
   },
 };

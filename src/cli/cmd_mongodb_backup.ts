@@ -5,7 +5,12 @@ import { formatPosition, type OplogWindow } from '../sources/mongodb/oplog.ts';
 import { followBackup } from './backup-progress.ts';
 import { formatBytes, formatDuration } from './output.ts';
 import { openRepository } from './repo.ts';
-import { retentionAfterBackup, retentionOptionsForBackup, type ForgetResult } from './retention.ts';
+import {
+  printRetention,
+  retentionAfterBackup,
+  retentionOptionsForBackup,
+  type ForgetResult,
+} from './retention.ts';
 import { CONNECTION_OPTIONS, NS_OPTIONS, connectFromOptions, nsFilter } from './mongodb-options.ts';
 
 export interface MongoBackupResult {
@@ -40,6 +45,10 @@ export const mongodbBackupCommand: Command<MongoBackupResult> = {
         'also capture the oplog written during the dump (replica sets), for a restore consistent to one point in time',
     },
     'dry-run': { type: 'boolean', description: 'list what would be backed up, read no data' },
+    'allow-empty': {
+      type: 'boolean',
+      description: 'commit a snapshot even when no collection matches (by default that is an error)',
+    },
     ...retentionOptionsForBackup(7),
   },
   help: `All databases except admin, local and config are backed up unless --ns-include narrows it.
@@ -88,6 +97,7 @@ Examples:
           batchSize: int(values['batch-size'], 'batch-size'),
           tags: list(values.tag),
           oplog: Boolean(values.oplog),
+          allowEmpty: Boolean(values['allow-empty']),
           signal: ctx.signal,
           onCollectionProgress: (ns, n) => copying.set(ns, n),
           onCollectionDone: (c) => {
@@ -136,9 +146,6 @@ Examples:
             ? ` (${formatPosition(r.oplog.start)} to ${formatPosition(r.oplog.end)})`
             : ''),
       );
-    if (r.retention?.removed)
-      out.line(
-        `retention removed ${r.retention.removed} old snapshot(s); run \`lifeboat prune\` to reclaim space`,
-      );
+    printRetention(out, r.retention);
   },
 };

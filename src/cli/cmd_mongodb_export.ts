@@ -30,7 +30,7 @@ export const mongodbExportCommand: Command<ExportResult> = {
     const archive = str(values.archive);
     if (!!out === !!archive) throw usageError('give exactly one of --out DIR or --archive FILE');
     if (args.length > 1) throw usageError('give one SNAPSHOT');
-    const repo = await openRepository(ctx);
+    const repo = await openRepository(ctx, { lock: 'shared' });
     const snapshot = await repo.resolveSnapshot(args[0] ?? 'latest', { type: 'mongodb' });
     const gzip = Boolean(values.gzip);
     const filter = nsFilter(values);

@@ -95,7 +95,7 @@ Examples:
         'restore the users in a separate run without renaming',
       );
     }
-    const repo = await openRepository(ctx);
+    const repo = await openRepository(ctx, { lock: 'shared' });
     const snapshot = await repo.resolveSnapshot(ref, { type: 'mongodb' });
     const plan = planRestore(snapshot, filter, renamer, { oplogReplay, includeUsers });
     if (plan.entries.length === 0 && plan.usersAndRoles.length === 0) {

@@ -29,7 +29,7 @@ export const pruneCommand: Command<PruneOutput> = {
   async run(ctx, values) {
     const max = int(values['max-unused'], 'max-unused')!;
     if (max < 0 || max > 100) throw usageError('--max-unused must be between 0 and 100');
-    const repo = await openRepository(ctx);
+    const repo = await openRepository(ctx, { lock: 'exclusive' });
     const dryRun = Boolean(values['dry-run']);
     const { plan } = await prune(repo, { maxUnusedPercent: max, dryRun, onProgress: (m) => ctx.log.info(m) });
     return {

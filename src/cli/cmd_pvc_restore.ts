@@ -38,7 +38,7 @@ Examples:
     if (ts && args.length) throw usageError('give either SNAPSHOT or --timestamp, not both');
     if (ts && !/^\d{8}_\d{6}$/.test(ts))
       throw usageError(`--timestamp "${ts}" is not YYYYMMDD_HHMMSS`, 'e.g. --timestamp 20241201_120000');
-    const repo = await openRepository(ctx);
+    const repo = await openRepository(ctx, { lock: 'shared' });
     let snapshot: Snapshot;
     if (ts) {
       // The label timestamp on the VolumeSnapshots, or the record's own timestamp.

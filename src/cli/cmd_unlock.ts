@@ -1,8 +1,14 @@
-import { removeLocks } from '../core/repository/lock.ts';
 import type { Command } from './command.ts';
+import { formatBytes } from './output.ts';
 import { openRepository } from './repo.ts';
 
-export const unlockCommand: Command<{ removed: number }> = {
+interface UnlockResult {
+  removed: number;
+  /** Temp files of interrupted writes: reported here, removed by prune once no lock can own them. */
+  leftovers: { count: number; bytes: number };
+}
+
+export const unlockCommand: Command<UnlockResult> = {
   path: ['unlock'],
   summary: 'remove stale locks (of dead processes, or older than 30 min); --remove-all removes every lock',
   options: {
@@ -13,9 +19,19 @@ export const unlockCommand: Command<{ removed: number }> = {
   },
   async run(ctx, values) {
     const repo = await openRepository(ctx);
-    return { removed: await removeLocks(repo, Boolean(values['remove-all'])) };
+    const removed = await repo.removeLocks(Boolean(values['remove-all']));
+    const leftovers = { count: 0, bytes: 0 };
+    for await (const l of repo.backend.listLeftovers?.() ?? []) {
+      leftovers.count++;
+      leftovers.bytes += l.size;
+    }
+    return { removed, leftovers };
   },
   human(r, out) {
     out.line(`removed ${r.removed} lock(s)`);
+    if (r.leftovers.count)
+      out.line(
+        `${r.leftovers.count} temp file(s) of interrupted writes (${formatBytes(r.leftovers.bytes)}) remain; \`lifeboat prune\` removes them`,
+      );
   },
 };

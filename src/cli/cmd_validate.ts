@@ -56,7 +56,7 @@ export const validateCommand: Command<ValidateResult> = {
     } catch (e) {
       throw usageError(`--max-age: ${(e as Error).message}`);
     }
-    const repo = await openRepository(ctx);
+    const repo = await openRepository(ctx, { lock: 'shared' });
     const all = await repo.listSnapshots();
     const types = only
       ? [only]

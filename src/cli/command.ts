@@ -42,6 +42,12 @@ export interface CommandContext {
   signal: AbortSignal;
   /** Config-file section for an area (`mongodb`, `kubernetes`, …), for settings that are not flags. */
   section(name: string): Record<string, unknown>;
+  /** `area verb`, e.g. `files restore`. */
+  command: string;
+  /** Runs `fn` when the command ends, success or not, newest first (releases locks, closes storage). */
+  defer(fn: () => Promise<void> | void): void;
+  /** One warning line on stderr (also in the structured log); never on stdout, so --json stays clean. */
+  warn(message: string): void;
 }
 
 export interface Command<R = unknown> {

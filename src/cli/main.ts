@@ -9,7 +9,7 @@ import { LifeboatError } from '../core/errors.ts';
 import { Logger, redactString } from '../core/log.ts';
 import type { Command, CommandContext, GlobalOptions, OptionSpec, OptionValues } from './command.ts';
 import { COMMANDS } from './commands.ts';
-import { EXIT_OK, EXIT_USAGE, exitCodeFor, toLifeboatError } from './exit.ts';
+import { EXIT_OK, EXIT_USAGE, exitCodeFor, exitCodeForSignal, toLifeboatError } from './exit.ts';
 import { Output } from './output.ts';
 
 const GLOBAL_OPTIONS: Record<string, OptionSpec> = {
@@ -178,17 +178,27 @@ function printDefault(value: unknown, out: Output, indent = ''): void {
 export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
   let json = argv.includes('--json') || ['1', 'true'].includes(String(env.LIFEBOAT_JSON));
   const controller = new AbortController();
-  let signals = 0;
+  let stoppedBy: NodeJS.Signals | undefined;
   const onSignal = (sig: NodeJS.Signals) => {
-    signals++;
-    if (signals > 1) process.exit(130);
+    if (stoppedBy) process.exit(exitCodeForSignal(sig));
+    stoppedBy = sig;
     process.stderr.write(`\nlifeboat: ${sig} received — stopping cleanly (again to force)\n`);
     controller.abort(
-      new LifeboatError('INTERRUPTED', `interrupted by ${sig}`, { hint: 'run the command again' }),
+      new LifeboatError('INTERRUPTED', `interrupted by ${sig}; nothing partial was committed`, {
+        hint: 'run the command again',
+        details: { signal: sig },
+      }),
     );
+    // Kubernetes sends SIGKILL 30 s after SIGTERM by default; stopping cleanly must not take a third
+    // of that. Locks left by a forced exit are stale at once for this host (dead pid).
+    setTimeout(() => {
+      process.stderr.write(`lifeboat: still stopping after 9 s — exiting now\n`);
+      process.exit(exitCodeForSignal(sig));
+    }, 9_000).unref();
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  const deferred: (() => Promise<void> | void)[] = [];
   try {
     // Command words may follow global options (`lifeboat --repo X files backup`): collect positionals,
     // skipping the values of global string options.
@@ -226,7 +236,10 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
     let parsed;
     try {
       parsed = parseArgs({
-        args: argv.filter((_, i) => !wordIndex.slice(0, cmd.path.length).includes(i)),
+        args: negativeValuesInline(
+          argv.filter((_, i) => !wordIndex.slice(0, cmd.path.length).includes(i)),
+          specs,
+        ),
         options: Object.fromEntries(
           Object.entries(specs).map(([n, s]) => [
             n,
@@ -302,9 +315,16 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
       env,
       signal: controller.signal,
       section: (name) => normalise(config[name]),
+      command: cmd.path.join(' '),
+      defer: (fn) => void deferred.push(fn),
+      warn: (message) => {
+        if (log.format === 'json') log.log('warn', message);
+        else process.stderr.write(`lifeboat: warning: ${redactString(message)}\n`);
+      },
     };
     log.debug('starting', { repo: globals.repo });
     const result = await cmd.run(ctx, values, parsed.positionals);
+    await runDeferred(deferred);
     if (json) out.document(result);
     else if (!globals.quiet) {
       if (cmd.human) cmd.human(result, out);
@@ -312,16 +332,47 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
     }
     return cmd.exitCode?.(result) ?? EXIT_OK;
   } catch (e) {
-    const err = toLifeboatError(e);
+    await runDeferred(deferred);
+    // Whatever a source threw once the signal arrived (a closed socket, an aborted read), the cause is
+    // the signal: report it as such, with its exit code.
+    const err = stoppedBy ? toLifeboatError(controller.signal.reason) : toLifeboatError(e);
     if (json) process.stdout.write(JSON.stringify({ error: err.toJSON() }, null, 2) + '\n');
     process.stderr.write(`lifeboat: ${redactString(err.oneLine())}\n`);
     if (argv.includes('--verbose') || argv.includes('-v')) {
       const stack = (err.cause as Error | undefined)?.stack ?? err.stack;
       if (stack) process.stderr.write(redactString(stack) + '\n');
     }
-    return exitCodeFor(err);
+    return stoppedBy ? exitCodeForSignal(stoppedBy) : exitCodeFor(err);
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
   }
+}
+
+/** Releases locks and closes storage, newest first; a failure here must not hide the command's result. */
+async function runDeferred(deferred: (() => Promise<void> | void)[]): Promise<void> {
+  while (deferred.length) {
+    const fn = deferred.pop()!;
+    try {
+      await fn();
+    } catch (e) {
+      process.stderr.write(`lifeboat: warning: cleanup failed: ${redactString((e as Error).message)}\n`);
+    }
+  }
+}
+
+/**
+ * `--keep-last -1`: parseArgs reads "-1" as an option and calls the argument ambiguous. A string option
+ * followed by a negative number takes it as its value (`--keep-last=-1`).
+ */
+function negativeValuesInline(args: string[], specs: Record<string, OptionSpec>): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i];
+    const m = /^--([^=]+)$/.exec(a);
+    if (m && specs[m[1]]?.type === 'string' && i + 1 < args.length && /^-\d+$/.test(args[i + 1])) {
+      out.push(`${a}=${args[++i]}`);
+    } else out.push(a);
+  }
+  return out;
 }

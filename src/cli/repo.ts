@@ -1,6 +1,12 @@
-/** Opening the repository and keystore from the global options: shared by every command. */
+/**
+ * Opening the repository and keystore from the global options: shared by every command, so every command
+ * gets the same order and safety: the repository is bound to the command's cancellation (SIGINT/SIGTERM),
+ * damaged objects are reported once as warnings, the lock is taken before anything is read, and the lock
+ * is released and storage closed when the command ends, however it ends.
+ */
 import { openKeystore } from '../core/keystore/open.ts';
 import type { Keystore } from '../core/keystore/keystore.ts';
+import type { LockMode } from '../core/repository/lock.ts';
 import { Repository } from '../core/repository/repository.ts';
 import { openBackend } from '../core/storage/open.ts';
 import type { CommandContext } from './command.ts';
@@ -12,9 +18,36 @@ export function keystoreFor(ctx: CommandContext): Promise<Keystore> {
   );
 }
 
-export async function openRepository(ctx: CommandContext): Promise<Repository> {
+export interface OpenFor {
+  /**
+   * `shared` for anything that reads data (restore, export, validate, check); `exclusive` for anything
+   * that deletes or rewrites (prune, forget, key changes). Backups take their shared lock through their
+   * session; listing commands take none.
+   */
+  lock?: LockMode;
+  /** Shown to whoever finds the lock (`repository is locked by files restore …`). */
+  purpose?: string;
+}
+
+export async function openRepository(ctx: CommandContext, how: OpenFor = {}): Promise<Repository> {
   const backend = await openBackend(ctx.globals.repo, ctx.env);
   const keystore = await keystoreFor(ctx);
   ctx.log.debug('opening repository', { location: backend.location, keystore: keystore.description });
-  return Repository.open(backend, keystore);
+  let repo: Repository;
+  try {
+    repo = await Repository.open(backend, keystore, {
+      signal: ctx.signal,
+      onDamage: (d) =>
+        ctx.warn(`${d.object} is damaged and was skipped: ${d.reason} (see \`lifeboat check\`)`),
+    });
+  } catch (e) {
+    await backend.close().catch(() => {});
+    throw e;
+  }
+  ctx.defer(() => repo.close());
+  if (how.lock) {
+    await repo.lock(how.lock, how.purpose ?? ctx.command);
+    ctx.log.debug(`${how.lock} lock held`, { repository: repo.id });
+  }
+  return repo;
 }

@@ -1,5 +1,6 @@
 /** The keep-* / --retention-days flags, shared by `forget` and by every backup command's post-backup cleanup. */
 import type { OptionSpec, OptionValues } from './command.ts';
+import type { Output } from './output.ts';
 import { int, str, usageError } from './command.ts';
 import {
   applyPolicy,
@@ -9,6 +10,7 @@ import {
   type RetentionPolicy,
 } from '../core/repository/forget.ts';
 import type { Repository } from '../core/repository/repository.ts';
+import { isLifeboatError } from '../core/errors.ts';
 import type { Snapshot, SnapshotFilter } from '../core/repository/model.ts';
 
 export const RETENTION_OPTIONS: Record<string, OptionSpec> = {
@@ -73,7 +75,10 @@ export function policyFrom(values: OptionValues): RetentionPolicy {
   const count = (name: string) => {
     const v = values[name];
     if (v === 'unlimited') return -1;
-    return int(v, name);
+    const n = int(v, name);
+    if (n !== undefined && n < -1)
+      throw usageError(`--${name} ${n}: give a count of 0 or more, or -1 / unlimited for no limit`);
+    return n;
   };
   return {
     last: count('keep-last'),
@@ -83,8 +88,13 @@ export function policyFrom(values: OptionValues): RetentionPolicy {
     monthly: count('keep-monthly'),
     yearly: count('keep-yearly'),
     within,
-    retentionDays: int(values['retention-days'], 'retention-days'),
+    retentionDays: nonNegative(int(values['retention-days'], 'retention-days'), 'retention-days'),
   };
+}
+
+function nonNegative(n: number | undefined, name: string): number | undefined {
+  if (n !== undefined && n < 0) throw usageError(`--${name} ${n}: give 0 or more days`);
+  return n;
 }
 
 export interface ForgetResult {
@@ -95,6 +105,8 @@ export interface ForgetResult {
     remove: { id: string; timestamp: string }[];
   }[];
   removed: number;
+  /** Set when retention after a backup did not run (another process held the repository lock). */
+  skipped?: string;
 }
 
 /** Applies a policy to the snapshots matching `filter`; removes what it does not keep unless dryRun. */
@@ -106,10 +118,12 @@ export async function forgetSnapshots(
 ): Promise<ForgetResult> {
   if (isEmptyPolicy(policy))
     throw usageError('no retention policy given', 'add --keep-* or --retention-days flags');
-  const decisions: GroupDecision[] = applyPolicy(await repo.listSnapshots(filter), policy);
+  // Exclusive, and taken before the snapshots are listed (the caller may already hold it).
+  const lock = await repo.lock(dryRun ? 'shared' : 'exclusive', 'forget');
   let removed = 0;
-  const lock = dryRun ? undefined : await repo.lock(false, 'forget');
+  let decisions: GroupDecision[];
   try {
+    decisions = applyPolicy(await repo.listSnapshots(filter), policy);
     for (const g of decisions) {
       for (const d of g.decisions) {
         if (!d.keep && !dryRun) {
@@ -119,7 +133,7 @@ export async function forgetSnapshots(
       }
     }
   } finally {
-    await lock?.release();
+    await lock.release();
   }
   const brief = (s: Snapshot) => ({ id: s.id, timestamp: s.timestamp });
   return {
@@ -142,5 +156,20 @@ export async function retentionAfterBackup(
   if (values['no-retention']) return undefined;
   const policy = policyFrom(values);
   if (isEmptyPolicy(policy)) return undefined;
-  return forgetSnapshots(repo, { type: snapshot.type, host: snapshot.host }, policy, false);
+  try {
+    return await forgetSnapshots(repo, { type: snapshot.type, host: snapshot.host }, policy, false);
+  } catch (e) {
+    // Forgetting needs the exclusive lock; with other backups running side by side it is not to be had.
+    // The backup itself succeeded: say so, and leave retention to the next run or `lifeboat forget`.
+    if (!isLifeboatError(e, 'LOCKED')) throw e;
+    return { dryRun: false, removed: 0, groups: [], skipped: e.message };
+  }
+}
+
+/** The line a backup command prints about the retention it applied (or could not). */
+export function printRetention(out: Output, r: ForgetResult | undefined): void {
+  if (r?.skipped)
+    out.line(`retention skipped: ${r.skipped}; it runs after the next backup or with \`lifeboat forget\``);
+  else if (r?.removed)
+    out.line(`retention removed ${r.removed} old snapshot(s); run \`lifeboat prune\` to reclaim space`);
 }

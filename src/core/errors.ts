@@ -23,6 +23,7 @@ export type ErrorCode =
   | 'UNSUPPORTED' // the peer does not support a required feature
   | 'VERIFY_FAILED' // post-restore verification found a difference
   | 'INTERRUPTED' // stopped by a signal
+  | 'EMPTY' // a backup found nothing to back up (wrong filter, wrong database)
   | 'INTERNAL'; // a bug: please report
 
 export interface LifeboatErrorOptions {

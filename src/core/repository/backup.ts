@@ -12,7 +12,6 @@ import { compress } from '../compression.ts';
 import { chunkId, seal } from '../crypto.ts';
 import { LifeboatError } from '../errors.ts';
 import { releaseBuffers } from '../memory.ts';
-import type { Lock } from './lock.ts';
 import { PackBuilder, type BlobType } from './pack.ts';
 import {
   CHUNKS_PER_LIST,
@@ -20,6 +19,7 @@ import {
   Repository,
   timestampLabel,
   type IndexedPack,
+  type LockHandle,
 } from './repository.ts';
 import type {
   BackupProgress,
@@ -38,16 +38,25 @@ const MAX_UPLOADS = 2;
 /** Index files are written every this many packs, so a long backup's data is findable early. */
 const PACKS_PER_INDEX = 64;
 
+/**
+ * Opens a backup session: the shared lock first, then the index (restic's order), so no prune can
+ * delete a pack this session decides it need not write again.
+ */
 export async function startBackup(repo: Repository, purpose = 'backup'): Promise<BackupSession> {
-  await repo.loadIndex();
-  const lock = await repo.lock(false, purpose);
+  const lock = await repo.lock('shared', purpose);
+  try {
+    await repo.loadIndex();
+  } catch (e) {
+    await lock.release();
+    throw e;
+  }
   return new Backup(repo, lock);
 }
 
 class Backup implements BackupSession {
   readonly progress: BackupProgress = { bytesProcessed: 0, bytesAdded: 0 };
   readonly repo: Repository;
-  private readonly lock: Lock;
+  private readonly lock: LockHandle;
   private readonly started = Date.now();
   private packer = new PackBuilder();
   private readonly inflight = new Set<Promise<void>>();
@@ -57,7 +66,7 @@ class Backup implements BackupSession {
   private failure: unknown;
   private closed = false;
 
-  constructor(repo: Repository, lock: Lock) {
+  constructor(repo: Repository, lock: LockHandle) {
     this.repo = repo;
     this.lock = lock;
   }
@@ -86,6 +95,8 @@ class Backup implements BackupSession {
   private assertOpen(): void {
     if (this.closed) throw new LifeboatError('INTERNAL', 'backup session already committed or aborted');
     if (this.failure) throw this.failure;
+    // Cancellation (a signal, a lost lock) stops the source at its next write, whatever it reads from.
+    this.repo.throwIfCancelled('backup');
   }
 
   /** Stores one blob unless the repository (or this session) already has it. */
@@ -154,7 +165,21 @@ class Backup implements BackupSession {
   async commit(input: SnapshotInput): Promise<Snapshot> {
     this.assertOpen();
     try {
+      const empty = input.empty ?? input.items.length === 0;
+      if (empty && !input.allowEmpty) {
+        throw new LifeboatError(
+          'EMPTY',
+          `the ${input.type} backup found nothing to back up; no snapshot was written`,
+          {
+            hint:
+              input.emptyHint ??
+              'check what the backup was pointed at; pass --allow-empty if an empty snapshot is really wanted',
+          },
+        );
+      }
       await this.drain();
+      // The last moment to stop: after this the snapshot is whole and committing it is the right outcome.
+      this.repo.throwIfCancelled('backup');
       this.closed = true;
       const now = new Date();
       const snapshot = await this.repo.saveSnapshot({
@@ -164,7 +189,10 @@ class Backup implements BackupSession {
         host: Repository.hostname(),
         tags: input.tags ?? [],
         paths: input.paths ?? [],
-        meta: input.meta ?? {},
+        meta: {
+          ...(input.meta ?? {}),
+          ...((input.empty ?? input.items.length === 0) ? { empty: true } : {}),
+        },
         summary: {
           bytesProcessed: this.progress.bytesProcessed,
           bytesAdded: this.progress.bytesAdded,

@@ -95,10 +95,7 @@ export async function checkRepository(repo: Repository, options: CheckOptions = 
   const snapshots: Snapshot[] = [];
   for await (const o of repo.backend.list('snapshots')) {
     try {
-      snapshots.push({
-        ...(await repo.loadContentAddressed<Omit<Snapshot, 'id'>>('snapshots', o.name)),
-        id: o.name,
-      });
+      snapshots.push(await repo.loadSnapshot(o.name));
     } catch (e) {
       errors.push(`snapshot ${o.name}: ${(e as Error).message}`);
     }

@@ -10,6 +10,8 @@
  * - Rules are OR-ed; reasons are reported per snapshot.
  * - The guide's --retention-days N keeps snapshots taken within N days of *now*, and always the newest
  *   one of each group, so a stalled backup schedule never empties the repository.
+ * - Whatever the policy, the newest snapshot of each group that holds data is kept: a week of empty
+ *   backups (a wrong filter, `--allow-empty`) never forgets the last real one.
  */
 import type { Snapshot } from './model.ts';
 
@@ -137,7 +139,17 @@ export function applyPolicy(
       }
       return { snapshot, keep: reasons.length > 0, reasons };
     });
+    const newestWithData = decisions.find((d) => !isEmptySnapshot(d.snapshot));
+    if (newestWithData && !newestWithData.keep) {
+      newestWithData.keep = true;
+      newestWithData.reasons.push('newest snapshot with data (always kept)');
+    }
     out.push({ group, decisions });
   }
   return out;
+}
+
+/** A snapshot of a backup that found nothing (committed with --allow-empty). */
+export function isEmptySnapshot(s: Snapshot): boolean {
+  return s.items.length === 0 || s.meta?.empty === true;
 }

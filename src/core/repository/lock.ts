@@ -1,16 +1,30 @@
 /**
- * restic-style locks: `locks/<random id>` objects, sealed. Backups take shared locks (several may run at
- * once); prune takes an exclusive one, so it never deletes data a running backup is about to reference.
- * A lock is refreshed every 5 minutes and is stale after 30 minutes without refresh, or at once when it
- * belongs to a process on this host that no longer exists (a killed backup).
+ * restic-style locks: `locks/<random id>` objects, sealed. Backups, restores, exports, validate and check
+ * take shared locks (several may run at once); prune, forget and key changes take an exclusive one, so
+ * nothing deletes data another process is reading or about to reference.
+ *
+ * Order (restic's `cmd/restic/cmd_backup.go`): the lock is taken *before* the index is loaded and
+ * snapshots are listed, so what a command sees cannot be pruned under it.
+ *
+ * A held lock is refreshed every 5 minutes and is stale after 30 minutes without refresh, or at once when
+ * it belongs to a process on this host that no longer exists (a killed backup). When refreshing fails
+ * until the lock is about to go stale — or the lock was removed by someone else (`unlock --remove-all`) —
+ * the holder can no longer rely on it: `onLost` fires and the operation is cancelled (restic
+ * `internal/repository/lock.go`), rather than carry on while a prune may start.
+ *
+ * Lock objects are written and removed through the backend *without* the operation's cancellation
+ * signal: an interrupted command must still be able to release its lock.
  */
 import { hostname } from 'node:os';
-import { LifeboatError } from '../errors.ts';
-import { randomId } from '../crypto.ts';
-import type { Repository } from './repository.ts';
+import { LifeboatError, isLifeboatError } from '../errors.ts';
+import { open, randomId, seal } from '../crypto.ts';
+import { systemClock, type Clock } from '../clock.ts';
+import type { Backend } from '../storage/backend.ts';
 
 export const LOCK_REFRESH_MS = 5 * 60_000;
 export const LOCK_STALE_MS = 30 * 60_000;
+
+export type LockMode = 'shared' | 'exclusive';
 
 export interface LockInfo {
   time: string;
@@ -18,6 +32,19 @@ export interface LockInfo {
   host: string;
   pid: number;
   purpose: string;
+}
+
+/** What locking needs of a repository: its storage (not cancelled), its sealing key, and a clock. */
+export interface LockStore {
+  backend: Backend;
+  key: Buffer;
+  clock?: Clock;
+}
+
+export interface ListedLock {
+  id: string;
+  /** Undefined when the lock object cannot be read (damaged): it then counts as held until removed. */
+  info?: LockInfo;
 }
 
 export function isStale(info: LockInfo, now = Date.now()): boolean {
@@ -32,78 +59,162 @@ export function isStale(info: LockInfo, now = Date.now()): boolean {
   return false;
 }
 
+export async function listLocks(store: LockStore): Promise<ListedLock[]> {
+  const out: ListedLock[] = [];
+  for await (const o of store.backend.list('locks')) {
+    let raw: Buffer;
+    try {
+      raw = await store.backend.load({ type: 'locks', name: o.name });
+    } catch (e) {
+      // A lock removed between list and load is simply gone.
+      if (isLifeboatError(e, 'NOT_FOUND')) continue;
+      throw e;
+    }
+    try {
+      out.push({ id: o.name, info: JSON.parse(open(store.key, raw, `locks/${o.name}`, 'locks').toString()) });
+    } catch {
+      out.push({ id: o.name });
+    }
+  }
+  return out;
+}
+
+function describe(l: ListedLock): string {
+  if (!l.info) return `lock ${l.id.slice(0, 12)}, which cannot be read (damaged)`;
+  const c = l.info;
+  return `${c.purpose} (pid ${c.pid} on ${c.host}, ${c.exclusive ? 'exclusive' : 'shared'}, since ${c.time})`;
+}
+
 export class Lock {
   readonly id: string;
-  private readonly repo: Repository;
+  readonly mode: LockMode;
+  private readonly store: LockStore;
+  private readonly clock: Clock;
   private info: LockInfo;
-  private timer: NodeJS.Timeout | undefined;
+  private lastRefresh: number;
+  private stopTimer: (() => void) | undefined;
+  private refreshing = false;
   private released = false;
+  private lost = false;
+  private readonly onLost: (e: LifeboatError) => void;
 
-  private constructor(repo: Repository, id: string, info: LockInfo) {
-    this.repo = repo;
+  private constructor(
+    store: LockStore,
+    id: string,
+    mode: LockMode,
+    info: LockInfo,
+    onLost: (e: LifeboatError) => void,
+  ) {
+    this.store = store;
+    this.clock = store.clock ?? systemClock;
     this.id = id;
+    this.mode = mode;
     this.info = info;
+    this.lastRefresh = this.clock.now();
+    this.onLost = onLost;
   }
 
-  static async acquire(repo: Repository, exclusive: boolean, purpose: string): Promise<Lock> {
+  static async acquire(
+    store: LockStore,
+    mode: LockMode,
+    purpose: string,
+    onLost: (e: LifeboatError) => void = () => {},
+  ): Promise<Lock> {
+    const clock = store.clock ?? systemClock;
     const id = randomId();
+    const exclusive = mode === 'exclusive';
     const info: LockInfo = {
-      time: new Date().toISOString(),
+      time: new Date(clock.now()).toISOString(),
       exclusive,
       host: hostname(),
       pid: process.pid,
       purpose,
     };
-    const lock = new Lock(repo, id, info);
-    await repo.saveSealed('locks', id, info, true);
+    const lock = new Lock(store, id, mode, info, onLost);
+    await lock.write();
     try {
       // Re-check after writing our own lock: two processes racing both see each other and one backs off.
-      const conflicts = (await repo.listLocks()).filter(
-        (l) => l.id !== id && !isStale(l.info) && (exclusive || l.info.exclusive),
+      const conflicts = (await listLocks(store)).filter(
+        (l) => l.id !== id && (!l.info || (!isStale(l.info, clock.now()) && (exclusive || l.info.exclusive))),
       );
       if (conflicts.length) {
-        const c = conflicts[0].info;
-        throw new LifeboatError(
-          'LOCKED',
-          `repository is locked by ${c.purpose} (pid ${c.pid} on ${c.host}, ${c.exclusive ? 'exclusive' : 'shared'}, since ${c.time})`,
-          {
-            hint: exclusive
-              ? 'wait for running backups to finish, then retry; `lifeboat unlock` removes stale locks'
-              : 'wait for the prune to finish, then retry; `lifeboat unlock` removes stale locks',
-          },
-        );
+        const c = conflicts[0];
+        throw new LifeboatError('LOCKED', `repository is locked by ${describe(c)}`, {
+          hint: !c.info
+            ? '`lifeboat unlock` removes a damaged lock'
+            : c.info.exclusive
+              ? `wait for the ${c.info.purpose} to finish, then retry; \`lifeboat unlock\` removes stale locks`
+              : 'wait for running backups and restores to finish, then retry; `lifeboat unlock` removes stale locks',
+          details: { lock: c.id, holder: c.info },
+        });
       }
     } catch (e) {
-      await repo.backend.remove({ type: 'locks', name: id }).catch(() => {});
+      await store.backend.remove({ type: 'locks', name: id }).catch(() => {});
       throw e;
     }
-    lock.timer = setInterval(() => void lock.refresh(), LOCK_REFRESH_MS);
-    lock.timer.unref();
+    lock.stopTimer = lock.clock.every(LOCK_REFRESH_MS, () => void lock.refresh());
     return lock;
   }
 
-  private async refresh(): Promise<void> {
-    if (this.released) return;
-    this.info = { ...this.info, time: new Date().toISOString() };
-    await this.repo.saveSealed('locks', this.id, this.info, true).catch(() => {});
+  private write(): Promise<void> {
+    return this.store.backend.save(
+      { type: 'locks', name: this.id },
+      seal(this.store.key, Buffer.from(JSON.stringify(this.info)), 'locks'),
+      { overwrite: true },
+    );
+  }
+
+  /** One refresh; exposed for tests, run by the timer otherwise. */
+  async refresh(): Promise<void> {
+    if (this.released || this.lost || this.refreshing) return;
+    this.refreshing = true;
+    try {
+      try {
+        await this.store.backend.stat({ type: 'locks', name: this.id });
+      } catch (e) {
+        if (isLifeboatError(e, 'NOT_FOUND')) {
+          this.lose(
+            new LifeboatError(
+              'LOCKED',
+              `the repository lock of this ${this.info.purpose} was removed by another process (\`lifeboat unlock --remove-all\`?); stopped, as a prune may now run`,
+              { hint: 'run the command again once no prune is running' },
+            ),
+          );
+          return;
+        }
+        throw e;
+      }
+      this.info = { ...this.info, time: new Date(this.clock.now()).toISOString() };
+      await this.write();
+      this.lastRefresh = this.clock.now();
+    } catch (e) {
+      // Try again at the next tick, unless that would be after the lock went stale for everyone else.
+      if (this.clock.now() - this.lastRefresh + LOCK_REFRESH_MS >= LOCK_STALE_MS) {
+        const minutes = Math.round((this.clock.now() - this.lastRefresh) / 60_000);
+        this.lose(
+          new LifeboatError(
+            'LOCKED',
+            `could not refresh the repository lock for ${minutes} min (${(e as Error).message}); stopped before it went stale`,
+            { hint: 'check that the storage is reachable, then run the command again', cause: e },
+          ),
+        );
+      }
+    } finally {
+      this.refreshing = false;
+    }
+  }
+
+  private lose(e: LifeboatError): void {
+    if (this.lost) return;
+    this.lost = true;
+    this.stopTimer?.();
+    this.onLost(e);
   }
 
   async release(): Promise<void> {
     if (this.released) return;
     this.released = true;
-    clearInterval(this.timer);
-    await this.repo.backend.remove({ type: 'locks', name: this.id });
+    this.stopTimer?.();
+    await this.store.backend.remove({ type: 'locks', name: this.id });
   }
-}
-
-/** Removes stale locks (all locks with `all`); returns how many were removed. */
-export async function removeLocks(repo: Repository, all = false): Promise<number> {
-  let n = 0;
-  for (const l of await repo.listLocks()) {
-    if (all || isStale(l.info)) {
-      await repo.backend.remove({ type: 'locks', name: l.id });
-      n++;
-    }
-  }
-  return n;
 }

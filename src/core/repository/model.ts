@@ -53,6 +53,15 @@ export interface SnapshotInput {
   /** Source-specific summary (server version, oplog window, cluster name, …). Never secrets. */
   meta?: Record<string, unknown>;
   items: Item[];
+  /**
+   * A backup that found nothing (0 items) fails unless this is set: a wrong filter or database name must
+   * not produce a week of empty snapshots that retention then keeps instead of the real ones.
+   */
+  allowEmpty?: boolean;
+  /** Whether the source found nothing; defaults to "no items" (a source with bookkeeping items says). */
+  empty?: boolean;
+  /** What to check when the backup is empty, in the source's terms (e.g. the namespace filter). */
+  emptyHint?: string;
 }
 
 export interface SnapshotSummary {
@@ -62,7 +71,9 @@ export interface SnapshotSummary {
   durationMs: number;
 }
 
-export interface Snapshot extends Required<Omit<SnapshotInput, 'items'>> {
+export interface Snapshot extends Required<
+  Omit<SnapshotInput, 'items' | 'allowEmpty' | 'emptyHint' | 'empty'>
+> {
   /** 64 hex characters; the name of the `snapshots/` object. */
   id: string;
   /** ISO 8601 creation time. */

@@ -167,7 +167,7 @@ export async function prune(
   repo: Repository,
   options: PruneOptions & { dryRun?: boolean } = {},
 ): Promise<{ plan: PrunePlan; result?: PruneResult }> {
-  const lock = await repo.lock(true, 'prune');
+  const lock = await repo.lock('exclusive', 'prune');
   try {
     const plan = await planPrune(repo, options);
     if (options.dryRun) return { plan };

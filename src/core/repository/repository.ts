@@ -23,9 +23,11 @@ import {
   sha256Hex,
   type RepositoryKeys,
 } from '../crypto.ts';
-import type { Backend, ObjectType } from '../storage/backend.ts';
+import { throwIfAborted, type Backend, type ObjectType } from '../storage/backend.ts';
+import { CancellableBackend } from '../storage/cancellable.ts';
 import type { KeyRecord, Keystore } from '../keystore/keystore.ts';
-import { Lock, type LockInfo } from './lock.ts';
+import { systemClock, type Clock } from '../clock.ts';
+import { Lock, isStale, listLocks, type ListedLock, type LockMode, type LockStore } from './lock.ts';
 import type { BlobType, PackedBlob } from './pack.ts';
 import { SNAPSHOT_TYPES, type Item, type Snapshot, type SnapshotFilter } from './model.ts';
 
@@ -62,13 +64,144 @@ export interface IndexedPack {
   blobs: PackedBlob[];
 }
 
-interface IndexFile {
+export interface IndexFile {
   packs: { id: string; size: number; blobs: [string, 0 | 1, number, number, number][] }[];
 }
 
 export interface StoredKey {
   id: string;
   record: KeyRecord;
+  /** Set when the record is unreadable or fails its checksum: it can open nothing. */
+  damaged?: string;
+}
+
+/** An object that failed its checks: only what depends on it is affected. */
+export interface Damage {
+  /** `snapshots/<id>`, `index/<id>`, … */
+  object: string;
+  reason: string;
+}
+
+export interface OpenOptions {
+  /** Cancels every storage call of this repository (SIGINT/SIGTERM); a lost lock cancels it too. */
+  signal?: AbortSignal;
+  /** For locks; tests pass a fake one. */
+  clock?: Clock;
+  /** Called once per damaged object found while listing (the CLI prints a warning line). */
+  onDamage?: (d: Damage) => void;
+}
+
+/** What `resolveRef` found: an intact snapshot, or the id of one that cannot be read. */
+export interface ResolvedRef {
+  id: string;
+  snapshot?: Snapshot;
+  damage?: string;
+}
+
+/** A handle on the repository lock; nested holders share one lock object (see Repository.lock). */
+export interface LockHandle {
+  readonly mode: LockMode;
+  release(): Promise<void>;
+}
+
+const HEX64 = /^[0-9a-f]{64}$/;
+
+function damaged(what: string, detail: string): LifeboatError {
+  return new LifeboatError('INTEGRITY', `${what} is damaged (${detail})`, {
+    hint: 'run `lifeboat check`; restore the object from a copy of the repository if you have one',
+  });
+}
+
+/** Parses an index file's plain JSON; anything not shaped like one is INTEGRITY naming it. */
+export function decodeIndexFile(plain: Buffer, what: string): IndexFile {
+  let v: unknown;
+  try {
+    v = JSON.parse(plain.toString());
+  } catch {
+    throw damaged(what, 'not valid JSON');
+  }
+  const packs = (v as IndexFile | null)?.packs;
+  if (!Array.isArray(packs)) throw damaged(what, 'no pack list');
+  for (const p of packs) {
+    if (!p || typeof p.id !== 'string' || !HEX64.test(p.id) || !Number.isSafeInteger(p.size) || p.size < 0)
+      throw damaged(what, 'a pack entry is malformed');
+    if (!Array.isArray(p.blobs)) throw damaged(what, `pack ${p.id.slice(0, 12)} has no blob list`);
+    for (const b of p.blobs) {
+      if (
+        !Array.isArray(b) ||
+        b.length !== 5 ||
+        typeof b[0] !== 'string' ||
+        !HEX64.test(b[0]) ||
+        (b[1] !== 0 && b[1] !== 1) ||
+        ![b[2], b[3], b[4]].every((n) => Number.isSafeInteger(n) && n >= 0)
+      )
+        throw damaged(what, `a blob entry of pack ${p.id.slice(0, 12)} is malformed`);
+    }
+  }
+  return v as IndexFile;
+}
+
+function isItem(i: unknown): boolean {
+  const it = i as Item | null;
+  return (
+    !!it &&
+    typeof it.name === 'string' &&
+    typeof it.kind === 'string' &&
+    Number.isSafeInteger(it.size) &&
+    typeof it.sha256 === 'string' &&
+    (it.chunks === undefined ||
+      (Array.isArray(it.chunks) && it.chunks.every((c) => typeof c === 'string' && HEX64.test(c)))) &&
+    (it.chunkLists === undefined ||
+      (Array.isArray(it.chunkLists) && it.chunkLists.every((c) => typeof c === 'string' && HEX64.test(c))))
+  );
+}
+
+/** Parses a snapshot manifest's plain JSON, checking the fields every reader relies on. */
+export function decodeSnapshot(plain: Buffer, what: string): Omit<Snapshot, 'id'> {
+  let v: unknown;
+  try {
+    v = JSON.parse(plain.toString());
+  } catch {
+    throw damaged(what, 'not valid JSON');
+  }
+  const s = v as Snapshot | null;
+  if (!s || typeof s !== 'object') throw damaged(what, 'not an object');
+  if (!SNAPSHOT_TYPES.includes(s.type)) throw damaged(what, `unknown type ${JSON.stringify(s.type)}`);
+  if (typeof s.time !== 'string' || Number.isNaN(Date.parse(s.time))) throw damaged(what, 'no valid time');
+  if (typeof s.timestamp !== 'string' || typeof s.host !== 'string')
+    throw damaged(what, 'no timestamp or host');
+  if (!Array.isArray(s.tags) || !Array.isArray(s.paths)) throw damaged(what, 'no tags or paths');
+  if (!Array.isArray(s.items) || !s.items.every(isItem)) throw damaged(what, 'an item is malformed');
+  if (!s.summary || typeof s.summary !== 'object') throw damaged(what, 'no summary');
+  if (!s.meta || typeof s.meta !== 'object') s.meta = {};
+  return s;
+}
+
+/** A checksum over a key record's fields: tells a damaged record from a wrong passphrase. */
+export function keyRecordChecksum(record: Record<string, unknown>): string {
+  const { checksum: _ignored, ...rest } = record;
+  const canonical = JSON.stringify(
+    Object.keys(rest)
+      .sort()
+      .map((k) => [k, rest[k]]),
+  );
+  return sha256Hex(canonical);
+}
+
+/** Parses and checks a stored key record; `damaged` says why it cannot be used. */
+export function decodeKeyRecord(raw: Buffer): { record: KeyRecord; damaged?: string } {
+  let v: unknown;
+  try {
+    v = JSON.parse(raw.toString());
+  } catch {
+    return { record: { kind: 'unknown', created: '' }, damaged: 'not valid JSON' };
+  }
+  const r = v as KeyRecord | null;
+  if (!r || typeof r !== 'object' || Array.isArray(r) || typeof r.kind !== 'string')
+    return { record: { kind: 'unknown', created: '' }, damaged: 'not a key record' };
+  if (typeof r.checksum === 'string' && r.checksum !== keyRecordChecksum(r))
+    return { record: r, damaged: 'its checksum does not match (a byte changed)' };
+  return { record: r };
 }
 
 /** Chunk lists longer than this go into tree blobs instead of the manifest. */
@@ -76,6 +209,7 @@ export const INLINE_CHUNKS = 1000;
 export const CHUNKS_PER_LIST = 8192;
 
 export class Repository {
+  /** Storage for everything this repository does: every call carries the repository's cancellation. */
   readonly backend: Backend;
   readonly config: RepositoryConfig;
   readonly keys: RepositoryKeys;
@@ -84,26 +218,105 @@ export class Repository {
   readonly keyId: string;
   private index: Map<string, IndexEntry> | undefined;
   private readonly master: Buffer;
+  /** The same storage without cancellation: locks must be releasable after an interrupt. */
+  private readonly storage: Backend;
+  private readonly controller = new AbortController();
+  private readonly clock: Clock;
+  private readonly damageSeen = new Map<string, string>();
+  private readonly onDamage: (d: Damage) => void;
+  private held: { lock: Lock; users: number } | undefined;
 
-  private constructor(backend: Backend, config: RepositoryConfig, master: Buffer, keyId: string) {
+  private constructor(
+    backend: Backend,
+    config: RepositoryConfig,
+    master: Buffer,
+    keyId: string,
+    options: OpenOptions,
+  ) {
     const keys = deriveKeys(master);
     this.master = master;
-    this.backend = backend;
+    this.storage = backend;
+    this.backend = new CancellableBackend(backend, this.controller.signal);
     this.config = config;
     this.keys = keys;
     this.keyId = keyId;
     this.gear = gearTable(keys.chunker);
+    this.clock = options.clock ?? systemClock;
+    this.onDamage = options.onDamage ?? (() => {});
+    const external = options.signal;
+    if (external) {
+      if (external.aborted) this.cancel(external.reason);
+      else external.addEventListener('abort', () => this.cancel(external.reason), { once: true });
+    }
   }
 
   get id(): string {
     return this.config.id;
   }
 
-  static async init(backend: Backend, keystore: Keystore, options: InitOptions = {}): Promise<Repository> {
-    if ((await first(backend.list('keys'))) || (await first(backend.list('config')))) {
+  /** Fires when the operation is cancelled: by the caller's signal or because the lock was lost. */
+  get signal(): AbortSignal {
+    return this.controller.signal;
+  }
+
+  /** Stops every storage call in flight and every one after it; `reason` is what they reject with. */
+  cancel(reason: unknown): void {
+    if (this.controller.signal.aborted) return;
+    this.controller.abort(
+      isLifeboatError(reason)
+        ? reason
+        : new LifeboatError('INTERRUPTED', 'operation cancelled', {
+            hint: 'run the command again',
+            cause: reason,
+          }),
+    );
+  }
+
+  /** Throws the cancellation reason if the operation was cancelled; long loops call it per step. */
+  throwIfCancelled(what?: string): void {
+    throwIfAborted(this.controller.signal, what);
+  }
+
+  /** Objects found damaged so far (each reported once through `onDamage`). */
+  get damage(): Damage[] {
+    return [...this.damageSeen].map(([object, reason]) => ({ object, reason }));
+  }
+
+  private noteDamage(object: string, e: unknown): void {
+    if (this.damageSeen.has(object)) return;
+    const reason = (e as Error).message;
+    this.damageSeen.set(object, reason);
+    this.onDamage({ object, reason });
+  }
+
+  static async init(
+    backend: Backend,
+    keystore: Keystore,
+    options: InitOptions = {},
+    openOptions: OpenOptions = {},
+  ): Promise<Repository> {
+    if (await first(backend.list('config'))) {
       throw new LifeboatError('ALREADY_EXISTS', `a repository already exists at ${backend.location}`, {
         hint: 'use it as it is, or choose another --repo',
       });
+    }
+    const orphanKeys: string[] = [];
+    for await (const o of backend.list('keys')) orphanKeys.push(o.name);
+    if (orphanKeys.length) {
+      // Keys without a config: either an init that was interrupted (nothing else there, safe to redo) or a
+      // repository whose config was lost (data there: re-initialising would orphan it for good).
+      for (const t of ['snapshots', 'index', 'data'] as const) {
+        if (await first(backend.list(t))) {
+          throw new LifeboatError(
+            'ALREADY_EXISTS',
+            `${backend.location} holds a repository whose config object is missing (it has keys and ${t})`,
+            {
+              hint: 'do not init over it: restore `config` from a copy of the repository (or a storage snapshot/version) — `lifeboat init` would make its data unreadable',
+            },
+          );
+        }
+      }
+      for (const name of orphanKeys) await backend.remove({ type: 'keys', name });
     }
     await backend.create();
     const config: RepositoryConfig = {
@@ -122,11 +335,8 @@ export class Repository {
     const keyId = randomId();
     // Key first, config second: a repository without config is "not initialised" and init can be re-run.
     const record = await keystore.wrap(master, { repositoryId: config.id });
-    await backend.save(
-      { type: 'keys', name: keyId },
-      Buffer.from(JSON.stringify({ ...record, repositoryId: config.id })),
-    );
-    const repo = new Repository(backend, config, master, keyId);
+    await backend.save({ type: 'keys', name: keyId }, storedKeyRecord(record, config.id));
+    const repo = new Repository(backend, config, master, keyId, openOptions);
     await backend.save(
       { type: 'config', name: 'config' },
       seal(keys.encryption, Buffer.from(JSON.stringify(config)), 'config'),
@@ -134,15 +344,27 @@ export class Repository {
     return repo;
   }
 
-  static async open(backend: Backend, keystore: Keystore): Promise<Repository> {
+  static async open(backend: Backend, keystore: Keystore, options: OpenOptions = {}): Promise<Repository> {
     const stored = await Repository.listKeyRecords(backend);
     if (stored.length === 0) {
+      if (await first(backend.list('config'))) {
+        throw new LifeboatError(
+          'NO_REPOSITORY',
+          `the repository at ${backend.location} has a config but no key records (keys/ was deleted)`,
+          {
+            hint: 'restore keys/ from a copy of the repository (or a storage snapshot/version); without a key record its data cannot be decrypted — do not run `lifeboat init` over it',
+          },
+        );
+      }
       throw new LifeboatError('NO_REPOSITORY', `no Lifeboat repository at ${backend.location}`, {
         hint: 'check --repo / LIFEBOAT_REPO, or create one with `lifeboat init`',
       });
     }
-    const candidates = stored.filter((k) => k.record.kind === keystore.kind);
+    const usable = stored.filter((k) => !k.damaged);
+    const candidates = usable.filter((k) => k.record.kind === keystore.kind);
+    const damagedKeys = stored.filter((k) => k.damaged);
     if (candidates.length === 0) {
+      if (damagedKeys.length) throw damagedKeyError(damagedKeys);
       throw new LifeboatError(
         'WRONG_KEY',
         `this repository has no ${keystore.kind} key (it has: ${[...new Set(stored.map((k) => k.record.kind))].join(', ')})`,
@@ -151,53 +373,73 @@ export class Repository {
     }
     let lastError: unknown;
     for (const k of candidates) {
+      let master: Buffer;
       try {
-        const master = await keystore.unwrap(k.record, { repositoryId: String(k.record.repositoryId) });
-        const keys = deriveKeys(master);
-        const raw = await backend.load({ type: 'config', name: 'config' }).catch((e) => {
-          if (isLifeboatError(e, 'NOT_FOUND')) {
-            throw new LifeboatError(
-              'NO_REPOSITORY',
-              `repository at ${backend.location} has keys but no config (interrupted init)`,
-              {
-                hint: 'remove the directory/container and run `lifeboat init` again',
-              },
-            );
-          }
-          throw e;
-        });
-        const config = JSON.parse(
-          open(keys.encryption, raw, 'repository config', 'config').toString(),
-        ) as RepositoryConfig;
-        if (config.version > REPOSITORY_VERSION) {
-          throw new LifeboatError(
-            'UNSUPPORTED',
-            `repository format v${config.version} is newer than this Lifeboat (v${REPOSITORY_VERSION})`,
-            {
-              hint: 'upgrade Lifeboat',
-            },
-          );
-        }
-        return new Repository(backend, config, master, k.id);
+        master = await keystore.unwrap(k.record, { repositoryId: String(k.record.repositoryId) });
       } catch (e) {
         if (!isLifeboatError(e, 'WRONG_KEY')) throw e;
         lastError = e;
+        continue;
       }
+      const keys = deriveKeys(master);
+      const raw = await backend.load({ type: 'config', name: 'config' }).catch((e) => {
+        if (isLifeboatError(e, 'NOT_FOUND')) {
+          throw new LifeboatError(
+            'NO_REPOSITORY',
+            `the repository at ${backend.location} has keys but its config object is missing`,
+            {
+              hint: 'restore `config` from a copy of the repository (or a storage snapshot/version); if the repository was never used, `lifeboat init` may be run again — init refuses when data is there',
+            },
+          );
+        }
+        throw e;
+      });
+      let config: RepositoryConfig;
+      try {
+        config = JSON.parse(
+          open(keys.encryption, raw, 'repository config', 'config').toString(),
+        ) as RepositoryConfig;
+      } catch (e) {
+        throw new LifeboatError(
+          'INTEGRITY',
+          `the repository config at ${backend.location} is damaged (${(e as Error).message})`,
+          {
+            hint: 'restore `config` from a copy of the repository (or a storage snapshot/version); the key opened, so the passphrase is right',
+            cause: e,
+          },
+        );
+      }
+      if (config.version > REPOSITORY_VERSION) {
+        throw new LifeboatError(
+          'UNSUPPORTED',
+          `repository format v${config.version} is newer than this Lifeboat (v${REPOSITORY_VERSION})`,
+          {
+            hint: 'upgrade Lifeboat',
+          },
+        );
+      }
+      return new Repository(backend, config, master, k.id, options);
     }
+    // Every intact key refused the secret; if a key of this kind is damaged, that may be the one.
+    const sameKindDamaged = damagedKeys.filter(
+      (k) => k.record.kind === keystore.kind || k.record.kind === 'unknown',
+    );
+    if (sameKindDamaged.length) throw damagedKeyError(sameKindDamaged, lastError);
     throw lastError;
   }
 
   static async listKeyRecords(backend: Backend): Promise<StoredKey[]> {
     const out: StoredKey[] = [];
     for await (const o of backend.list('keys')) {
-      const raw = await backend.load({ type: 'keys', name: o.name });
+      let raw: Buffer;
       try {
-        out.push({ id: o.name, record: JSON.parse(raw.toString()) as KeyRecord });
-      } catch {
-        throw new LifeboatError('INTEGRITY', `key record keys/${o.name} is not valid JSON`, {
-          hint: 'restore it from a copy of the repository or remove it if another key works',
-        });
+        raw = await backend.load({ type: 'keys', name: o.name });
+      } catch (e) {
+        if (isLifeboatError(e, 'NOT_FOUND')) continue;
+        throw e;
       }
+      const { record, damaged } = decodeKeyRecord(raw);
+      out.push({ id: o.name, record, damaged });
     }
     return out;
   }
@@ -206,29 +448,62 @@ export class Repository {
   async addKey(keystore: Keystore): Promise<string> {
     const record = await keystore.wrap(this.master, { repositoryId: this.id });
     const id = randomId();
-    await this.backend.save(
-      { type: 'keys', name: id },
-      Buffer.from(JSON.stringify({ ...record, repositoryId: this.id })),
-    );
+    await this.backend.save({ type: 'keys', name: id }, storedKeyRecord(record, this.id));
     return id;
   }
 
-  /** Removes a key record; refuses to remove the last one (that would lose the repository). */
-  async removeKey(id: string, keystore?: Keystore): Promise<void> {
+  /**
+   * Finds a key record by id or unambiguous prefix of at least 4 characters (an empty prefix would match
+   * every key).
+   */
+  async findKey(ref: string): Promise<StoredKey> {
+    if (!/^[0-9a-f]{4,64}$/.test(ref)) {
+      throw new LifeboatError('USAGE', `"${ref}" is not a key id (at least 4 hex characters)`, {
+        hint: 'see `lifeboat key list` for the ids',
+      });
+    }
     const all = await Repository.listKeyRecords(this.backend);
-    const target = all.find((k) => k.id === id || k.id.startsWith(id));
-    if (!target)
-      throw new LifeboatError('NOT_FOUND', `no key ${id} in this repository`, {
+    const matches = all.filter((k) => k.id.startsWith(ref));
+    if (matches.length === 0)
+      throw new LifeboatError('NOT_FOUND', `no key ${ref} in this repository`, {
         hint: 'see `lifeboat key list`',
       });
-    if (all.length === 1) {
-      throw new LifeboatError('USAGE', 'refusing to remove the only key of the repository', {
-        hint: 'add another key first',
+    if (matches.length > 1)
+      throw new LifeboatError('USAGE', `"${ref}" matches ${matches.length} keys`, {
+        hint: 'give more characters of the id (see `lifeboat key list`)',
+      });
+    return matches[0];
+  }
+
+  /**
+   * Removes a key record. Never the last usable one (that would lose the repository) and never the one
+   * this process opened with — unless `rotating`, where the caller has just proved a new key opens it.
+   */
+  async removeKey(
+    ref: string,
+    options: { keystore?: Keystore; rotating?: boolean } = {},
+  ): Promise<StoredKey> {
+    const target = await this.findKey(ref);
+    const all = await Repository.listKeyRecords(this.backend);
+    if (target.id === this.keyId && !options.rotating) {
+      throw new LifeboatError(
+        'USAGE',
+        `key ${target.id.slice(0, 12)} is the key in use; refusing to remove it`,
+        {
+          hint: 'open the repository with another key to remove this one, or use `lifeboat key rotate`',
+        },
+      );
+    }
+    if (all.filter((k) => !k.damaged && k.id !== target.id).length === 0) {
+      throw new LifeboatError('USAGE', 'refusing to remove the last usable key of the repository', {
+        hint: 'add another key first (`lifeboat key add`)',
       });
     }
     await this.backend.remove({ type: 'keys', name: target.id });
-    if (keystore?.forget && target.record.kind === keystore.kind)
-      await keystore.forget(target.record, { repositoryId: this.id });
+    const ks = options.keystore;
+    if (ks?.forget && target.record.kind === ks.kind)
+      await ks.forget(target.record, { repositoryId: this.id });
+    return target;
   }
 
   // ---- sealed objects -------------------------------------------------------------------------------
@@ -243,7 +518,12 @@ export class Repository {
 
   async loadSealed<T>(type: ObjectType, name: string): Promise<T> {
     const raw = await this.backend.load({ type, name });
-    return JSON.parse(open(this.keys.encryption, raw, `${type}/${name}`, type).toString()) as T;
+    const plain = open(this.keys.encryption, raw, `${type}/${name}`, type);
+    try {
+      return JSON.parse(plain.toString()) as T;
+    } catch {
+      throw damaged(`${type}/${name}`, 'not valid JSON');
+    }
   }
 
   /** Compressed + sealed, named by the SHA-256 of the stored bytes (snapshots, index files). */
@@ -255,24 +535,55 @@ export class Repository {
     return id;
   }
 
-  async loadContentAddressed<T>(type: 'snapshots' | 'index', id: string): Promise<T> {
+  /** Reads, checks the name, authenticates and decompresses; INTEGRITY naming the object otherwise. */
+  async loadContentAddressedRaw(type: 'snapshots' | 'index', id: string): Promise<Buffer> {
     const raw = await this.backend.load({ type, name: id });
     if (sha256Hex(raw) !== id) {
       throw new LifeboatError('INTEGRITY', `${type}/${id} does not match its name (damaged)`, {
-        hint: 'run `lifeboat check --read-data`; restore the object from a copy of the repository if you have one',
+        hint: 'run `lifeboat check`; restore the object from a copy of the repository if you have one',
       });
     }
-    const plain = await decompress(open(this.keys.encryption, raw, `${type}/${id}`, type), `${type}/${id}`);
-    return JSON.parse(plain.toString()) as T;
+    return decompress(open(this.keys.encryption, raw, `${type}/${id}`, type), `${type}/${id}`);
+  }
+
+  async loadSnapshot(id: string): Promise<Snapshot> {
+    const plain = await this.loadContentAddressedRaw('snapshots', id);
+    return { ...decodeSnapshot(plain, `snapshots/${id}`), id };
+  }
+
+  async loadIndexFile(id: string): Promise<IndexFile> {
+    return decodeIndexFile(await this.loadContentAddressedRaw('index', id), `index/${id}`);
   }
 
   // ---- index ------------------------------------------------------------------------------------------
 
+  /**
+   * Every readable index file. A damaged one is reported (once) and skipped: only blobs it alone lists
+   * become unfindable, and whatever needs them says so; `lifeboat repair index` rebuilds it from the packs.
+   */
+  async *readIndexFiles(): AsyncIterable<{ name: string; file: IndexFile }> {
+    for await (const o of this.backend.list('index')) {
+      let file: IndexFile;
+      try {
+        file = await this.loadIndexFile(o.name);
+      } catch (e) {
+        if (!isLifeboatError(e, 'INTEGRITY')) throw e;
+        this.noteDamage(`index/${o.name}`, e);
+        continue;
+      }
+      yield { name: o.name, file };
+    }
+  }
+
+  /** Index files found damaged (after loadIndex/indexedPacks). */
+  get damagedIndexFiles(): string[] {
+    return [...this.damageSeen.keys()].filter((k) => k.startsWith('index/')).map((k) => k.slice(6));
+  }
+
   async loadIndex(force = false): Promise<Map<string, IndexEntry>> {
     if (this.index && !force) return this.index;
     const index = new Map<string, IndexEntry>();
-    for await (const o of this.backend.list('index')) {
-      const file = await this.loadContentAddressed<IndexFile>('index', o.name);
+    for await (const { file } of this.readIndexFiles()) {
       for (const p of file.packs) {
         for (const [id, t, offset, length, rawLength] of p.blobs) {
           index.set(id, { pack: p.id, type: t === 0 ? 'data' : 'tree', offset, length, rawLength });
@@ -284,7 +595,8 @@ export class Repository {
   }
 
   async close(): Promise<void> {
-    await this.backend.close();
+    await this.releaseHeldLock();
+    await this.storage.close();
   }
 
   /** Whether the loaded index knows this blob (call loadIndex first). */
@@ -295,8 +607,7 @@ export class Repository {
   /** All packs known to the index, with their blobs. */
   async indexedPacks(): Promise<Map<string, IndexedPack>> {
     const packs = new Map<string, IndexedPack>();
-    for await (const o of this.backend.list('index')) {
-      const file = await this.loadContentAddressed<IndexFile>('index', o.name);
+    for await (const { file } of this.readIndexFiles()) {
       for (const p of file.packs) {
         const blobs = p.blobs.map(([id, t, offset, length, rawLength]) => ({
           id,
@@ -345,8 +656,11 @@ export class Repository {
     const index = await this.loadIndex();
     const entry = index.get(id);
     if (!entry) {
+      const badIndex = this.damagedIndexFiles;
       throw new LifeboatError('INTEGRITY', `blob ${id.slice(0, 12)} is referenced but not in the index`, {
-        hint: 'run `lifeboat check` to list affected snapshots',
+        hint: badIndex.length
+          ? `index file ${badIndex[0].slice(0, 12)} is damaged and may have listed it: run \`lifeboat repair index\``
+          : 'run `lifeboat check` to list affected snapshots',
       });
     }
     const what = `blob ${id.slice(0, 12)} in pack ${entry.pack}`;
@@ -446,40 +760,87 @@ export class Repository {
 
   // ---- snapshots -------------------------------------------------------------------------------------
 
+  /**
+   * Every readable snapshot matching `filter`, oldest first. A damaged snapshot object is reported once
+   * (onDamage) and left out, so one bad object never hides the others.
+   */
   async listSnapshots(filter: SnapshotFilter = {}): Promise<Snapshot[]> {
+    return (await this.scanSnapshots(filter)).snapshots;
+  }
+
+  /** Snapshot ids whose object cannot be read, with why (after a listing). */
+  get damagedSnapshots(): ResolvedRef[] {
+    return [...this.damageSeen]
+      .filter(([k]) => k.startsWith('snapshots/'))
+      .map(([k, reason]) => ({ id: k.slice(10), damage: reason }));
+  }
+
+  private async scanSnapshots(
+    filter: SnapshotFilter,
+  ): Promise<{ snapshots: Snapshot[]; damaged: ResolvedRef[] }> {
     const out: Snapshot[] = [];
+    const bad: ResolvedRef[] = [];
     for await (const o of this.backend.list('snapshots')) {
-      const s = {
-        ...(await this.loadContentAddressed<Omit<Snapshot, 'id'>>('snapshots', o.name)),
-        id: o.name,
-      };
+      let s: Snapshot;
+      try {
+        s = await this.loadSnapshot(o.name);
+      } catch (e) {
+        if (!isLifeboatError(e, 'INTEGRITY')) throw e;
+        this.noteDamage(`snapshots/${o.name}`, e);
+        bad.push({ id: o.name, damage: (e as Error).message });
+        continue;
+      }
       if (filter.type && s.type !== filter.type) continue;
       if (filter.host && s.host !== filter.host) continue;
       if (filter.tags?.length && !filter.tags.every((t) => s.tags.includes(t))) continue;
       out.push(s);
     }
-    return out.sort((a, b) => a.time.localeCompare(b.time) || a.id.localeCompare(b.id));
+    return {
+      snapshots: out.sort((a, b) => a.time.localeCompare(b.time) || a.id.localeCompare(b.id)),
+      damaged: bad,
+    };
   }
 
   /** SNAPSHOT = full id, unique id prefix, `latest`, or a `YYYYMMDD_HHMMSS` timestamp. */
   async resolveSnapshot(ref: string | undefined, filter: SnapshotFilter = {}): Promise<Snapshot> {
-    const all = await this.listSnapshots(filter);
+    const r = await this.resolveRef(ref, filter);
+    if (!r.snapshot) {
+      throw new LifeboatError('INTEGRITY', `snapshot ${r.id.slice(0, 8)} is damaged: ${r.damage}`, {
+        hint: `restore snapshots/${r.id} from a copy of the repository, or remove it with \`lifeboat forget ${r.id.slice(0, 8)}\` (\`lifeboat repair snapshots\` lists every damaged one)`,
+      });
+    }
+    return r.snapshot;
+  }
+
+  /**
+   * Like resolveSnapshot, but an id (prefix) may also name a snapshot whose object is damaged: `forget`
+   * must be able to remove it. `latest` and timestamps only ever pick intact snapshots.
+   */
+  async resolveRef(ref: string | undefined, filter: SnapshotFilter = {}): Promise<ResolvedRef> {
+    const { snapshots: all, damaged: bad } = await this.scanSnapshots(filter);
     const what = filter.type ? `${filter.type} snapshot` : 'snapshot';
     if (!ref || ref === 'latest') {
       const s = all.at(-1);
       if (!s)
         throw new LifeboatError('NOT_FOUND', `no ${what} in ${this.backend.location}`, {
-          hint: 'run a backup first, or check --repo',
+          hint: bad.length
+            ? `${bad.length} damaged snapshot(s) were skipped — see \`lifeboat repair snapshots\``
+            : 'run a backup first, or check --repo',
         });
-      return s;
+      return { id: s.id, snapshot: s };
     }
-    let matches: Snapshot[];
-    if (/^\d{8}_\d{6}$/.test(ref)) matches = all.filter((s) => s.timestamp === ref);
-    else if (/^[0-9a-f]{4,64}$/.test(ref)) matches = all.filter((s) => s.id.startsWith(ref));
+    let matches: ResolvedRef[];
+    if (/^\d{8}_\d{6}$/.test(ref))
+      matches = all.filter((s) => s.timestamp === ref).map((s) => ({ id: s.id, snapshot: s }));
+    else if (/^[0-9a-f]{4,64}$/.test(ref))
+      matches = [
+        ...all.filter((s) => s.id.startsWith(ref)).map((s) => ({ id: s.id, snapshot: s })),
+        ...bad.filter((b) => b.id.startsWith(ref)),
+      ];
     else {
       throw new LifeboatError(
         'USAGE',
-        `"${ref}" is not a snapshot id, id prefix, "latest" or YYYYMMDD_HHMMSS timestamp`,
+        `"${ref}" is not a snapshot id (at least 4 hex characters), "latest" or YYYYMMDD_HHMMSS timestamp`,
         {
           hint: 'list snapshots with `lifeboat snapshots`',
         },
@@ -519,26 +880,86 @@ export class Repository {
 
   // ---- locks ------------------------------------------------------------------------------------------
 
-  async listLocks(): Promise<{ id: string; info: LockInfo }[]> {
-    const out: { id: string; info: LockInfo }[] = [];
-    for await (const o of this.backend.list('locks')) {
-      try {
-        out.push({ id: o.name, info: await this.loadSealed<LockInfo>('locks', o.name) });
-      } catch (e) {
-        // A lock removed between list and load is simply gone.
-        if (!isLifeboatError(e, 'NOT_FOUND')) throw e;
-      }
-    }
-    return out;
+  private get lockStore(): LockStore {
+    return { backend: this.storage, key: this.keys.encryption, clock: this.clock };
   }
 
-  lock(exclusive: boolean, purpose: string): Promise<Lock> {
-    return Lock.acquire(this, exclusive, purpose);
+  listLocks(): Promise<ListedLock[]> {
+    return listLocks(this.lockStore);
+  }
+
+  /** Removes stale and unreadable locks (every lock but this process's own with `all`). */
+  async removeLocks(all = false): Promise<number> {
+    let n = 0;
+    const now = this.clock.now();
+    for (const l of await this.listLocks()) {
+      if (l.id === this.held?.lock.id) continue;
+      if (all || !l.info || isStale(l.info, now)) {
+        await this.storage.remove({ type: 'locks', name: l.id });
+        n++;
+      }
+    }
+    return n;
+  }
+
+  /**
+   * Takes the repository lock for this process, or joins the one it already holds: a restore that backs
+   * up the target first, or `forget --prune`, is one holder. A shared holder cannot upgrade to exclusive
+   * (take the exclusive lock first). The cached index is dropped when a lock is newly taken, so the
+   * index and snapshots are read *after* locking and cannot be pruned under the caller.
+   */
+  async lock(mode: LockMode, purpose: string): Promise<LockHandle> {
+    this.throwIfCancelled(purpose);
+    if (this.held) {
+      if (mode === 'exclusive' && this.held.lock.mode !== 'exclusive')
+        throw new LifeboatError('INTERNAL', `${purpose} needs an exclusive lock but a shared one is held`);
+      this.held.users++;
+    } else {
+      const lock = await Lock.acquire(this.lockStore, mode, purpose, (e) => this.cancel(e));
+      this.held = { lock, users: 1 };
+      this.index = undefined;
+    }
+    const held = this.held;
+    let released = false;
+    return {
+      mode: held.lock.mode,
+      release: async () => {
+        if (released) return;
+        released = true;
+        if (--held.users === 0 && this.held === held) await this.releaseHeldLock();
+      },
+    };
+  }
+
+  private async releaseHeldLock(): Promise<void> {
+    const held = this.held;
+    if (!held) return;
+    this.held = undefined;
+    await held.lock.release();
+  }
+
+  /** The lock itself, for tests that drive refreshes on a fake clock. */
+  get heldLock(): Lock | undefined {
+    return this.held?.lock;
   }
 
   static hostname(): string {
     return process.env.LIFEBOAT_HOST ?? hostname();
   }
+}
+
+function storedKeyRecord(record: KeyRecord, repositoryId: string): Buffer {
+  const full: Record<string, unknown> = { ...record, repositoryId };
+  full.checksum = keyRecordChecksum(full);
+  return Buffer.from(JSON.stringify(full));
+}
+
+function damagedKeyError(keys: StoredKey[], cause?: unknown): LifeboatError {
+  const k = keys[0];
+  return new LifeboatError('INTEGRITY', `key record keys/${k.id.slice(0, 12)} is damaged (${k.damaged})`, {
+    hint: 'restore keys/ from a copy of the repository, or open it with another key (`--keystore`, `--key-file`) and remove this one with `lifeboat key remove`',
+    cause,
+  });
 }
 
 async function first<T>(it: AsyncIterable<T>): Promise<T | undefined> {

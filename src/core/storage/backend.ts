@@ -15,8 +15,14 @@
  *   lengths, so truncation is detected as INTEGRITY upstream).
  * - `remove` of a missing object succeeds (idempotent) so that prune can be re-run after a crash.
  * - `list` yields every object of a type, in any order, paging internally.
+ * - Every method takes an optional `signal`. When it fires, the call (and any retry or backoff in
+ *   progress) stops as soon as it can and rejects with INTERRUPTED; a `save` stopped this way leaves no
+ *   object, as any interrupted save. Backends pass it on to the SDK/file system call they make.
+ * - `listLeftovers`/`removeLeftover` (optional) expose what interrupted writes leave behind outside the
+ *   object namespace (local temp files, unfinished multipart uploads), so prune can reclaim them once
+ *   they are older than any live lock. Backends without such debris leave them out.
  */
-import { isLifeboatError } from '../errors.ts';
+import { LifeboatError, isLifeboatError } from '../errors.ts';
 
 export type ObjectType = 'config' | 'keys' | 'locks' | 'snapshots' | 'index' | 'data';
 
@@ -38,20 +44,36 @@ export interface ByteRange {
   length: number;
 }
 
-export interface SaveOptions {
+export interface CallOptions {
+  /** Cancels the call: the operation was interrupted (SIGINT/SIGTERM) or lost its lock. */
+  signal?: AbortSignal;
+}
+
+export interface SaveOptions extends CallOptions {
   overwrite?: boolean;
+}
+
+/** Debris of an interrupted write: a temp file, an unfinished multipart upload. */
+export interface Leftover {
+  /** Backend-specific handle for `removeLeftover` (a relative path, an upload id). */
+  id: string;
+  size: number;
+  /** When the write started (or the file was last modified). */
+  modified: Date;
 }
 
 export interface Backend {
   /** Where the repository lives, without credentials (safe to print and log). */
   readonly location: string;
   /** Creates the container/directories if needed; idempotent. */
-  create(): Promise<void>;
+  create(options?: CallOptions): Promise<void>;
   save(h: Handle, data: Uint8Array, options?: SaveOptions): Promise<void>;
-  load(h: Handle, range?: ByteRange): Promise<Buffer>;
-  stat(h: Handle): Promise<ObjectInfo>;
-  list(type: ObjectType): AsyncIterable<ObjectInfo>;
-  remove(h: Handle): Promise<void>;
+  load(h: Handle, range?: ByteRange, options?: CallOptions): Promise<Buffer>;
+  stat(h: Handle, options?: CallOptions): Promise<ObjectInfo>;
+  list(type: ObjectType, options?: CallOptions): AsyncIterable<ObjectInfo>;
+  remove(h: Handle, options?: CallOptions): Promise<void>;
+  listLeftovers?(options?: CallOptions): AsyncIterable<Leftover>;
+  removeLeftover?(id: string, options?: CallOptions): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -71,12 +93,30 @@ export function objectPath(h: Handle): string {
  * `list('config')` for object stores: the config is a single object, present or not (a location that was
  * never created holds none either).
  */
-export async function* listConfig(stat: (h: Handle) => Promise<ObjectInfo>): AsyncIterable<ObjectInfo> {
+export async function* listConfig(
+  stat: (h: Handle, options?: CallOptions) => Promise<ObjectInfo>,
+  options?: CallOptions,
+): AsyncIterable<ObjectInfo> {
   let info: ObjectInfo | undefined;
   try {
-    info = await stat({ type: 'config', name: 'config' });
+    info = await stat({ type: 'config', name: 'config' }, options);
   } catch (e) {
     if (!isLifeboatError(e, 'NOT_FOUND') && !isLifeboatError(e, 'NO_REPOSITORY')) throw e;
   }
   if (info) yield info;
+}
+
+/** The INTERRUPTED error every backend and wrapper throws once `signal` has fired. */
+export function interrupted(signal: AbortSignal | undefined, what: string): LifeboatError {
+  const reason = signal?.reason;
+  if (isLifeboatError(reason)) return reason;
+  return new LifeboatError('INTERRUPTED', `${what}: interrupted`, {
+    hint: 'run the command again',
+    cause: reason,
+  });
+}
+
+/** Throws INTERRUPTED if the signal has fired; called before each step of a long operation. */
+export function throwIfAborted(signal: AbortSignal | undefined, what = 'operation'): void {
+  if (signal?.aborted) throw interrupted(signal, what);
 }

@@ -24,11 +24,18 @@ import {
   objectPath,
   type Backend,
   type ByteRange,
+  type CallOptions,
   type Handle,
+  type Leftover,
   type ObjectInfo,
   type ObjectType,
   type SaveOptions,
+  interrupted,
+  throwIfAborted,
 } from './backend.ts';
+
+/** Prefix of the temp files `save` writes before the rename; anything so named is an interrupted write. */
+const TMP_PREFIX = '.tmp-';
 
 /** Open pack files kept for ranged reads: a restore reads many small blobs from the same few packs. */
 const HANDLE_CACHE = 16;
@@ -52,7 +59,8 @@ export class LocalBackend implements Backend {
     return path.join(this.root, objectPath(h));
   }
 
-  async create(): Promise<void> {
+  async create(options: CallOptions = {}): Promise<void> {
+    throwIfAborted(options.signal, 'create');
     try {
       await mkdir(this.root, { recursive: true, mode: 0o700 });
       for (const t of OBJECT_TYPES)
@@ -65,13 +73,15 @@ export class LocalBackend implements Backend {
   async save(h: Handle, data: Uint8Array, options: SaveOptions = {}): Promise<void> {
     const target = this.file(h);
     const dir = path.dirname(target);
-    const tmp = path.join(dir, `.tmp-${randomBytes(8).toString('hex')}`);
+    const tmp = path.join(dir, `${TMP_PREFIX}${randomBytes(8).toString('hex')}`);
+    throwIfAborted(options.signal, `writing ${objectPath(h)}`);
     try {
       await mkdir(dir, { recursive: true, mode: 0o700 });
       const fh = await open(tmp, constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY, 0o600);
       try {
-        await fh.writeFile(data);
+        await fh.writeFile(data, { signal: options.signal });
         await fh.sync();
+        throwIfAborted(options.signal, `writing ${objectPath(h)}`);
       } finally {
         await fh.close();
       }
@@ -93,17 +103,31 @@ export class LocalBackend implements Backend {
       await syncDir(dir);
     } catch (e) {
       await unlink(tmp).catch(() => {});
-      throw fromSystemError(e, `writing ${objectPath(h)}`);
+      if (options.signal?.aborted) throw interrupted(options.signal, `writing ${objectPath(h)}`);
+      throw this.mapError(e, `writing ${objectPath(h)}`);
     }
   }
 
-  async load(h: Handle, range?: ByteRange): Promise<Buffer> {
+  /** System errors, with the one a wrong --repo gives (a path through a file) named for what it is. */
+  private mapError(e: unknown, what: string): LifeboatError {
+    const code = (e as NodeJS.ErrnoException)?.code;
+    if (code === 'ENOTDIR' || code === 'EEXIST') {
+      return new LifeboatError('NO_REPOSITORY', `${this.root} is a file, not a repository directory`, {
+        hint: 'point --repo at a directory (a new one for `lifeboat init`)',
+        cause: e,
+      });
+    }
+    return fromSystemError(e, what);
+  }
+
+  async load(h: Handle, range?: ByteRange, options: CallOptions = {}): Promise<Buffer> {
     const file = this.file(h);
     let handle: CachedHandle | undefined;
+    throwIfAborted(options.signal, `reading ${objectPath(h)}`);
     try {
       // Whole objects are read once (index, snapshots, packs in check); FileHandle.readFile would also
       // continue from a shared handle's position, so only ranged reads use the cache.
-      if (!range) return await readFile(file);
+      if (!range) return await readFile(file, { signal: options.signal });
       handle = await this.acquire(file);
       const buf = Buffer.allocUnsafe(range.length);
       let got = 0;
@@ -119,7 +143,8 @@ export class LocalBackend implements Backend {
           hint: 'run `lifeboat check` to see which snapshots are affected',
         });
       }
-      throw fromSystemError(e, `reading ${objectPath(h)}`);
+      if (options.signal?.aborted) throw interrupted(options.signal, `reading ${objectPath(h)}`);
+      throw this.mapError(e, `reading ${objectPath(h)}`);
     } finally {
       if (handle) await this.releaseHandle(file, handle);
     }
@@ -161,7 +186,8 @@ export class LocalBackend implements Backend {
     if (h.users === 0) await h.fh.close();
   }
 
-  async stat(h: Handle): Promise<ObjectInfo> {
+  async stat(h: Handle, options: CallOptions = {}): Promise<ObjectInfo> {
+    throwIfAborted(options.signal, `stat ${objectPath(h)}`);
     try {
       const s = await stat(this.file(h));
       return { name: h.name, size: s.size };
@@ -169,17 +195,21 @@ export class LocalBackend implements Backend {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
         throw new LifeboatError('NOT_FOUND', `${objectPath(h)} is missing from ${this.root}`);
       }
-      throw fromSystemError(e, `stat ${objectPath(h)}`);
+      throw this.mapError(e, `stat ${objectPath(h)}`);
     }
   }
 
-  async *list(type: ObjectType): AsyncIterable<ObjectInfo> {
+  async *list(type: ObjectType, options: CallOptions = {}): AsyncIterable<ObjectInfo> {
+    throwIfAborted(options.signal, `list ${type}`);
     if (type === 'config') {
+      let size: number | undefined;
       try {
-        yield { name: 'config', size: (await stat(path.join(this.root, 'config'))).size };
-      } catch {
-        /* no config: nothing to list */
+        size = (await stat(path.join(this.root, 'config'))).size;
+      } catch (e) {
+        // No config: nothing to list. A --repo that is a file is not "no repository here" but a mistake.
+        if ((e as NodeJS.ErrnoException).code === 'ENOTDIR') throw this.mapError(e, 'list config');
       }
+      if (size !== undefined) yield { name: 'config', size };
       return;
     }
     const base = path.join(this.root, type);
@@ -189,14 +219,45 @@ export class LocalBackend implements Backend {
         : [base];
     for (const dir of dirs) {
       for (const name of await readdirSafe(dir)) {
-        if (name.startsWith('.tmp-')) continue;
+        if (name.startsWith(TMP_PREFIX)) continue;
+        throwIfAborted(options.signal, `list ${type}`);
         const s = await stat(path.join(dir, name)).catch(() => undefined);
         if (s?.isFile()) yield { name, size: s.size };
       }
     }
   }
 
-  async remove(h: Handle): Promise<void> {
+  /** Temp files of saves that never reached their rename (the process was killed mid-write). */
+  async *listLeftovers(options: CallOptions = {}): AsyncIterable<Leftover> {
+    const dirs = [this.root];
+    for (const t of OBJECT_TYPES) if (t !== 'config') dirs.push(path.join(this.root, t));
+    const data = path.join(this.root, 'data');
+    for (const d of await readdirSafe(data)) if (/^[0-9a-f]{2}$/.test(d)) dirs.push(path.join(data, d));
+    for (const dir of dirs) {
+      for (const name of await readdirSafe(dir)) {
+        if (!name.startsWith(TMP_PREFIX)) continue;
+        throwIfAborted(options.signal, 'list leftovers');
+        const file = path.join(dir, name);
+        const s = await stat(file).catch(() => undefined);
+        if (s?.isFile()) yield { id: path.relative(this.root, file), size: s.size, modified: s.mtime };
+      }
+    }
+  }
+
+  async removeLeftover(id: string, options: CallOptions = {}): Promise<void> {
+    throwIfAborted(options.signal, 'remove leftover');
+    // Only temp files inside the repository: the id came from listLeftovers, but never trust a path.
+    const file = path.resolve(this.root, id);
+    if (!file.startsWith(this.root + path.sep) || !path.basename(file).startsWith(TMP_PREFIX)) {
+      throw new LifeboatError('INTERNAL', `refusing to remove ${id}: not a temp file of this repository`);
+    }
+    await unlink(file).catch((e) => {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw fromSystemError(e, `removing ${id}`);
+    });
+  }
+
+  async remove(h: Handle, options: CallOptions = {}): Promise<void> {
+    throwIfAborted(options.signal, `removing ${objectPath(h)}`);
     try {
       await this.invalidate(this.file(h));
       await unlink(this.file(h));
@@ -218,6 +279,12 @@ async function readdirSafe(dir: string): Promise<string[]> {
     return await readdir(dir);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    if ((e as NodeJS.ErrnoException).code === 'ENOTDIR') {
+      throw new LifeboatError('NO_REPOSITORY', `${dir} is a file, not a repository directory`, {
+        hint: 'point --repo at a directory (a new one for `lifeboat init`)',
+        cause: e,
+      });
+    }
     throw fromSystemError(e, `listing ${dir}`);
   }
 }

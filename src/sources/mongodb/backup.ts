@@ -139,6 +139,8 @@ export interface MongoBackupOptions {
   tags?: string[];
   /** Capture the oplog window of the dump (replica sets only): the restore can replay it. */
   oplog?: boolean;
+  /** Commit a snapshot even when no collection matched (otherwise the backup fails with EMPTY). */
+  allowEmpty?: boolean;
   signal?: AbortSignal;
   onCollectionDone?: (c: CollectionSummary) => void | Promise<void>;
   /** Called as a collection starts (documents 0) and then every 1000 documents: for progress display. */
@@ -220,6 +222,10 @@ export async function backupMongo(
         ...(oplog ? { oplog } : {}),
       },
       items,
+      empty: opts.collections.length === 0,
+      allowEmpty: opts.allowEmpty,
+      emptyHint:
+        'no collection matched: check the database in --uri and --ns-include/--ns-exclude (`lifeboat mongodb backup --dry-run` lists what would be backed up); --allow-empty commits an empty snapshot anyway',
     });
     return {
       snapshot,
