@@ -16,7 +16,7 @@ export const checkCommand: Command<CheckReport> = {
   },
   help: 'Exit code 3 when damage is found; damaged packs are named with the snapshots that need them.',
   async run(ctx, values) {
-    const repo = await openRepository(ctx, { lock: 'shared' });
+    const repo = await openRepository(ctx, { lock: 'shared', warnOnDamage: false });
     const subset = str(values['read-data-subset']);
     const bar = ctx.out.progress('read-data', undefined, 'count');
     try {
@@ -36,10 +36,16 @@ export const checkCommand: Command<CheckReport> = {
     out.line(
       `${r.snapshots} snapshots, ${r.packs} packs${r.packsRead ? `, ${r.packsRead} packs and ${r.blobsRead} blobs read` : ''}`,
     );
-    out.line(
-      r.ok
-        ? 'no errors were found'
-        : `damage found: ${r.damagedPacks.length} pack(s), ${r.damagedSnapshots.length} snapshot(s) affected`,
-    );
+    if (r.ok) {
+      out.line('no errors were found');
+      return;
+    }
+    const parts = [
+      r.damagedIndexFiles.length ? `${r.damagedIndexFiles.length} index file(s)` : '',
+      r.damagedPacks.length ? `${r.damagedPacks.length} pack(s)` : '',
+      `${r.damagedSnapshots.length} snapshot(s) affected`,
+    ].filter(Boolean);
+    out.line(`damage found: ${parts.join(', ')}`);
+    for (const n of r.next) out.line(`next: ${n}`);
   },
 };

@@ -11,6 +11,7 @@ interface PruneOutput {
   removePacks: number;
   repackPacks: number;
   unindexedPacks: number;
+  leftovers: number;
   reclaimBytes: number;
 }
 
@@ -40,13 +41,14 @@ export const pruneCommand: Command<PruneOutput> = {
       removePacks: plan.remove.length,
       repackPacks: plan.repack.length,
       unindexedPacks: plan.unindexed.length,
+      leftovers: plan.leftovers.length,
       reclaimBytes: plan.stats.reclaimBytes,
     };
   },
   human(r, out) {
     out.line(`${r.packs} packs, ${formatBytes(r.totalBytes)} stored, ${formatBytes(r.usedBytes)} in use`);
     out.line(
-      `${r.dryRun ? 'would remove' : 'removed'} ${r.removePacks} unused and ${r.unindexedPacks} unindexed pack(s), ${r.dryRun ? 'would repack' : 'repacked'} ${r.repackPacks}; ${formatBytes(r.reclaimBytes)} ${r.dryRun ? 'reclaimable' : 'reclaimed'}`,
+      `${r.dryRun ? 'would remove' : 'removed'} ${r.removePacks} unused and ${r.unindexedPacks} unindexed pack(s)${r.leftovers ? ` and ${r.leftovers} temp file(s) of interrupted writes` : ''}, ${r.dryRun ? 'would repack' : 'repacked'} ${r.repackPacks}; ${formatBytes(r.reclaimBytes)} ${r.dryRun ? 'reclaimable' : 'reclaimed'}`,
     );
   },
 };

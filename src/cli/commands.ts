@@ -15,6 +15,8 @@ import { mongodbImportCommand } from './cmd_mongodb_import.ts';
 import { mongodbRestoreCommand } from './cmd_mongodb_restore.ts';
 import { keyAddCommand, keyListCommand, keyRemoveCommand, keyRotateCommand } from './cmd_key.ts';
 import { pruneCommand } from './cmd_prune.ts';
+import { repairIndexCommand } from './cmd_repair_index.ts';
+import { repairSnapshotsCommand } from './cmd_repair_snapshots.ts';
 import { showCommand } from './cmd_show.ts';
 import { snapshotsCommand } from './cmd_snapshots.ts';
 import { statsCommand } from './cmd_stats.ts';
@@ -39,6 +41,8 @@ export const COMMANDS: Command<never>[] = [
   validateCommand,
   forgetCommand,
   pruneCommand,
+  repairIndexCommand,
+  repairSnapshotsCommand,
   statsCommand,
   keyListCommand,
   keyAddCommand,

@@ -27,6 +27,8 @@ export interface OpenFor {
   lock?: LockMode;
   /** Shown to whoever finds the lock (`repository is locked by files restore …`). */
   purpose?: string;
+  /** Off for commands whose whole report is the damage (check, repair): said once there, not twice. */
+  warnOnDamage?: boolean;
 }
 
 export async function openRepository(ctx: CommandContext, how: OpenFor = {}): Promise<Repository> {
@@ -37,8 +39,10 @@ export async function openRepository(ctx: CommandContext, how: OpenFor = {}): Pr
   try {
     repo = await Repository.open(backend, keystore, {
       signal: ctx.signal,
-      onDamage: (d) =>
-        ctx.warn(`${d.object} is damaged and was skipped: ${d.reason} (see \`lifeboat check\`)`),
+      // The reasons name the object already; say once that it was left out and where to look.
+      onDamage: (d) => {
+        if (how.warnOnDamage !== false) ctx.warn(`${d.reason}; left it out (see \`lifeboat check\`)`);
+      },
     });
   } catch (e) {
     await backend.close().catch(() => {});

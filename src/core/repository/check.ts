@@ -5,6 +5,8 @@
  * - `readData`: every pack (or a subset) is read whole, its SHA-256 compared with its name, its header
  *   authenticated, and every blob decrypted, decompressed and re-hashed against its id.
  * Damaged packs are reported with the snapshots that need them, so an operator knows what is lost.
+ * Every problem is said once, with the command that deals with it: a damaged index file once (not once per
+ * pack it listed), packs no index lists as one line, damaged snapshot objects by id.
  */
 import { createHash } from 'node:crypto';
 import { LifeboatError, isLifeboatError } from '../errors.ts';
@@ -30,7 +32,16 @@ export interface CheckReport {
   errors: string[];
   warnings: string[];
   damagedPacks: DamagedPack[];
+  /** Snapshots that cannot be restored in full: their own object is damaged, or data they need is. */
   damagedSnapshots: string[];
+  /** Index files that cannot be read (`lifeboat repair index` rebuilds the index from the packs). */
+  damagedIndexFiles: string[];
+  /** Packs no readable index lists: leftovers of interrupted backups, or listed only by a damaged index. */
+  unindexedPacks: { count: number; bytes: number };
+  /** Temp files of interrupted writes. */
+  leftovers: { count: number; bytes: number };
+  /** What to run next, in order; empty when the repository is clean. */
+  next: string[];
   snapshots: number;
   packs: number;
   packsRead: number;
@@ -65,13 +76,13 @@ export async function checkRepository(repo: Repository, options: CheckOptions = 
   const warnings: string[] = [];
   const damaged = new Map<string, string>();
 
-  // Index: a damaged index file is an error, but the others are still checked.
-  let packs = new Map<string, IndexedPack>();
-  try {
-    packs = await repo.indexedPacks();
-    await repo.loadIndex(true);
-  } catch (e) {
-    errors.push(`index: ${(e as Error).message}`);
+  // Index: a damaged index file is one error; the other index files are still used.
+  const packs = await repo.indexedPacks();
+  await repo.loadIndex(true);
+  const damagedIndexFiles = repo.damagedIndexFiles;
+  for (const name of damagedIndexFiles) {
+    const reason = repo.damage.find((d) => d.object === `index/${name}`)?.reason ?? 'damaged';
+    errors.push(`index file ${name.slice(0, 12)} is damaged (${reason})`);
   }
   const index = new Map<string, string>();
   for (const p of packs.values()) for (const b of p.blobs) index.set(b.id, p.id);
@@ -84,30 +95,50 @@ export async function checkRepository(repo: Repository, options: CheckOptions = 
     else if (size !== p.size)
       damaged.set(p.id, `size ${size} != ${p.size} in the index (truncated or damaged)`);
   }
-  for (const [name] of stored) {
-    if (!packs.has(name))
-      warnings.push(
-        `pack ${name} is not referenced by any index (left by an interrupted backup; prune removes it)`,
-      );
+  const unindexedPacks = { count: 0, bytes: 0 };
+  for (const [name, size] of stored) {
+    if (packs.has(name)) continue;
+    unindexedPacks.count++;
+    unindexedPacks.bytes += size;
   }
+  if (unindexedPacks.count) {
+    // One line, not one per pack: thousands of them after a damaged index say nothing more.
+    const line = `${unindexedPacks.count} pack(s) (${unindexedPacks.bytes} bytes) are not in any readable index`;
+    if (damagedIndexFiles.length) errors.push(`${line}: the damaged index file listed them`);
+    else warnings.push(`${line}: left by interrupted backups; \`lifeboat prune\` removes them`);
+  }
+  const leftovers = { count: 0, bytes: 0 };
+  for await (const l of repo.backend.listLeftovers?.() ?? []) {
+    leftovers.count++;
+    leftovers.bytes += l.size;
+  }
+  if (leftovers.count)
+    warnings.push(
+      `${leftovers.count} temp file(s) (${leftovers.bytes} bytes) of interrupted writes; \`lifeboat prune\` removes them`,
+    );
 
   // Snapshots and what they reference.
   const snapshots: Snapshot[] = [];
+  const damagedSnapshots = new Set<string>();
   for await (const o of repo.backend.list('snapshots')) {
+    repo.throwIfCancelled('check');
     try {
       snapshots.push(await repo.loadSnapshot(o.name));
     } catch (e) {
-      errors.push(`snapshot ${o.name}: ${(e as Error).message}`);
+      if (!isLifeboatError(e, 'INTEGRITY')) throw e;
+      errors.push(`snapshot ${o.name.slice(0, 8)} is damaged: ${(e as Error).message}`);
+      damagedSnapshots.add(o.name);
     }
   }
   const blobUsers = new Map<string, Set<string>>();
-  const damagedSnapshots = new Set<string>();
   for (const s of snapshots) {
+    let missing = 0;
     for (const item of s.items) {
       const ids = new Set<string>(item.chunkLists ?? []);
       try {
         for await (const id of repo.chunkIds(item)) ids.add(id);
       } catch (e) {
+        if (!isLifeboatError(e, 'INTEGRITY')) throw e;
         errors.push(
           `snapshot ${s.id.slice(0, 8)} item ${item.name}: cannot read its chunk list: ${(e as Error).message}`,
         );
@@ -115,9 +146,7 @@ export async function checkRepository(repo: Repository, options: CheckOptions = 
       }
       for (const id of ids) {
         if (!index.has(id)) {
-          errors.push(
-            `snapshot ${s.id.slice(0, 8)} item ${item.name}: blob ${id.slice(0, 12)} is not in the index`,
-          );
+          missing++;
           damagedSnapshots.add(s.id);
           continue;
         }
@@ -126,6 +155,10 @@ export async function checkRepository(repo: Repository, options: CheckOptions = 
         users.add(s.id);
       }
     }
+    if (missing)
+      errors.push(
+        `snapshot ${s.id.slice(0, 8)} (${s.type} ${s.timestamp}): ${missing} blob(s) it needs are not in the index`,
+      );
   }
 
   let packsRead = 0;
@@ -163,6 +196,7 @@ export async function checkRepository(repo: Repository, options: CheckOptions = 
               );
               blobsRead++;
             } catch (e) {
+              if (!isLifeboatError(e, 'INTEGRITY')) throw e;
               damaged.set(id, `blob ${b.id.slice(0, 12)}: ${(e as Error).message}`);
             }
           }),
@@ -186,12 +220,25 @@ export async function checkRepository(repo: Repository, options: CheckOptions = 
     );
   }
 
+  // The safe order: rebuild the index first (it may bring back what snapshots seemed to miss), then deal
+  // with the snapshots that are still broken.
+  const next: string[] = [];
+  if (damagedIndexFiles.length || (unindexedPacks.count && damagedPacks.some((p) => p.reason === 'missing')))
+    next.push('lifeboat repair index');
+  if (damagedSnapshots.size)
+    next.push(
+      'lifeboat repair snapshots (lists them; --forget removes them; restore the objects from a copy if you have one)',
+    );
   return {
     ok: errors.length === 0,
     errors,
     warnings,
     damagedPacks,
     damagedSnapshots: [...damagedSnapshots].sort(),
+    damagedIndexFiles,
+    unindexedPacks,
+    leftovers,
+    next,
     snapshots: snapshots.length,
     packs: packs.size,
     packsRead,

@@ -6,9 +6,13 @@
  *   3. delete the old index files
  *   4. delete packs that are now unreferenced (fully unused, repacked, or never indexed — the leftovers of
  *      an interrupted backup)
+ *   5. delete temp files of interrupted writes older than every lock (no live writer can own them)
  * A crash at any point leaves a repository that checks clean; re-running prune finishes the job.
+ * Prune refuses to run while an index file or a snapshot is damaged: it would delete packs only the damaged
+ * index lists, or data the damaged snapshot needs — which a copy of the object could still bring back.
  */
 import { LifeboatError } from '../errors.ts';
+import type { Leftover } from '../storage/backend.ts';
 import { PackBuilder, readPackHeader } from './pack.ts';
 import type { IndexedPack, Repository } from './repository.ts';
 
@@ -24,6 +28,8 @@ export interface PrunePlan {
   remove: string[];
   repack: IndexedPack[];
   unindexed: { name: string; size: number }[];
+  /** Temp files of interrupted writes, older than every lock. */
+  leftovers: Leftover[];
   oldIndexFiles: string[];
   stats: { packs: number; totalBytes: number; usedBytes: number; unusedBytes: number; reclaimBytes: number };
 }
@@ -32,6 +38,7 @@ export interface PruneResult {
   removedPacks: number;
   repackedPacks: number;
   removedUnindexed: number;
+  removedLeftovers: number;
   reclaimedBytes: number;
 }
 
@@ -49,7 +56,25 @@ export async function usedBlobs(repo: Repository): Promise<Set<string>> {
 
 export async function planPrune(repo: Repository, options: PruneOptions = {}): Promise<PrunePlan> {
   const index = await repo.loadIndex(true);
+  const badIndex = repo.damagedIndexFiles;
+  if (badIndex.length) {
+    throw new LifeboatError(
+      'INTEGRITY',
+      `index file ${badIndex[0].slice(0, 12)} is damaged; pruning now would delete packs only it lists`,
+      { hint: 'run `lifeboat repair index` first, then prune' },
+    );
+  }
   const used = await usedBlobs(repo);
+  const badSnapshot = repo.damagedSnapshots[0];
+  if (badSnapshot) {
+    throw new LifeboatError(
+      'INTEGRITY',
+      `snapshot ${badSnapshot.id.slice(0, 8)} is damaged; pruning now would delete the data it needs`,
+      {
+        hint: `restore snapshots/${badSnapshot.id} from a copy, or remove it (\`lifeboat repair snapshots --forget\`), then prune`,
+      },
+    );
+  }
   const packs = await repo.indexedPacks();
   const oldIndexFiles: string[] = [];
   for await (const o of repo.backend.list('index')) oldIndexFiles.push(o.name);
@@ -93,16 +118,26 @@ export async function planPrune(repo: Repository, options: PruneOptions = {}): P
   }
   const unindexed: { name: string; size: number }[] = [];
   for await (const o of repo.backend.list('data')) if (!packs.has(o.name)) unindexed.push(o);
+  // A temp file is debris once it is older than every lock: writers hold a lock while they write, and
+  // the exclusive lock prune holds means no other writer is live. Stale locks count too (their owner may
+  // still be writing from a partitioned host); `lifeboat unlock` clears them.
+  const locks = await repo.listLocks();
+  const oldestLock = Math.min(Date.now(), ...locks.map((l) => (l.info ? Date.parse(l.info.time) : 0)));
+  const leftovers: Leftover[] = [];
+  for await (const l of repo.backend.listLeftovers?.() ?? [])
+    if (l.modified.getTime() < oldestLock) leftovers.push(l);
   const reclaimBytes =
     remove.reduce((n, id) => n + packs.get(id)!.size, 0) +
     repack.reduce((n, p) => n + packs.get(p.id)!.size - p.blobs.reduce((m, b) => m + b.length, 0), 0) +
-    unindexed.reduce((n, o) => n + o.size, 0);
+    unindexed.reduce((n, o) => n + o.size, 0) +
+    leftovers.reduce((n, l) => n + l.size, 0);
   return {
     usedBlobs: used,
     keep,
     remove,
     repack,
     unindexed,
+    leftovers,
     oldIndexFiles,
     stats: { packs: packs.size, totalBytes, usedBytes, unusedBytes: totalBytes - usedBytes, reclaimBytes },
   };
@@ -124,6 +159,7 @@ export async function applyPrune(
     newPacks.push({ id: pack.id, size: pack.bytes.length, blobs: pack.blobs });
   };
   for (const [i, pack] of plan.repack.entries()) {
+    repo.throwIfCancelled('prune');
     say(`repacking ${i + 1}/${plan.repack.length}`);
     const bytes = await repo.backend.load({ type: 'data', name: pack.id });
     // Verify the header before copying, so prune never spreads damage into new packs.
@@ -154,11 +190,13 @@ export async function applyPrune(
     if (i % 50 === 0) say(`deleting packs ${i + 1}/${doomed.length}`);
     await repo.backend.remove({ type: 'data', name });
   }
+  for (const l of plan.leftovers) await repo.backend.removeLeftover?.(l.id);
   await repo.loadIndex(true);
   return {
     removedPacks: plan.remove.length,
     repackedPacks: plan.repack.length,
     removedUnindexed: plan.unindexed.length,
+    removedLeftovers: plan.leftovers.length,
     reclaimedBytes: plan.stats.reclaimBytes,
   };
 }

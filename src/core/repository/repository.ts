@@ -805,7 +805,7 @@ export class Repository {
   async resolveSnapshot(ref: string | undefined, filter: SnapshotFilter = {}): Promise<Snapshot> {
     const r = await this.resolveRef(ref, filter);
     if (!r.snapshot) {
-      throw new LifeboatError('INTEGRITY', `snapshot ${r.id.slice(0, 8)} is damaged: ${r.damage}`, {
+      throw new LifeboatError('INTEGRITY', `cannot restore from snapshot ${r.id.slice(0, 8)}: ${r.damage}`, {
         hint: `restore snapshots/${r.id} from a copy of the repository, or remove it with \`lifeboat forget ${r.id.slice(0, 8)}\` (\`lifeboat repair snapshots\` lists every damaged one)`,
       });
     }

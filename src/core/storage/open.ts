@@ -18,7 +18,18 @@ import { LocalBackend } from './local.ts';
 type Opener = (location: string, env: NodeJS.ProcessEnv) => Promise<Backend>;
 
 const OPENERS: Record<string, Opener> = {
-  file: async (location) => new LocalBackend(fileURLToPath(location)),
+  file: async (location) => {
+    // file://relative/path parses "relative" as a host name; say what a file URL needs instead.
+    let p: string;
+    try {
+      p = fileURLToPath(location);
+    } catch {
+      throw new LifeboatError('USAGE', `${location} is not a local file URL`, {
+        hint: 'file URLs take an absolute path (file:///srv/backups/repo); or give the path itself (./repo)',
+      });
+    }
+    return new LocalBackend(p);
+  },
   azure: async (location, env) => {
     const { AzureBackend } = await import('./azure.ts');
     return new AzureBackend(location, {

@@ -217,7 +217,19 @@ export async function restoreFiles(
       await utimes(d.p, new Date(d.meta.mtimeMs), new Date(d.meta.mtimeMs));
     }
   } catch (e) {
-    throw fromSystemError(e, `restoring into ${root}`);
+    const err = fromSystemError(e, `restoring into ${root}`);
+    if (err.code === 'NO_SPACE') {
+      // The backup-side hint ("nothing was committed") would be false here: files are already written.
+      throw new LifeboatError(
+        'NO_SPACE',
+        `restoring into ${root}: no space left on device after ${result.files} file(s) (${result.bytes} bytes)`,
+        {
+          hint: 'the files restored so far are complete and the one being written was removed; free space or choose another --target, then run the restore again (it rewrites every file)',
+          cause: e,
+        },
+      );
+    }
+    throw err;
   }
   return result;
 }
