@@ -1,11 +1,13 @@
 /**
- * Writes docs/cli.md from the commands' own declarations, so the reference never drifts from the code.
- * `node scripts/gen-cli-docs.ts` (test/cli/docs.test.ts fails when the file is out of date).
+ * Writes docs/cli.md and docs/lifeboat.schema.json (the JSON Schema for lifeboat.yaml) from the commands'
+ * own declarations, so the reference never drifts from the code.
+ * `node scripts/gen-cli-docs.ts` (test/cli/docs.test.ts fails when either file is out of date).
  */
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { COMMANDS } from '../src/cli/commands.ts';
+import { configSchema } from '../src/cli/config-schema.ts';
 import { helpText } from '../src/cli/main.ts';
 
 export function cliReference(): string {
@@ -23,8 +25,25 @@ export function cliReference(): string {
   return parts.join('\n') + '\n';
 }
 
+/** Lists of scalars on one line, to keep the file readable; .prettierignore leaves it as written. */
+export function configSchemaJson(): string {
+  const text = JSON.stringify(configSchema(), null, 2);
+  // JSON strings hold no raw newline, so "[" + newline only ever opens an array.
+  return (
+    text.replace(
+      /\[\n\s+([^[\]{}\n]+(?:,\n\s+[^[\]{}\n]+)*)\n\s*\]/g,
+      (_, items: string) => `[${items.split(/,\n\s+/).join(', ')}]`,
+    ) + '\n'
+  );
+}
+
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  const out = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../docs/cli.md');
-  writeFileSync(out, cliReference());
-  console.log(`wrote ${out}`);
+  const docs = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../docs');
+  for (const [file, text] of [
+    ['cli.md', cliReference()],
+    ['lifeboat.schema.json', configSchemaJson()],
+  ]) {
+    writeFileSync(path.join(docs, file), text);
+    console.log(`wrote ${path.join(docs, file)}`);
+  }
 }

@@ -40,7 +40,11 @@ export interface CommandContext {
   env: NodeJS.ProcessEnv;
   /** Aborted on SIGINT/SIGTERM: long operations stop cleanly (and roll back where they promise to). */
   signal: AbortSignal;
-  /** Config-file section for an area (`mongodb`, `kubernetes`, …), for settings that are not flags. */
+  /**
+   * Config-file section for an area (`mongodb`, `kubernetes`, …), for settings that are not flags. The
+   * file is checked against the option tables (config-schema.ts): add a section read here to its tree, or
+   * the check rejects it.
+   */
   section(name: string): Record<string, unknown>;
   /** `area verb`, e.g. `files restore`. */
   command: string;

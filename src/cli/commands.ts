@@ -1,5 +1,5 @@
-/** Every CLI command, in the order `lifeboat help` lists them. One file per command. */
-import type { Command } from './command.ts';
+/** Every CLI command in `lifeboat help` order (one file per command), and the global options. */
+import type { Command, OptionSpec } from './command.ts';
 import { checkCommand } from './cmd_check.ts';
 import { pvcRestoreCommand } from './cmd_pvc_restore.ts';
 import { pvcSnapshotCommand } from './cmd_pvc_snapshot.ts';
@@ -50,3 +50,47 @@ export const COMMANDS: Command<never>[] = [
   keyRemoveCommand,
   unlockCommand,
 ] as Command<never>[];
+
+/** Options every command takes (main.ts merges them with the command's own). */
+export const GLOBAL_OPTIONS: Record<string, OptionSpec> = {
+  repo: {
+    type: 'string',
+    arg: 'URL',
+    env: 'LIFEBOAT_REPO',
+    default: './lifeboat-repo',
+    description: 'repository location (path, file://, azure://, s3://)',
+  },
+  config: {
+    type: 'string',
+    arg: 'FILE',
+    env: 'LIFEBOAT_CONFIG',
+    description: 'YAML config file (default ./lifeboat.yaml when present)',
+  },
+  keystore: {
+    type: 'string',
+    arg: 'SPEC',
+    env: 'LIFEBOAT_KEYSTORE',
+    description: 'passphrase | keyfile[:PATH] | azurekv://VAULT/NAME | azurekv-key://VAULT/KEY',
+  },
+  'password-file': {
+    type: 'string',
+    arg: 'FILE',
+    env: 'LIFEBOAT_PASSWORD_FILE',
+    description: 'read the passphrase from FILE (else LIFEBOAT_PASSWORD)',
+  },
+  'key-file': {
+    type: 'string',
+    arg: 'FILE',
+    env: 'LIFEBOAT_KEY_FILE',
+    description: 'local key file (default ~/.config/lifeboat/default.key)',
+  },
+  json: { type: 'boolean', env: 'LIFEBOAT_JSON', description: 'print one JSON document on stdout' },
+  quiet: { type: 'boolean', short: 'q', env: 'LIFEBOAT_QUIET', description: 'print only errors' },
+  verbose: {
+    type: 'boolean',
+    short: 'v',
+    env: 'LIFEBOAT_VERBOSE',
+    description: 'log what happens (LIFEBOAT_LOG_FORMAT=json for JSON lines)',
+  },
+  help: { type: 'boolean', short: 'h', description: 'show help' },
+};

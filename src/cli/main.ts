@@ -8,52 +8,10 @@ import { parse as parseYaml } from 'yaml';
 import { LifeboatError } from '../core/errors.ts';
 import { Logger, redactString } from '../core/log.ts';
 import type { Command, CommandContext, GlobalOptions, OptionSpec, OptionValues } from './command.ts';
-import { COMMANDS } from './commands.ts';
+import { COMMANDS, GLOBAL_OPTIONS } from './commands.ts';
+import { assertValidConfig, FALSE_WORDS, kebabCase, TRUE_WORDS } from './config-schema.ts';
 import { EXIT_OK, EXIT_USAGE, exitCodeFor, exitCodeForSignal, toLifeboatError } from './exit.ts';
 import { Output } from './output.ts';
-
-const GLOBAL_OPTIONS: Record<string, OptionSpec> = {
-  repo: {
-    type: 'string',
-    arg: 'URL',
-    env: 'LIFEBOAT_REPO',
-    default: './lifeboat-repo',
-    description: 'repository location (path, file://, azure://, s3://)',
-  },
-  config: {
-    type: 'string',
-    arg: 'FILE',
-    env: 'LIFEBOAT_CONFIG',
-    description: 'YAML config file (default ./lifeboat.yaml when present)',
-  },
-  keystore: {
-    type: 'string',
-    arg: 'SPEC',
-    env: 'LIFEBOAT_KEYSTORE',
-    description: 'passphrase | keyfile[:PATH] | azurekv://VAULT/NAME | azurekv-key://VAULT/KEY',
-  },
-  'password-file': {
-    type: 'string',
-    arg: 'FILE',
-    env: 'LIFEBOAT_PASSWORD_FILE',
-    description: 'read the passphrase from FILE (else LIFEBOAT_PASSWORD)',
-  },
-  'key-file': {
-    type: 'string',
-    arg: 'FILE',
-    env: 'LIFEBOAT_KEY_FILE',
-    description: 'local key file (default ~/.config/lifeboat/default.key)',
-  },
-  json: { type: 'boolean', env: 'LIFEBOAT_JSON', description: 'print one JSON document on stdout' },
-  quiet: { type: 'boolean', short: 'q', env: 'LIFEBOAT_QUIET', description: 'print only errors' },
-  verbose: {
-    type: 'boolean',
-    short: 'v',
-    env: 'LIFEBOAT_VERBOSE',
-    description: 'log what happens (LIFEBOAT_LOG_FORMAT=json for JSON lines)',
-  },
-  help: { type: 'boolean', short: 'h', description: 'show help' },
-};
 
 function envName(cmd: Command | undefined, name: string, spec: OptionSpec): string {
   if (spec.env) return spec.env;
@@ -72,8 +30,7 @@ function findCommand(words: string[]): { cmd?: Command; rest: string[] } {
 function normalise(obj: unknown): Record<string, unknown> {
   if (!obj || typeof obj !== 'object' || Array.isArray(obj)) return {};
   const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(obj))
-    out[k.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase()).replace(/_/g, '-')] = v;
+  for (const [k, v] of Object.entries(obj)) out[kebabCase(k)] = v;
   return out;
 }
 
@@ -85,8 +42,9 @@ function loadConfig(file: string | undefined, explicit: boolean): Record<string,
       });
     return {};
   }
+  let document: unknown;
   try {
-    return normalise(parseYaml(readFileSync(file, 'utf8')));
+    document = parseYaml(readFileSync(file, 'utf8'));
   } catch (e) {
     throw new LifeboatError(
       'CONFIG',
@@ -96,6 +54,9 @@ function loadConfig(file: string | undefined, explicit: boolean): Record<string,
       },
     );
   }
+  // The whole file, whatever the command: a typo in a section this command does not read is still a typo.
+  assertValidConfig(document, file);
+  return normalise(document);
 }
 
 /** Config lookup: <area>.<verb>.<opt>, then <area>.<opt>, then top-level <opt>. */
@@ -120,8 +81,8 @@ function coerce(name: string, spec: OptionSpec, raw: unknown, source: string): O
   if (spec.type === 'boolean') {
     if (typeof raw === 'boolean') return raw;
     const s = String(raw).toLowerCase();
-    if (['1', 'true', 'yes', 'on'].includes(s)) return true;
-    if (['0', 'false', 'no', 'off', ''].includes(s)) return false;
+    if (TRUE_WORDS.includes(s)) return true;
+    if (FALSE_WORDS.includes(s) || s === '') return false;
     throw new LifeboatError('CONFIG', `${source}: --${name} expects true or false, got "${raw}"`);
   }
   if (spec.multiple) return Array.isArray(raw) ? raw.map(String) : String(raw).split(',').filter(Boolean);

@@ -3,12 +3,21 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import { cliReference } from '../../scripts/gen-cli-docs.ts';
+import { cliReference, configSchemaJson } from '../../scripts/gen-cli-docs.ts';
 import { PROJECT_ROOT } from '../env/index.ts';
 
 test('docs/cli.md documents every command exactly as --help prints it', () => {
   const current = readFileSync(path.join(PROJECT_ROOT, 'docs/cli.md'), 'utf8');
   assert.equal(current, cliReference(), 'docs/cli.md is out of date: run `node scripts/gen-cli-docs.ts`');
+});
+
+test('docs/lifeboat.schema.json is the JSON Schema the option tables generate', () => {
+  const current = readFileSync(path.join(PROJECT_ROOT, 'docs/lifeboat.schema.json'), 'utf8');
+  assert.equal(
+    current,
+    configSchemaJson(),
+    'docs/lifeboat.schema.json is out of date: run `node scripts/gen-cli-docs.ts`',
+  );
 });
 
 test("the guide's script paths exist and are executable", () => {
