@@ -111,7 +111,7 @@ test('problems name the dot path as written, with a hint where one helps', () =>
         '  keep_last: 1',
         '  keep-last: 2',
         'config: other.yaml',
-        'forget: 7',
+        'unlock: 7',
         'verbose: maybe',
         'key-file:',
       ].join('\n'),
@@ -127,7 +127,7 @@ test('problems name the dot path as written, with a hint where one helps', () =>
     { path: 'files.uri', message: 'unknown option', hint: 'no `lifeboat files` command takes --uri' },
     { path: 'files.keep-last', message: 'same option as keep_last, given twice' },
     { path: 'config', message: 'unknown option', hint: '--config is a command-line flag only' },
-    { path: 'forget', message: 'expected a map of options, got 7' },
+    { path: 'unlock', message: 'expected a map of options, got 7' },
     { path: 'verbose', message: 'expected true or false, got "maybe"' },
     { path: 'key-file', message: 'expected a string, got nothing' },
   ]);
