@@ -92,3 +92,25 @@ test('durations parse and bad ones are rejected', () => {
   assert.throws(() => parseDuration('7 days'));
   assert.throws(() => parseDuration(''));
 });
+
+test('a week of empty backups never forgets the newest snapshot with data (issue 9, finding 5)', () => {
+  const withData = (id: string, time: string) => ({
+    ...snap(id, time),
+    items: [{ name: 'rocketchat.messages', kind: 'collection', meta: {}, size: 1, sha256: '', records: 1 }],
+  });
+  const empty = (id: string, time: string) => ({ ...snap(id, time), meta: { empty: true } });
+  const list = [
+    withData('real1', '2024-05-01T02:00:00Z'),
+    withData('real2', '2024-05-02T02:00:00Z'),
+    ...[3, 4, 5, 6, 7, 8, 9, 10].map((d) =>
+      empty(`empty${d}`, `2024-05-${String(d).padStart(2, '0')}T02:00:00Z`),
+    ),
+  ];
+  // The guide's default: keep 7 days. Every real snapshot is older than that.
+  const decisions = applyPolicy(list, { retentionDays: 7 }, new Date('2024-05-10T03:00:00Z'))[0].decisions;
+  const keep = decisions.filter((d) => d.keep).map((d) => d.snapshot.id);
+  assert.ok(keep.includes('real2'), `the newest real snapshot stays: ${keep}`);
+  assert.ok(!keep.includes('real1'), 'older real ones follow the policy');
+  assert.match(decisions.find((d) => d.snapshot.id === 'real2')!.reasons.join(), /newest snapshot with data/);
+  assert.deepEqual(kept({ last: 1 }, undefined, list), ['empty10', 'real2']);
+});

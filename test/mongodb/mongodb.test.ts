@@ -660,4 +660,38 @@ describe('failure cases: one clear line, non-zero exit, target untouched', () =>
     assert.equal(r.code, 1);
     assert.match(r.stderr, /has no collection matching the namespace filters/);
   });
+
+  test('a backup that finds no collection fails and writes nothing; --allow-empty snapshots are never kept over real ones (issue 9, finding 5)', async () => {
+    const before = (await cli(['snapshots', '--type', 'mongodb', '--json'])).json as { id: string }[];
+    const r = await cli(['mongodb', 'backup', '--ns-include', 'nosuchdb.*']);
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /found nothing to back up.*--allow-empty/);
+    const same = (await cli(['snapshots', '--type', 'mongodb', '--json'])).json as { id: string }[];
+    assert.deepEqual(same, before, 'no snapshot written, retention not applied');
+    // A week of such runs with --allow-empty and the tightest retention: the newest real snapshot stays.
+    for (let i = 0; i < 3; i++) {
+      const e = await cli([
+        'mongodb',
+        'backup',
+        '--ns-include',
+        'nosuchdb.*',
+        '--allow-empty',
+        '--retention-days',
+        '0',
+        '--keep-last',
+        '1',
+        '--json',
+      ]);
+      assert.equal(e.code, 0, e.stderr);
+    }
+    const after = (await cli(['snapshots', '--type', 'mongodb', '--json'])).json as {
+      id: string;
+      items: number;
+    }[];
+    assert.ok(
+      after.some((s) => s.id === before.at(-1)!.id),
+      'the newest snapshot with data survived keep-last 1',
+    );
+    assert.equal(after.filter((s) => s.items === 0).length, 1, 'keep-last 1 still applies to the empty ones');
+  });
 });
