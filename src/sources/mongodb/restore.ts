@@ -472,6 +472,8 @@ export async function applyRestore(opts: ApplyOptions): Promise<RestoreResult> {
         collections: planned,
         parallel: opts.parallel,
         tags: ['pre-restore', `restore-of:${plan.snapshot.slice(0, 8)}`],
+        // The rollback point of what exists, whatever it holds.
+        allowEmpty: true,
       });
       preSnapshot = pre.snapshot;
       result.preRestoreSnapshot = pre.snapshot.id;
