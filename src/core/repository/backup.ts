@@ -37,6 +37,12 @@ const MAX_INFLIGHT = 8;
 const MAX_UPLOADS = 2;
 /** Index files are written every this many packs, so a long backup's data is findable early. */
 const PACKS_PER_INDEX = 64;
+/**
+ * Uploaded pack bytes between two garbage collections (see releaseBuffers): one per default-sized pack,
+ * but not one per pack when packs are small (`init --pack-size 1`, tests), where a full collection per
+ * pack would cost more than the backup itself.
+ */
+const RELEASE_EVERY_BYTES = 16 * 1024 * 1024;
 
 /**
  * Opens a backup session: the shared lock first, then the index (restic's order), so no prune can
@@ -63,6 +69,7 @@ class Backup implements BackupSession {
   private readonly uploads = new Set<Promise<void>>();
   private readonly pending = new Set<string>();
   private unindexed: IndexedPack[] = [];
+  private uploadedSinceRelease = 0;
   private failure: unknown;
   private closed = false;
 
@@ -134,7 +141,11 @@ class Backup implements BackupSession {
       .save({ type: 'data', name: pack.id }, pack.bytes)
       .then(async () => {
         this.unindexed.push({ id: pack.id, size: pack.bytes.length, blobs: pack.blobs });
-        releaseBuffers();
+        this.uploadedSinceRelease += pack.bytes.length;
+        if (this.uploadedSinceRelease >= RELEASE_EVERY_BYTES) {
+          this.uploadedSinceRelease = 0;
+          releaseBuffers();
+        }
         if (this.unindexed.length >= PACKS_PER_INDEX) await this.writeIndex();
       })
       .finally(() => this.uploads.delete(p));

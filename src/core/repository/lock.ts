@@ -131,8 +131,10 @@ export class Lock {
       purpose,
     };
     const lock = new Lock(store, id, mode, info, onLost);
-    await lock.write();
     try {
+      // Inside the try: a write that failed for us may still have landed (the reply was lost to a timeout
+      // or a dropped connection), and a lock object left behind would keep others out until it went stale.
+      await lock.write();
       // Re-check after writing our own lock: two processes racing both see each other and one backs off.
       const conflicts = (await listLocks(store)).filter(
         (l) => l.id !== id && (!l.info || (!isStale(l.info, clock.now()) && (exclusive || l.info.exclusive))),
