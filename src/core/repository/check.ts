@@ -11,7 +11,7 @@
 import { createHash } from 'node:crypto';
 import { LifeboatError, isLifeboatError } from '../errors.ts';
 import { readPackHeader } from './pack.ts';
-import type { IndexedPack, Repository } from './repository.ts';
+import type { Repository } from './repository.ts';
 import type { Snapshot } from './model.ts';
 
 export interface CheckOptions {
