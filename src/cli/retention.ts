@@ -156,6 +156,9 @@ export async function retentionAfterBackup(
   if (values['no-retention']) return undefined;
   const policy = policyFrom(values);
   if (isEmptyPolicy(policy)) return undefined;
+  // Counting an incomplete snapshot as one of the N to keep could push a complete one out.
+  if (snapshot.meta.incomplete)
+    return { dryRun: false, removed: 0, groups: [], skipped: 'the snapshot is incomplete' };
   try {
     return await forgetSnapshots(repo, { type: snapshot.type, host: snapshot.host }, policy, false);
   } catch (e) {

@@ -10,7 +10,7 @@ import { createHash } from 'node:crypto';
 import { ByteChunker, RecordChunker, type Chunker } from '../chunker.ts';
 import { compress } from '../compression.ts';
 import { chunkId, seal } from '../crypto.ts';
-import { LifeboatError } from '../errors.ts';
+import { LifeboatError, isLifeboatError } from '../errors.ts';
 import { releaseBuffers } from '../memory.ts';
 import { PackBuilder, type BlobType } from './pack.ts';
 import {
@@ -97,6 +97,31 @@ class Backup implements BackupSession {
     if (data instanceof Uint8Array) await w.write(data);
     else for await (const part of data) await w.write(part);
     return w.finish();
+  }
+
+  async reuseItem(input: ItemInput, previous: Item): Promise<Item | undefined> {
+    this.assertOpen();
+    // The index was loaded under the shared lock, so no prune can take these blobs away before commit.
+    if (!(previous.chunkLists ?? []).every((id) => this.repo.hasBlob(id))) return undefined;
+    try {
+      for await (const id of this.repo.chunkIds(previous)) if (!this.repo.hasBlob(id)) return undefined;
+    } catch (e) {
+      // A damaged chunk list: the source reads the data again rather than failing the backup.
+      if (isLifeboatError(e, 'INTEGRITY')) return undefined;
+      throw e;
+    }
+    this.progress.bytesProcessed += previous.size;
+    const { chunks, chunkLists, size, sha256, records } = previous;
+    return {
+      name: input.name,
+      kind: input.kind,
+      meta: input.meta ?? {},
+      size,
+      sha256,
+      records,
+      ...(chunks ? { chunks } : {}),
+      ...(chunkLists ? { chunkLists } : {}),
+    };
   }
 
   private assertOpen(): void {

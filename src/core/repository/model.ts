@@ -112,6 +112,12 @@ export interface BackupSession {
   newItem(input: ItemInput, chunking: Chunking): ItemWriter;
   /** Convenience: writes a whole stream (or buffer) as one item. */
   addItem(input: ItemInput, data: AsyncIterable<Uint8Array> | Uint8Array, chunking: Chunking): Promise<Item>;
+  /**
+   * An item with the content of `previous` (an item of an earlier snapshot) under new name/kind/meta,
+   * without reading anything, if every blob it references is in the index; otherwise undefined and the
+   * source reads the data again. Its bytes count as processed.
+   */
+  reuseItem(input: ItemInput, previous: Item): Promise<Item | undefined>;
   readonly progress: BackupProgress;
   /** Writes remaining packs, then the index, then the snapshot (last, so partial backups never appear). */
   commit(input: SnapshotInput): Promise<Snapshot>;

@@ -3,16 +3,33 @@
  * where `<top>` is the base name of each path given. Restores write every file to a temporary name and
  * rename it into place only after its SHA-256 matched, so a damaged snapshot never leaves corrupt output
  * that looks like a good file.
+ *
+ * Backups follow restic's archiver: a file whose size, mtime, ctime and inode match the parent snapshot's
+ * item is taken from it without being read, and a file that cannot be read is a warning (the snapshot is
+ * committed, marked incomplete) rather than the end of the backup. docs/files.md has the operator's view.
  */
-import { createReadStream, createWriteStream } from 'node:fs';
-import { chmod, lstat, mkdir, readdir, readlink, rename, rm, symlink, utimes } from 'node:fs/promises';
+import { constants, createWriteStream, type Stats } from 'node:fs';
+import {
+  chmod,
+  lstat,
+  mkdir,
+  open,
+  readdir,
+  readlink,
+  rename,
+  rm,
+  symlink,
+  utimes,
+  type FileHandle,
+} from 'node:fs/promises';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { Readable } from 'node:stream';
 import { LifeboatError, fromSystemError } from '../../core/errors.ts';
-import type { Repository } from '../../core/repository/repository.ts';
-import type { BackupSession, Item, Snapshot, SnapshotType } from '../../core/repository/model.ts';
+import { Repository } from '../../core/repository/repository.ts';
+import type { BackupSession, Item, ItemInput, Snapshot, SnapshotType } from '../../core/repository/model.ts';
 import { startBackup } from '../../core/repository/backup.ts';
+import { excluder } from './exclude.ts';
 
 export interface FilesBackupOptions {
   paths: string[];
@@ -20,76 +37,272 @@ export interface FilesBackupOptions {
   type?: Extract<SnapshotType, 'files' | 'terraform'>;
   onItem?: (name: string) => void;
   session?: BackupSession;
+  /** Glob patterns (see exclude.ts); a matching directory is not descended into. */
+  exclude?: string[];
+  /** Stay on each path's own filesystem; mount points below it are kept as empty directories. */
+  oneFileSystem?: boolean;
+  /** Snapshot (ref) to take unchanged files from; default: the newest one of this type, host and paths. */
+  parent?: string;
+  /** Read every file again, whatever an earlier snapshot says. */
+  force?: boolean;
+  /** A file or directory that could not be read; the backup goes on without it. */
+  onWarning?: (message: string) => void;
+}
+
+export interface FilesBackupResult {
+  snapshot: Snapshot;
+  /** Id of the snapshot unchanged files were taken from. */
+  parent?: string;
+  files: number;
+  filesNew: number;
+  filesChanged: number;
+  /** Files taken from the parent without being read (same size, mtime, ctime and inode). */
+  filesUnchanged: number;
+  bytesUnchanged: number;
+  /** Files and directories left out because they could not be read (the snapshot is then incomplete). */
+  errors: number;
 }
 
 interface FileMeta {
   mode: number;
   mtimeMs: number;
   target?: string;
+  /** Regular files: what the next backup compares to decide whether to read the file again. */
+  ctimeMs?: number;
+  ino?: number;
 }
 
-async function* walk(
-  abs: string,
-  rel: string,
-): AsyncGenerator<{
-  abs: string;
-  rel: string;
-  kind: 'file' | 'dir' | 'symlink';
-  meta: FileMeta;
-  size: number;
-}> {
-  let st;
-  try {
-    st = await lstat(abs);
-  } catch (e) {
-    throw fromSystemError(e, `reading ${abs}`);
-  }
-  const meta: FileMeta = { mode: st.mode & 0o7777, mtimeMs: st.mtimeMs };
+/** Snapshot meta.errors keeps this many; meta.errorCount has them all. */
+const MAX_RECORDED_ERRORS = 100;
+const READ_SIZE = 1024 * 1024;
+/**
+ * File timestamps are coarse (a kernel tick, whole seconds on some filesystems, clock skew on NFS): a
+ * file changed this close to the start of the parent backup might change again with the very same ctime
+ * after it was read, so it is read again rather than trusted (git's "racily clean" entries).
+ */
+const RACY_MS = 2000;
+/** Running out of these is not about one file: carrying on would only skip every file after it. */
+const SYSTEMIC_ERRORS = new Set(['EMFILE', 'ENFILE', 'ENOMEM', 'ENOSPC', 'EDQUOT']);
+
+type Entry =
+  | { kind: 'file'; abs: string; rel: string; st: Stats }
+  | { kind: 'dir' | 'symlink'; abs: string; rel: string; meta: FileMeta };
+
+interface Walk {
+  excluded(abs: string): boolean;
+  /** With --one-file-system: the device of the path being walked. */
+  device?: number;
+  /** Records a file's read error as a warning, or rethrows one that is not about that file. */
+  skip(abs: string, e: unknown): void;
+  /** A warning: `abs` is left out of the snapshot, for `reason`. */
+  leaveOut(abs: string, reason: string): void;
+}
+
+const baseMeta = (st: Stats): FileMeta => ({ mode: st.mode & 0o7777, mtimeMs: st.mtimeMs });
+
+async function* walk(abs: string, rel: string, st: Stats, w: Walk): AsyncGenerator<Entry> {
   if (st.isSymbolicLink()) {
-    yield { abs, rel, kind: 'symlink', meta: { ...meta, target: await readlink(abs) }, size: 0 };
+    let target: string;
+    try {
+      target = await readlink(abs);
+    } catch (e) {
+      w.skip(abs, e);
+      return;
+    }
+    yield { abs, rel, kind: 'symlink', meta: { ...baseMeta(st), target } };
   } else if (st.isDirectory()) {
-    yield { abs, rel, kind: 'dir', meta, size: 0 };
-    const names = (await readdir(abs)).sort();
-    for (const n of names) yield* walk(path.join(abs, n), `${rel}/${n}`);
+    yield { abs, rel, kind: 'dir', meta: baseMeta(st) };
+    // A mount point is kept, as tar and restic do, so a restore recreates it; its contents are not.
+    if (w.device !== undefined && st.dev !== w.device) return;
+    let names: string[];
+    try {
+      names = (await readdir(abs)).sort();
+    } catch (e) {
+      w.skip(abs, e);
+      return;
+    }
+    for (const n of names) {
+      const child = path.join(abs, n);
+      if (w.excluded(child)) continue;
+      let cst: Stats;
+      try {
+        cst = await lstat(child);
+      } catch (e) {
+        w.skip(child, e);
+        continue;
+      }
+      if (w.device !== undefined && cst.dev !== w.device && !cst.isDirectory()) continue;
+      yield* walk(child, `${rel}/${n}`, cst, w);
+    }
   } else if (st.isFile()) {
-    yield { abs, rel, kind: 'file', meta, size: st.size };
+    yield { abs, rel, kind: 'file', st };
   }
   // Sockets, FIFOs and devices are skipped: they hold no data to restore.
 }
 
-export async function backupFiles(repo: Repository, options: FilesBackupOptions): Promise<Snapshot> {
-  if (options.paths.length === 0)
-    throw new LifeboatError('USAGE', 'no paths given', { hint: 'lifeboat files backup PATH...' });
-  const tops = new Set<string>();
-  for (const p of options.paths) {
-    const top = path.basename(path.resolve(p));
-    if (tops.has(top))
-      throw new LifeboatError('USAGE', `two paths share the name "${top}"`, {
-        hint: 'back them up in separate snapshots',
-      });
-    tops.add(top);
+function isFileError(e: unknown): boolean {
+  if (e instanceof LifeboatError) return false;
+  const code = (e as NodeJS.ErrnoException)?.code;
+  return typeof code === 'string' && /^E[A-Z0-9]+$/.test(code) && !SYSTEMIC_ERRORS.has(code);
+}
+
+/** `permission denied (EACCES)`: node's message without the path (the warning names it) or syscall. */
+function describeFileError(e: unknown): string {
+  const err = e as NodeJS.ErrnoException;
+  if (err.code === 'ENOENT') return 'vanished during the backup (ENOENT)';
+  const reason = /^[A-Z0-9]+: (.*?)(?:, \w+(?: '.*')?)?$/s.exec(err.message)?.[1] ?? err.message;
+  return `${reason} (${err.code})`;
+}
+
+/** Whether the parent's item can stand for the file as it is now, without reading it. */
+function unchanged(previous: Item | undefined, st: Stats, parentStart: number): previous is Item {
+  if (previous?.kind !== 'file') return false;
+  const m = previous.meta as unknown as FileMeta;
+  // Snapshots from before ctime and inode were recorded have nothing to compare: read again.
+  if (m.ctimeMs === undefined || m.ino === undefined) return false;
+  return (
+    previous.size === st.size &&
+    m.mtimeMs === st.mtimeMs &&
+    m.ctimeMs === st.ctimeMs &&
+    m.ino === st.ino &&
+    m.ctimeMs < parentStart - RACY_MS
+  );
+}
+
+const fileMeta = (st: Stats): FileMeta => ({ ...baseMeta(st), ctimeMs: st.ctimeMs, ino: st.ino });
+
+/**
+ * Reads one file into an item, or returns undefined (after `skip`) when the file cannot be read. Only
+ * reading is guarded: a failure to store (the repository, a signal) aborts the whole backup. Chunks
+ * already stored for a file that fails part-way are simply left unreferenced, for prune.
+ */
+async function readFileItem(
+  session: BackupSession,
+  entry: { abs: string; rel: string },
+  w: Walk,
+): Promise<Item | undefined> {
+  let fh: FileHandle;
+  try {
+    // O_NOFOLLOW and O_NONBLOCK: if the path became a symlink or a FIFO since it was listed, fail (and
+    // warn) rather than follow it out of the tree or block on it forever.
+    fh = await open(entry.abs, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  } catch (e) {
+    w.skip(entry.abs, e);
+    return undefined;
   }
+  try {
+    let st: Stats;
+    try {
+      st = await fh.stat();
+    } catch (e) {
+      w.skip(entry.abs, e);
+      return undefined;
+    }
+    if (!st.isFile()) {
+      w.leaveOut(entry.abs, 'is no longer a regular file');
+      return undefined;
+    }
+    // The handle's own stat is what is read, even if the path was replaced since it was listed.
+    const writer = session.newItem({ name: entry.rel, kind: 'file', meta: { ...fileMeta(st) } }, 'file');
+    for (let done = 0; ;) {
+      // A fresh buffer per read, since the writer keeps what it is handed; sized to what is left, so a
+      // small file does not pin a whole READ_SIZE buffer.
+      const buf = Buffer.allocUnsafe(Math.min(READ_SIZE, Math.max(st.size - done, 64 * 1024)));
+      let n: number;
+      try {
+        n = (await fh.read(buf, 0, buf.length, null)).bytesRead;
+      } catch (e) {
+        w.skip(entry.abs, e);
+        return undefined;
+      }
+      if (n === 0) break;
+      done += n;
+      await writer.write(n === buf.length ? buf : Buffer.from(buf.subarray(0, n)));
+    }
+    return await writer.finish();
+  } finally {
+    await fh.close().catch(() => {});
+  }
+}
+
+/** The newest snapshot of this type, on this host, of exactly these paths (restic's parent). */
+async function findParent(
+  repo: Repository,
+  type: SnapshotType,
+  paths: string[],
+  ref: string | undefined,
+): Promise<Snapshot | undefined> {
+  if (ref) {
+    const s = await repo.resolveSnapshot(ref, ref === 'latest' ? { type } : {});
+    if (s.type !== 'files' && s.type !== 'terraform')
+      throw new LifeboatError(
+        'USAGE',
+        `--parent ${ref}: snapshot ${s.id.slice(0, 8)} is a ${s.type} snapshot`,
+        {
+          hint: 'give a files or terraform snapshot',
+        },
+      );
+    return s;
+  }
+  const key = (p: string[]) => JSON.stringify([...p].sort());
+  const want = key(paths);
+  const candidates = await repo.listSnapshots({ type, host: Repository.hostname() });
+  return candidates.filter((s) => key(s.paths) === want).at(-1);
+}
+
+export async function backupFiles(repo: Repository, options: FilesBackupOptions): Promise<FilesBackupResult> {
+  const type = options.type ?? 'files';
+  const absPaths = options.paths.map((p) => path.resolve(p));
   const session = options.session ?? (await startBackup(repo, 'files backup'));
   const items: Item[] = [];
+  const errors: { path: string; error: string }[] = [];
+  let errorCount = 0;
+  const result = { files: 0, filesNew: 0, filesChanged: 0, filesUnchanged: 0, bytesUnchanged: 0 };
+  const leaveOut = (abs: string, error: string) => {
+    if (++errorCount <= MAX_RECORDED_ERRORS) errors.push({ path: abs, error });
+    options.onWarning?.(`${abs}: ${error}; left out of the snapshot`);
+  };
+  const skip = (abs: string, e: unknown) => {
+    if (!isFileError(e)) throw fromSystemError(e, `reading ${abs}`);
+    leaveOut(abs, describeFileError(e));
+  };
   try {
+    if (options.paths.length === 0)
+      throw new LifeboatError('USAGE', 'no paths given', { hint: 'lifeboat files backup PATH...' });
+    const tops = new Set<string>();
     for (const p of options.paths) {
-      const abs = path.resolve(p);
-      for await (const entry of walk(abs, path.basename(abs))) {
+      const top = path.basename(path.resolve(p));
+      if (tops.has(top))
+        throw new LifeboatError('USAGE', `two paths share the name "${top}"`, {
+          hint: 'back them up in separate snapshots',
+        });
+      tops.add(top);
+    }
+    const excludes = options.exclude ?? [];
+    const excluded = excluder(excludes);
+    // What was asked for must exist: a typo in a path is an error, not a warning and an empty snapshot.
+    const topStats: Stats[] = [];
+    for (const abs of absPaths) {
+      try {
+        topStats.push(await lstat(abs));
+      } catch (e) {
+        throw fromSystemError(e, `reading ${abs}`);
+      }
+    }
+    const parent = options.force ? undefined : await findParent(repo, type, absPaths, options.parent);
+    const previous = new Map(parent?.items.map((i) => [i.name, i]));
+    const parentStart = parent ? Date.parse(parent.time) - parent.summary.durationMs : 0;
+    for (const [i, abs] of absPaths.entries()) {
+      if (excluded(abs)) continue;
+      const w: Walk = {
+        excluded,
+        device: options.oneFileSystem ? topStats[i].dev : undefined,
+        skip,
+        leaveOut,
+      };
+      for await (const entry of walk(abs, path.basename(abs), topStats[i], w)) {
         options.onItem?.(entry.rel);
-        if (entry.kind === 'file') {
-          const stream = createReadStream(entry.abs, { highWaterMark: 1024 * 1024 });
-          try {
-            items.push(
-              await session.addItem(
-                { name: entry.rel, kind: 'file', meta: { ...entry.meta } },
-                stream,
-                'file',
-              ),
-            );
-          } catch (e) {
-            throw fromSystemError(e, `reading ${entry.abs}`);
-          }
-        } else {
+        if (entry.kind !== 'file') {
           items.push(
             await session.addItem(
               { name: entry.rel, kind: entry.kind, meta: { ...entry.meta } },
@@ -97,15 +310,41 @@ export async function backupFiles(repo: Repository, options: FilesBackupOptions)
               'file',
             ),
           );
+          continue;
         }
+        const before = previous.get(entry.rel);
+        if (unchanged(before, entry.st, parentStart)) {
+          const input: ItemInput = { name: entry.rel, kind: 'file', meta: { ...fileMeta(entry.st) } };
+          const item = await session.reuseItem(input, before);
+          if (item) {
+            items.push(item);
+            result.files++;
+            result.filesUnchanged++;
+            result.bytesUnchanged += item.size;
+            continue;
+          }
+        }
+        const item = await readFileItem(session, entry, w);
+        if (!item) continue;
+        items.push(item);
+        result.files++;
+        if (before?.kind === 'file') result.filesChanged++;
+        else result.filesNew++;
       }
     }
-    return await session.commit({
-      type: options.type ?? 'files',
+    const snapshot = await session.commit({
+      type,
       tags: options.tags,
-      paths: options.paths.map((p) => path.resolve(p)),
+      paths: absPaths,
+      meta: {
+        ...(parent ? { parent: parent.id } : {}),
+        ...(excludes.length ? { excludes } : {}),
+        ...(options.oneFileSystem ? { oneFileSystem: true } : {}),
+        ...(errorCount ? { incomplete: true, errors, errorCount } : {}),
+      },
       items,
     });
+    return { snapshot, parent: parent?.id, ...result, errors: errorCount };
   } catch (e) {
     await session.abort();
     throw e;
