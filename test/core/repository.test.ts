@@ -404,8 +404,11 @@ for (const backendUnderTest of BACKENDS) {
         '--target',
         path.join(work.path, 'bad-index'),
       ]);
-      assert.equal(restore.code, 3);
+      // A damaged index file affects only restores that need a blob only it lists (issue 9): either way
+      // the damaged file is named once, and a failing restore points to `repair index`.
+      assert.ok(restore.code === 0 || restore.code === 3, restore.stderr);
       assert.match(restore.stderr, new RegExp(`index/${indexes[0]}`));
+      if (restore.code === 3) assert.match(restore.stderr, /repair index/);
       await backend.save({ type: 'index', name: indexes[0] }, indexBytes, { overwrite: true });
       assert.equal((await cli(['check', '--read-data'])).code, 0);
       await rm(path.join(work.path, 'bad-index'), { recursive: true, force: true });
