@@ -16,6 +16,25 @@ function scrypt(password: string, salt: Buffer, opts: ScryptOptions): Promise<Bu
 /** 2^15 × 8 × 1: ~100 ms and 32 MiB on this class of machine, restic's order of magnitude. */
 export const DEFAULT_SCRYPT = { N: 32768, r: 8, p: 1 };
 
+/** Bounds on a stored scrypt cost: N a power of two, at most 1 GiB of memory (the default uses 32 MiB). */
+const MAX_SCRYPT_MEMORY = 1024 * 1024 * 1024;
+
+function validCost({ N, r, p }: { N: number; r: number; p: number }): boolean {
+  return (
+    Number.isInteger(N) &&
+    N >= 2 &&
+    N <= 2 ** 24 &&
+    (N & (N - 1)) === 0 &&
+    Number.isInteger(r) &&
+    r >= 1 &&
+    r <= 64 &&
+    Number.isInteger(p) &&
+    p >= 1 &&
+    p <= 16 &&
+    128 * N * r <= MAX_SCRYPT_MEMORY
+  );
+}
+
 export class PassphraseKeystore implements Keystore {
   readonly kind = 'passphrase';
   readonly description: string;
@@ -47,6 +66,18 @@ export class PassphraseKeystore implements Keystore {
 
   async unwrap(record: KeyRecord, context: KeyContext): Promise<Buffer> {
     const cost = { N: Number(record.N), r: Number(record.r), p: Number(record.p) };
+    // The cost comes from the stored record, read before anything is authenticated: a damaged record
+    // (one written before key records had checksums) must not reach scrypt, which throws a bare
+    // RangeError on a bad N or tries to allocate 128·N·r bytes for a huge one.
+    if (!validCost(cost)) {
+      throw new LifeboatError(
+        'INTEGRITY',
+        `the key record's scrypt cost (N=${record.N}, r=${record.r}, p=${record.p}) is out of range`,
+        {
+          hint: 'restore keys/ from a copy of the repository, or open it with another key and remove this one with `lifeboat key remove`',
+        },
+      );
+    }
     const kek = await this.derive(Buffer.from(String(record.salt), 'base64'), cost);
     try {
       return open(kek, Buffer.from(String(record.wrapped), 'base64'), 'key', `key:${context.repositoryId}`);

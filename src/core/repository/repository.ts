@@ -141,6 +141,12 @@ export function decodeIndexFile(plain: Buffer, what: string): IndexFile {
   return v as IndexFile;
 }
 
+function isObject(v: unknown): boolean {
+  return !!v && typeof v === 'object' && !Array.isArray(v);
+}
+
+const isStrings = (v: unknown): boolean => Array.isArray(v) && v.every((x) => typeof x === 'string');
+
 function isItem(i: unknown): boolean {
   const it = i as Item | null;
   return (
@@ -148,7 +154,10 @@ function isItem(i: unknown): boolean {
     typeof it.name === 'string' &&
     typeof it.kind === 'string' &&
     Number.isSafeInteger(it.size) &&
+    it.size >= 0 &&
     typeof it.sha256 === 'string' &&
+    // Sources read item.meta.<field> without further checks (files mode, pvc name, collection counts).
+    isObject(it.meta) &&
     (it.chunks === undefined ||
       (Array.isArray(it.chunks) && it.chunks.every((c) => typeof c === 'string' && HEX64.test(c)))) &&
     (it.chunkLists === undefined ||
@@ -170,7 +179,8 @@ export function decodeSnapshot(plain: Buffer, what: string): Omit<Snapshot, 'id'
   if (typeof s.time !== 'string' || Number.isNaN(Date.parse(s.time))) throw damaged(what, 'no valid time');
   if (typeof s.timestamp !== 'string' || typeof s.host !== 'string')
     throw damaged(what, 'no timestamp or host');
-  if (!Array.isArray(s.tags) || !Array.isArray(s.paths)) throw damaged(what, 'no tags or paths');
+  // Tags and paths are matched, joined and grouped as strings (filters, `snapshots`, retention).
+  if (!isStrings(s.tags) || !isStrings(s.paths)) throw damaged(what, 'no tags or paths');
   if (!Array.isArray(s.items) || !s.items.every(isItem)) throw damaged(what, 'an item is malformed');
   if (!s.summary || typeof s.summary !== 'object') throw damaged(what, 'no summary');
   if (!s.meta || typeof s.meta !== 'object') s.meta = {};
@@ -199,8 +209,20 @@ export function decodeKeyRecord(raw: Buffer): { record: KeyRecord; damaged?: str
   const r = v as KeyRecord | null;
   if (!r || typeof r !== 'object' || Array.isArray(r) || typeof r.kind !== 'string')
     return { record: { kind: 'unknown', created: '' }, damaged: 'not a key record' };
-  if (typeof r.checksum === 'string' && r.checksum !== keyRecordChecksum(r))
-    return { record: r, damaged: 'its checksum does not match (a byte changed)' };
+  if (typeof r.checksum === 'string') {
+    if (r.checksum !== keyRecordChecksum(r))
+      return { record: r, damaged: 'its checksum does not match (a byte changed)' };
+    return { record: r };
+  }
+  // No `checksum` field: a record written before checksums existed — or one whose field *name* was hit
+  // (`"checksum"` → `"bhecksum"`), which would otherwise pass as an old, unchecked record. Such a field
+  // still holds the checksum of the other fields, which an old record's fields never do.
+  for (const [name, value] of Object.entries(r)) {
+    if (typeof value !== 'string' || !HEX64.test(value)) continue;
+    const { [name]: _renamed, ...rest } = r;
+    if (keyRecordChecksum(rest) === value)
+      return { record: r, damaged: `its checksum field is damaged (found as "${name}")` };
+  }
   return { record: r };
 }
 
@@ -377,6 +399,12 @@ export class Repository {
       try {
         master = await keystore.unwrap(k.record, { repositoryId: String(k.record.repositoryId) });
       } catch (e) {
+        // INTEGRITY: the record's own fields are unusable (an old, unchecksummed record that was
+        // damaged): another key may still open the repository; if none does, it is named below.
+        if (isLifeboatError(e, 'INTEGRITY')) {
+          damagedKeys.push({ ...k, damaged: e.message });
+          continue;
+        }
         if (!isLifeboatError(e, 'WRONG_KEY')) throw e;
         lastError = e;
         continue;

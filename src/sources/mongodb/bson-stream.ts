@@ -4,6 +4,7 @@
  * chunk borders, and are never assembled from more than the bytes they need, so memory stays at one
  * document plus one chunk whatever the file size.
  */
+import { deserialize, type DeserializeOptions, type Document } from 'bson';
 import { LifeboatError } from '../../core/errors.ts';
 
 /** Smallest BSON document: int32 length + terminating 0x00. */
@@ -169,5 +170,20 @@ export async function* splitBson(
     }
   } finally {
     await reader.close();
+  }
+}
+
+/**
+ * Decodes one raw document. A document whose framing is intact but whose inside is not valid BSON (a
+ * damaged .bson file: dump directories carry no checksum) is INTEGRITY naming where it came from, not a
+ * bare BSONError from deep inside a restore.
+ */
+export function decodeDocument(raw: Uint8Array, what: string, options?: DeserializeOptions): Document {
+  try {
+    return deserialize(raw, options);
+  } catch (e) {
+    throw new LifeboatError('INTEGRITY', `${what}: a document is not valid BSON (${(e as Error).message})`, {
+      hint: 'the data is damaged; if it was imported from a dump directory, check the original .bson file',
+    });
   }
 }

@@ -80,12 +80,31 @@ export interface DumpListing {
   oplogGzip?: boolean;
 }
 
-function fileSource(file: string, gzip: boolean): AsyncIterable<Uint8Array> {
+/** zlib's errors (Z_DATA_ERROR, Z_BUF_ERROR "unexpected end of file") mean damaged or truncated gzip data. */
+function readError(e: unknown, file: string): LifeboatError {
+  const code = (e as NodeJS.ErrnoException)?.code;
+  if (typeof code === 'string' && code.startsWith('Z_')) {
+    return new LifeboatError('INTEGRITY', `${file} is damaged or truncated (gzip: ${(e as Error).message})`, {
+      hint: 'the file is incomplete or corrupted; take it again from its source',
+    });
+  }
+  return fromSystemError(e, `reading ${file}`);
+}
+
+async function* fileSource(file: string, gzip: boolean): AsyncGenerator<Uint8Array> {
   const raw = createReadStream(file, { highWaterMark: 1 << 20 });
-  if (!gzip) return raw;
-  const gunzip = createGunzip();
-  raw.on('error', (e) => gunzip.destroy(e));
-  return raw.pipe(gunzip);
+  let stream: AsyncIterable<Uint8Array> = raw;
+  if (gzip) {
+    const gunzip = createGunzip();
+    raw.on('error', (e) => gunzip.destroy(e));
+    stream = raw.pipe(gunzip);
+  }
+  // The streams' own errors (bad gzip data, a vanished file) become typed errors naming the file.
+  try {
+    yield* stream;
+  } catch (e) {
+    throw readError(e, file);
+  }
 }
 
 /** The documents of a `.bson` / `.bson.gz` file, one at a time. */
@@ -99,7 +118,7 @@ export async function readMetadataFile(file: string, fallbackName: string): Prom
     buf = await readFile(file);
     if (file.endsWith('.gz')) buf = gunzipSync(buf);
   } catch (e) {
-    throw fromSystemError(e, `reading ${file}`);
+    throw readError(e, file);
   }
   return parseMetadataJson(buf.toString('utf8'), fallbackName, file);
 }

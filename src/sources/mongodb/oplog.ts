@@ -24,6 +24,7 @@ import { Crc64 } from './crc64.ts';
 import { CollectionHash } from './hash.ts';
 import { mongoError, type ServerInfo } from './connect.ts';
 import { EXACT_BSON } from './metadata.ts';
+import { decodeDocument, MAX_BSON_SIZE } from './bson-stream.ts';
 
 export const OPLOG_ITEM = '.oplog';
 
@@ -258,14 +259,28 @@ export function targetNamespace(op: Document): string | undefined {
 export function applyDiff(target: Document, diff: Document): Document {
   if (diff.a === true) throw unknownDiff('an array diff applied to a document');
   for (const [key, value] of Object.entries(diff)) {
-    if (key === 'd') for (const f of Object.keys(value as Document)) delete target[f];
-    else if (key === 'u' || key === 'i') Object.assign(target, value as Document);
+    if (key === 'd') for (const f of Object.keys(section(value, key))) delete target[f];
+    else if (key === 'u' || key === 'i') Object.assign(target, section(value, key));
     else if (key.startsWith('s'))
-      target[key.slice(1)] = applySubDiff(target[key.slice(1)], value as Document);
+      target[key.slice(1)] = applySubDiff(target[key.slice(1)], section(value, key));
     else if (key !== '$v') throw unknownDiff(`unknown diff section "${key}"`);
   }
   return target;
 }
+
+/** A diff section must be a document: a damaged entry is INTEGRITY, not a TypeError mid-replay. */
+function section(value: unknown, key: string): Document {
+  if (typeof value !== 'object' || value === null || Array.isArray(value))
+    throw unknownDiff(`diff section "${key}" is not a document`);
+  return value as Document;
+}
+
+/**
+ * Longest array a diff may make: every element of a BSON array takes at least 3 bytes (type, key, NUL),
+ * so no document the server could log holds more. A damaged `l` or index must not make the replay
+ * allocate (or loop) without bound.
+ */
+const MAX_ARRAY_LENGTH = Math.floor(MAX_BSON_SIZE / 3);
 
 /** A field or element that a diff descends into: the (possibly new) value with the diff applied. */
 function applySubDiff(current: unknown, sub: Document): unknown {
@@ -281,17 +296,19 @@ function applySubDiff(current: unknown, sub: Document): unknown {
 function applyArrayDiff(arr: unknown[], diff: Document): void {
   if (diff.l !== undefined) {
     const length = Number(diff.l);
+    if (!Number.isInteger(length) || length < 0 || length > MAX_ARRAY_LENGTH)
+      throw unknownDiff(`array length ${String(diff.l)}`);
     if (length < arr.length) arr.length = length;
     else while (arr.length < length) arr.push(null);
   }
   for (const [key, value] of Object.entries(diff)) {
     if (key === 'a' || key === 'l') continue;
-    const index = Number(key.slice(1));
-    if (!Number.isInteger(index)) throw unknownDiff(`unknown array diff section "${key}"`);
+    const m = /^([us])(\d+)$/.exec(key);
+    if (!m || Number(m[2]) > MAX_ARRAY_LENGTH) throw unknownDiff(`unknown array diff section "${key}"`);
+    const index = Number(m[2]);
     while (arr.length < index) arr.push(null);
-    if (key.startsWith('u')) arr[index] = value;
-    else if (key.startsWith('s')) arr[index] = applySubDiff(arr[index], value as Document);
-    else throw unknownDiff(`unknown array diff section "${key}"`);
+    if (m[1] === 'u') arr[index] = value;
+    else arr[index] = applySubDiff(arr[index], section(value, key));
   }
 }
 
@@ -344,8 +361,11 @@ export class TransactionAssembler {
 
 function txnKey(entry: Document): string {
   const lsid = (entry.lsid ?? {}) as Document;
-  const id = lsid.id as { toString(enc?: string): string } | undefined;
-  return `${id ? id.toString('hex') : ''}:${String(entry.txnNumber ?? '')}`;
+  const id = lsid.id as { _bsontype?: string; toString(enc?: string): string } | null | undefined;
+  // A session id is a UUID (Binary); anything else is a damaged entry, and toString('hex') on, say, an
+  // Int32 throws a RangeError: key it by its plain string form instead.
+  const idText = id?._bsontype === 'Binary' ? id.toString('hex') : id == null ? '' : String(id);
+  return `${idText}:${String(entry.txnNumber ?? '')}`;
 }
 
 /** What `applyOps` is given for one operation: the operation itself, without the source UUID. */
@@ -458,7 +478,7 @@ export async function replayOplog(
   const admin = client.db('admin');
   for await (const raw of entries) {
     if (options.signal?.aborted) throw options.signal.reason;
-    const entry = deserialize(raw, EXACT_BSON);
+    const entry = decodeDocument(raw, 'oplog entry', EXACT_BSON);
     const ts = isTimestamp(entry.ts) ? position(entry.ts) : undefined;
     if (options.limit && ts && comparePositions(ts, options.limit) >= 0) {
       result.beyondLimit++;
@@ -508,7 +528,7 @@ export async function oplogNamespaces(
   const out = new Set<string>();
   const txns = new TransactionAssembler();
   for await (const raw of entries) {
-    const entry = deserialize(raw, { promoteValues: false });
+    const entry = decodeDocument(raw, 'oplog entry', { promoteValues: false });
     if (limit && isTimestamp(entry.ts) && comparePositions(position(entry.ts), limit) >= 0) continue;
     if (entry.op === 'n') continue;
     for (const op of txns.take(entry)) {

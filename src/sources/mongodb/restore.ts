@@ -12,14 +12,14 @@
  * for it to come back. The pre-restore snapshot stays in the repository either way, so even a rollback
  * that could not run leaves a way back.
  */
-import { deserialize, type Document } from 'bson';
+import type { Document } from 'bson';
 import type { MongoClient } from 'mongodb';
 import { mapLimit } from '../../core/concurrency.ts';
 import { LifeboatError, isLifeboatError } from '../../core/errors.ts';
 import type { Repository } from '../../core/repository/repository.ts';
 import type { Item, Snapshot } from '../../core/repository/model.ts';
 import { startBackup } from '../../core/repository/backup.ts';
-import { splitBson } from './bson-stream.ts';
+import { decodeDocument, splitBson } from './bson-stream.ts';
 import { backupMongo, itemMeta, planBackup, type CollectionItemMeta } from './backup.ts';
 import { CollectionHash, addHashes } from './hash.ts';
 import { EXACT_BSON, indexSpecForCreate, parseMetadataJson, type CollectionMetadata } from './metadata.ts';
@@ -384,7 +384,7 @@ async function insertData(opts: ApplyOptions, e: RestoreEntry): Promise<void> {
     if (failure) break;
     if (opts.signal?.aborted) throw opts.signal.reason;
     // Decoded with every value kept at its exact BSON type, so re-encoding gives the same bytes.
-    batch.push(deserialize(raw, EXACT_BSON));
+    batch.push(decodeDocument(raw, `snapshot item ${e.source}`, EXACT_BSON));
     bytes += raw.length;
     opts.onBytes?.(raw.length);
     if (batch.length >= maxDocs || bytes >= maxBytes) {

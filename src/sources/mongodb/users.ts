@@ -7,12 +7,12 @@
  * way to restore a user without knowing the password). With `--drop`, users and roles not in the
  * snapshot are removed, as with mongorestore.
  */
-import { deserialize, type Document } from 'bson';
+import type { Document } from 'bson';
 import type { MongoClient } from 'mongodb';
 import { LifeboatError } from '../../core/errors.ts';
 import type { Repository } from '../../core/repository/repository.ts';
 import type { Item } from '../../core/repository/model.ts';
-import { splitBson } from './bson-stream.ts';
+import { decodeDocument, splitBson } from './bson-stream.ts';
 import { mongoError } from './connect.ts';
 import { EXACT_BSON, type CollectionMetadata } from './metadata.ts';
 
@@ -89,7 +89,7 @@ export async function restoreUsersAndRoles(
       await admin.createCollection(temp.collectionName);
       let batch: Document[] = [];
       for await (const raw of splitBson(repo.readItem(item), `snapshot item ${item.name}`)) {
-        const doc = deserialize(raw, EXACT_BSON);
+        const doc = decodeDocument(raw, `snapshot item ${item.name}`, EXACT_BSON);
         batch.push(doc);
         if (isUsers) {
           result.users++;
