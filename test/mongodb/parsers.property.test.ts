@@ -90,6 +90,9 @@ function countingSession(): BackupSession {
       return w.finish();
     },
     progress: { bytesProcessed: 0, bytesAdded: 0 },
+    async reuseItem() {
+      throw new Error('not used');
+    },
     async commit() {
       throw new Error('not used');
     },
