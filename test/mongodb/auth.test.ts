@@ -66,7 +66,15 @@ test('credentials from LIFEBOAT_MONGODB_USERNAME and LIFEBOAT_MONGODB_PASSWORD_F
   const file = path.join(work.path, 'mongo-password');
   await writeFile(file, PASSWORD + '\n', { mode: 0o600 });
   const r = await runCli(
-    ['mongodb', 'backup', '--uri', `mongodb://127.0.0.1:${port()}/?authSource=admin`, '--json'],
+    // The server holds no collection: an empty backup is an error unless asked for (issue 9, finding 5).
+    [
+      'mongodb',
+      'backup',
+      '--uri',
+      `mongodb://127.0.0.1:${port()}/?authSource=admin`,
+      '--allow-empty',
+      '--json',
+    ],
     {
       env: { ...env, LIFEBOAT_MONGODB_USERNAME: 'backup', LIFEBOAT_MONGODB_PASSWORD_FILE: file },
       cwd: work.path,
