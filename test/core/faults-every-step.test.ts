@@ -236,6 +236,8 @@ async function failAtEveryCall(
   mode: Mode,
   operation: (backend: Backend) => Promise<unknown>,
   verify: (run: FailedRun) => Promise<void>,
+  /** Calls whose failure the operation rides out by design (it then succeeds). */
+  ridesOut: (hit: FaultRule['hits'][number]) => boolean = () => false,
 ): Promise<number> {
   const probe = new FaultyBackend(base.clone());
   await operation(probe);
@@ -252,10 +254,12 @@ async function failAtEveryCall(
     assert.equal(rule.hits.length, 1, `${mode} at call #${k} of ${calls}: the call was made`);
     const hit = rule.hits[0];
     const what = `${mode} at call #${k} (${hit.method} ${hit.type ?? ''}/${hit.name?.slice(0, 12) ?? ''})`;
-    assert.ok(
-      outcome === rule.error,
-      `${what}: the operation fails with the injected error, got ${outcome === undefined ? 'success' : (outcome as Error).stack}`,
-    );
+    if (ridesOut(hit)) assert.equal(outcome, undefined, `${what}: the operation succeeds anyway`);
+    else
+      assert.ok(
+        outcome === rule.error,
+        `${what}: the operation fails with the injected error, got ${outcome === undefined ? 'success' : (outcome as Error).stack}`,
+      );
     await verify({ k, mode, storage, faulty, rule, what });
   }
   return calls;
@@ -291,36 +295,44 @@ describe('backup failing at every backend call', () => {
         const repo = await Repository.open(backend, keystore(), { clock: new FakeClock() });
         return backup(repo, second);
       };
-      const calls = await failAtEveryCall(base, mode, secondBackup, async (run) => {
-        const { storage, faulty, rule, what } = run;
-        assertLocksLeft(run);
-        // The snapshot is the commit point: it exists exactly when its save reached the storage, and the
-        // backup never gets that far after a failed call.
-        const snapshotSave = faulty.log.find((c) => c.method === 'save' && c.type === 'snapshots');
-        const hit = rule.hits[0];
-        if (snapshotSave)
-          assert.ok(snapshotSave.seq <= hit.seq, `${what}: no snapshot save after the failure`);
-        const landed =
-          snapshotSave !== undefined &&
-          (snapshotSave.outcome === 'ok' || (snapshotSave === hit && run.mode === 'lost reply'));
-        assert.equal(storage.count('snapshots'), landed ? 2 : 1, `${what}: snapshots in storage`);
+      const calls = await failAtEveryCall(
+        base,
+        mode,
+        secondBackup,
+        async (run) => {
+          const { storage, faulty, rule, what } = run;
+          assertLocksLeft(run);
+          // The snapshot is the commit point: it exists exactly when its save reached the storage, and the
+          // backup never gets that far after a failed call.
+          const snapshotSave = faulty.log.find((c) => c.method === 'save' && c.type === 'snapshots');
+          const hit = rule.hits[0];
+          if (snapshotSave)
+            assert.ok(snapshotSave.seq <= hit.seq, `${what}: no snapshot save after the failure`);
+          const landed =
+            snapshotSave !== undefined &&
+            (snapshotSave.outcome === 'ok' || (snapshotSave === hit && run.mode === 'lost reply'));
+          assert.equal(storage.count('snapshots'), landed ? 2 : 1, `${what}: snapshots in storage`);
 
-        const repo = await Repository.open(storage, keystore(), { clock: restartClock() });
-        await assertChecksClean(repo, what);
-        const snapshots = await repo.listSnapshots();
-        const old = snapshots.find((s) => s.id === previous.id);
-        assert.ok(old, `${what}: the previous snapshot is still there`);
-        await assertRestores(repo, old, first, `${what}, previous snapshot`);
-        const added = snapshots.find((s) => s.id !== previous.id);
-        if (added) await assertRestores(repo, added, second, `${what}, the snapshot that landed`);
+          const repo = await Repository.open(storage, keystore(), { clock: restartClock() });
+          await assertChecksClean(repo, what);
+          const snapshots = await repo.listSnapshots();
+          const old = snapshots.find((s) => s.id === previous.id);
+          assert.ok(old, `${what}: the previous snapshot is still there`);
+          await assertRestores(repo, old, first, `${what}, previous snapshot`);
+          const added = snapshots.find((s) => s.id !== previous.id);
+          if (added) await assertRestores(repo, added, second, `${what}, the snapshot that landed`);
 
-        await prune(repo);
-        await assertChecksClean(repo, `${what}, then prune`, { final: true });
-        await assertNothingToPrune(repo, `${what}, then prune`);
-        await assertRestores(repo, old, first, `${what}, then prune, previous snapshot`);
-        if (added) await assertRestores(repo, added, second, `${what}, then prune, new snapshot`);
-        await repo.close();
-      });
+          await prune(repo);
+          await assertChecksClean(repo, `${what}, then prune`, { final: true });
+          await assertNothingToPrune(repo, `${what}, then prune`);
+          await assertRestores(repo, old, first, `${what}, then prune, previous snapshot`);
+          if (added) await assertRestores(repo, added, second, `${what}, then prune, new snapshot`);
+          await repo.close();
+        },
+        // Removing the lock comes after the snapshot is committed: a backup that did its job is not
+        // reported failed because its lock could not be removed (restic only warns too).
+        (hit) => hit.method === 'remove' && hit.type === 'locks',
+      );
       assert.equal(calls, 17, 'the second backup: open 3, lock 3, index 2, 6 packs, index, snapshot, unlock');
     });
   }

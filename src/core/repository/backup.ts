@@ -242,7 +242,10 @@ class Backup implements BackupSession {
       this.closed = true;
       throw e;
     } finally {
-      await this.lock.release();
+      // A lock that cannot be removed must neither turn a committed snapshot into a failed backup (a
+      // retry would store it twice) nor hide why a failed one failed. Left behind, it is stale at once for
+      // this host (the process is gone) and after 30 minutes for others.
+      await this.lock.release().catch(() => {});
     }
   }
 
