@@ -30,12 +30,18 @@ export interface LifeboatErrorOptions {
   hint?: string;
   cause?: unknown;
   details?: Record<string, unknown>;
+  /**
+   * The same call may succeed if made again: a connection reset or refused, a timeout, 429/5xx
+   * throttling. Storage backends set it; the retry wrapper (storage/wrappers/retrying.ts) acts on it.
+   */
+  transient?: boolean;
 }
 
 export class LifeboatError extends Error {
   readonly code: ErrorCode;
   readonly hint: string | undefined;
   readonly details: Record<string, unknown> | undefined;
+  readonly transient: boolean;
 
   constructor(code: ErrorCode, message: string, options: LifeboatErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
@@ -43,6 +49,7 @@ export class LifeboatError extends Error {
     this.code = code;
     this.hint = options.hint;
     this.details = options.details;
+    this.transient = options.transient ?? false;
   }
 
   /** The single line an operator reads: cause, then what to do. */
@@ -57,6 +64,11 @@ export class LifeboatError extends Error {
 
 export function isLifeboatError(e: unknown, code?: ErrorCode): e is LifeboatError {
   return e instanceof LifeboatError && (code === undefined || e.code === code);
+}
+
+/** Worth another try: see LifeboatErrorOptions.transient. */
+export function isTransient(e: unknown): boolean {
+  return e instanceof LifeboatError && e.transient;
 }
 
 /**
@@ -92,6 +104,7 @@ export function fromSystemError(e: unknown, what: string): LifeboatError {
       return new LifeboatError('UNREACHABLE', `${what}: cannot connect (${code})`, {
         hint: 'check the address, port, DNS and firewall, and that the server is running',
         cause: e,
+        transient: true,
       });
     default:
       return new LifeboatError('INTERNAL', `${what}: ${msg}`, { cause: e });

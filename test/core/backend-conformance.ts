@@ -16,6 +16,9 @@ import { OBJECT_TYPES, type Backend, type Handle, type ObjectType } from '../../
 /** Bigger than two 5 MiB parts, not a multiple of any block size. */
 export const LARGE_SIZE = 11 * 1024 * 1024 + 12_345;
 
+/** Big enough that a save is still under way a few milliseconds after it started, on any backend here. */
+const ABORTED_SIZE = 20 * 1024 * 1024;
+
 export interface BackendFixture {
   backend: Backend;
   /** Strings that must never appear in `backend.location` (keys, tokens, passwords). */
@@ -33,13 +36,19 @@ export function id(): string {
   return randomBytes(32).toString('hex');
 }
 
-async function collect(b: Backend, type: ObjectType): Promise<Map<string, number>> {
+async function collect(b: Backend, type: ObjectType, signal?: AbortSignal): Promise<Map<string, number>> {
   const m = new Map<string, number>();
-  for await (const o of b.list(type)) {
+  for await (const o of b.list(type, { signal })) {
     assert.ok(!m.has(o.name), `list(${type}) yielded ${o.name} twice`);
     m.set(o.name, o.size);
   }
   return m;
+}
+
+async function leftovers(b: Backend): Promise<string[]> {
+  const ids: string[] = [];
+  for await (const l of b.listLeftovers?.() ?? []) ids.push(l.id);
+  return ids;
 }
 
 async function rejectsWith(p: Promise<unknown>, code: string, what: string): Promise<Error> {
@@ -264,6 +273,79 @@ export function backendConformance(name: string, factory: BackendFactory): void 
         const stored = await b.load(h);
         assert.ok(stored.equals(contents[won[0]]), 'stored content is the winner’s, whole');
       }
+    });
+
+    test('a call whose signal already fired rejects INTERRUPTED and changes nothing', async () => {
+      const b = await fresh();
+      const kept: Handle = { type: 'index', name: id() };
+      await b.save(kept, Buffer.from('kept'));
+      const signal = AbortSignal.abort();
+      const small: Handle = { type: 'data', name: id() };
+      const large: Handle = { type: 'data', name: id() };
+      await rejectsWith(b.create({ signal }), 'INTERRUPTED', 'create');
+      await rejectsWith(b.save(small, randomBytes(100), { signal }), 'INTERRUPTED', 'small save');
+      await rejectsWith(b.save(large, randomBytes(LARGE_SIZE), { signal }), 'INTERRUPTED', 'large save');
+      await rejectsWith(
+        b.save(kept, Buffer.from('replaced'), { signal, overwrite: true }),
+        'INTERRUPTED',
+        'overwrite',
+      );
+      await rejectsWith(b.load(kept, undefined, { signal }), 'INTERRUPTED', 'load');
+      await rejectsWith(b.load(kept, { offset: 0, length: 2 }, { signal }), 'INTERRUPTED', 'ranged load');
+      await rejectsWith(b.stat(kept, { signal }), 'INTERRUPTED', 'stat');
+      await rejectsWith(b.remove(kept, { signal }), 'INTERRUPTED', 'remove');
+      await rejectsWith(collect(b, 'index', signal), 'INTERRUPTED', 'list');
+      await rejectsWith(collect(b, 'config', signal), 'INTERRUPTED', 'list config');
+      if (b.listLeftovers) {
+        const leftovers = (async () => {
+          for await (const _ of b.listLeftovers!({ signal }));
+        })();
+        await rejectsWith(leftovers, 'INTERRUPTED', 'list leftovers');
+      }
+      if (b.removeLeftover)
+        await rejectsWith(b.removeLeftover('x', { signal }), 'INTERRUPTED', 'remove leftover');
+      assert.equal((await b.load(kept)).toString(), 'kept', 'neither removed nor overwritten');
+      await rejectsWith(b.load(small), 'NOT_FOUND', 'no small object');
+      await rejectsWith(b.load(large), 'NOT_FOUND', 'no large object');
+      assert.deepEqual([...(await collect(b, 'data')).keys()], []);
+    });
+
+    test('a save aborted while under way leaves no object and no debris', async () => {
+      const b = await fresh();
+      // Aborted as soon as it started, before anything it sent could have been answered: always stopped.
+      const first: Handle = { type: 'data', name: id() };
+      const c = new AbortController();
+      const saving = b.save(first, randomBytes(ABORTED_SIZE), { signal: c.signal });
+      c.abort();
+      await rejectsWith(saving, 'INTERRUPTED', 'save aborted at once');
+      await rejectsWith(b.load(first), 'NOT_FOUND', 'nothing saved');
+      assert.deepEqual(await leftovers(b), [], 'a save stopped before it sent anything leaves no debris');
+      // Aborted mid-transfer: stopped, or (on a fast disk) already done, but never part of an object.
+      for (const ms of [5, 50]) {
+        const h: Handle = { type: 'data', name: id() };
+        const body = randomBytes(ABORTED_SIZE);
+        const ac = new AbortController();
+        const p = b.save(h, body, { signal: ac.signal });
+        setTimeout(() => ac.abort(), ms);
+        const outcome = await p.then(
+          () => undefined,
+          (e: unknown) => e,
+        );
+        if (outcome === undefined) {
+          assert.ok((await b.load(h)).equals(body), `saved whole (abort after ${ms} ms came too late)`);
+          continue;
+        }
+        assert.ok(isLifeboatError(outcome, 'INTERRUPTED'), `INTERRUPTED after ${ms} ms, got ${outcome}`);
+        await rejectsWith(b.load(h), 'NOT_FOUND', `no object after an abort at ${ms} ms`);
+      }
+      // A part the server was still receiving when the abort came may land after the upload was aborted
+      // (S3 says so); such debris must at least be listed as a leftover, for prune to remove.
+      for (const l of await leftovers(b)) await b.removeLeftover!(l);
+      assert.deepEqual(await leftovers(b), [], 'every leftover can be removed');
+      // And the backend still works.
+      const after: Handle = { type: 'data', name: id() };
+      await b.save(after, Buffer.from('fine'));
+      assert.equal((await b.load(after)).toString(), 'fine');
     });
 
     test('concurrent saves of many distinct objects all land', async () => {

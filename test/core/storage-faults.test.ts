@@ -84,7 +84,7 @@ for (const d of dialects) {
       direct = await d.kind.direct();
       await direct.backend.create();
       const name = /^(?:azure:\/\/[^/]+|s3:)\/\/?([^/?]+)/.exec(direct.url)![1];
-      viaProxy = (await d.kind.direct({ endpointBase: proxy.url, name, tryTimeoutMs: 1500 })).backend;
+      viaProxy = (await d.kind.direct({ endpointBase: proxy.url, name, timeoutMs: 1500 })).backend;
     });
     after(async () => {
       await viaProxy?.close();

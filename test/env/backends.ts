@@ -5,7 +5,8 @@
  * - `create()`: a repository URL plus the environment the CLI needs (credentials), for tests that drive
  *   the real CLI or `openBackend`;
  * - `direct()`: a Backend object tuned for the conformance suite (small parts so multi-part paths run,
- *   small list pages, quick retries), plus the secrets that must never leak.
+ *   small list pages, quick retries), wrapped as `openBackend` wraps it (retry, timeout, limit), plus
+ *   the secrets that must never leak.
  *
  * Peers: local needs nothing; azure needs Azurite (test/env/azurite.ts); s3 needs versitygw
  * (test/env/s3.ts). Each peer is started once per test process, on first use, and stopped at its end.
@@ -17,6 +18,7 @@ import type { Backend } from '../../src/core/storage/backend.ts';
 import { LocalBackend } from '../../src/core/storage/local.ts';
 import { AzureBackend, type AzureBackendOptions } from '../../src/core/storage/azure.ts';
 import { S3Backend, type S3BackendOptions } from '../../src/core/storage/s3.ts';
+import { wrapCloudBackend, wrapLocalBackend } from '../../src/core/storage/open.ts';
 import { startAzurite, AZURITE_ACCOUNT, AZURITE_KEY, type Azurite } from './azurite.ts';
 import { startS3, type S3Server } from './s3.ts';
 import { tempDir } from './index.ts';
@@ -27,7 +29,8 @@ export interface LocationOptions {
   endpointBase?: string;
   /** Reuse an existing container/bucket name (to see one location both directly and via a proxy). */
   name?: string;
-  tryTimeoutMs?: number;
+  /** Deadline of one request (the TimeoutBackend's), in ms. */
+  timeoutMs?: number;
 }
 
 export interface BackendLocation {
@@ -82,6 +85,9 @@ export function sharedS3(): Promise<S3Server> {
 /** Quick retries so fault tests end fast; still exponential with jitter. */
 export const TEST_RETRY = { maxAttempts: 4, baseDelayMs: 20, maxDelayMs: 200, maxElapsedMs: 20_000 };
 
+const wrapForTest = (backend: Backend, options: LocationOptions) =>
+  wrapCloudBackend(backend, { retry: TEST_RETRY, timeout: { timeoutMs: options.timeoutMs } });
+
 const fresh = (prefix = 'lb') => `${prefix}-${randomBytes(6).toString('hex')}`;
 
 export const localBackend: BackendUnderTest = {
@@ -93,7 +99,7 @@ export const localBackend: BackendUnderTest = {
   async direct() {
     const dir = await tempDir('lifeboat-repo-');
     const url = path.join(dir.path, 'repo');
-    return { url, backend: new LocalBackend(url), secrets: [], cleanup: dir.cleanup };
+    return { url, backend: wrapLocalBackend(new LocalBackend(url)), secrets: [], cleanup: dir.cleanup };
   },
 };
 
@@ -131,19 +137,17 @@ export const azureBackend: BackendUnderTest = {
       connectionString: options.endpointBase
         ? az.connectionStringFor(`${options.endpointBase}/${AZURITE_ACCOUNT}`)
         : az.connectionString,
-      tryTimeoutMs: options.tryTimeoutMs,
       blockSize: 4 * 1024 * 1024,
       listPageSize: options.listPageSize,
-      retry: TEST_RETRY,
       env: {},
     };
-    const backend = new AzureBackend(url, opts);
+    const azure = new AzureBackend(url, opts);
     return {
       url,
-      backend,
+      backend: wrapForTest(azure, options),
       secrets: [AZURITE_KEY],
       async cleanup() {
-        await backend.container.deleteIfExists().catch(() => {});
+        await azure.container.deleteIfExists().catch(() => {});
       },
     };
   },
@@ -178,12 +182,11 @@ export const s3Backend: BackendUnderTest = {
     const url = `s3://${options.name ?? fresh()}/repo?endpoint=${encodeURIComponent(endpoint)}&region=${srv.region}&path-style=true`;
     const opts: S3BackendOptions = {
       credentials: { accessKeyId: srv.accessKeyId, secretAccessKey: srv.secretAccessKey },
-      tryTimeoutMs: options.tryTimeoutMs,
       partSize: 5 * 1024 * 1024,
       listPageSize: options.listPageSize,
-      retry: TEST_RETRY,
     };
-    return { url, backend: new S3Backend(url, opts), secrets: [srv.secretAccessKey], async cleanup() {} };
+    const s3 = new S3Backend(url, opts);
+    return { url, backend: wrapForTest(s3, options), secrets: [srv.secretAccessKey], async cleanup() {} };
   },
   async upstream() {
     return (await sharedS3()).endpoint;

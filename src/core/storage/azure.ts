@@ -13,8 +13,14 @@
  * uncommitted blocks (invisible to readers) and made visible by one Put Block List carrying the same
  * condition, so an interrupted upload leaves no object and a concurrent writer of the same name loses
  * cleanly with ALREADY_EXISTS.
+ *
+ * One attempt per call: retries, deadlines and concurrency limits are wrappers (storage/wrappers/,
+ * composed by open.ts); this file only classifies what the service answered (`mapError`). No
+ * `listLeftovers`: uncommitted blocks of an interrupted upload are invisible, and the service discards
+ * them after 7 days, so there is nothing for prune to reclaim.
  */
 import { randomBytes } from 'node:crypto';
+import { addAbortSignal, type Readable } from 'node:stream';
 import {
   BlobServiceClient,
   StorageSharedKeyCredential,
@@ -27,17 +33,21 @@ import type { TokenCredential } from '@azure/core-auth';
 import { defaultAzureCredential } from '../azure-credential.ts';
 import { LifeboatError } from '../errors.ts';
 import {
+  interrupted,
   listConfig,
   objectPath,
+  runStep,
+  throwIfAborted,
   type Backend,
   type ByteRange,
+  type CallOptions,
   type Handle,
   type ObjectInfo,
   type ObjectType,
   type SaveOptions,
 } from './backend.ts';
 import { mapLimit } from '../concurrency.ts';
-import { attemptsOf, networkCodeOf, withRetry, type RetryOptions } from './retry.ts';
+import { isTransientStatus, networkCodeOf, ownDeadline } from './classify.ts';
 
 export type AzureAccessTier = 'Hot' | 'Cool' | 'Cold';
 
@@ -56,9 +66,6 @@ export interface AzureBackendOptions {
   /** Blocks in flight per upload (default 4): memory stays bounded by the caller's buffer. */
   concurrency?: number;
   listPageSize?: number;
-  retry?: RetryOptions;
-  /** Per-request timeout in ms (default 120 s); a stalled connection counts as transient. */
-  tryTimeoutMs?: number;
   env?: NodeJS.ProcessEnv;
 }
 
@@ -114,7 +121,8 @@ export class AzureBackend implements Backend {
       });
     }
     const env = options.env ?? process.env;
-    // Our retry loop is the only one (see retry.ts); the SDK's would multiply attempts and hide faults.
+    // The retry wrapper is the only retry loop (wrappers/retrying.ts); the SDK's would multiply attempts
+    // and hide faults.
     const pipeline: StoragePipelineOptions = { retryOptions: { maxTries: 1 } };
     const connectionString = options.connectionString ?? env.AZURE_STORAGE_CONNECTION_STRING;
     const accountKey = options.accountKey ?? env.AZURE_STORAGE_KEY;
@@ -174,139 +182,122 @@ export class AzureBackend implements Backend {
     return this.container.getBlockBlobClient(this.key(h));
   }
 
-  private signal(): AbortSignal {
-    return AbortSignal.timeout(this.options.tryTimeoutMs ?? 120_000);
-  }
-
-  private retry<T>(fn: (attempt: number) => Promise<T>): Promise<T> {
-    return withRetry((s) => fn(s.attempt), isTransient, this.options.retry);
-  }
-
-  async create(): Promise<void> {
+  /** One attempt: an abort by the caller reports INTERRUPTED, any other failure is classified. */
+  private async attempt<T>(what: string, signal: AbortSignal | undefined, fn: () => Promise<T>): Promise<T> {
+    throwIfAborted(signal, what);
     try {
-      await this.retry(async () => {
-        // exists() first: a container-scoped SAS or a data-plane role may read but not create containers.
-        let exists: boolean;
-        try {
-          exists = await this.container.exists({ abortSignal: this.signal() });
-        } catch (e) {
-          // A service SAS for the container may not read container properties; listing (the `l` it must
-          // have anyway) proves the container is there.
-          if ((e as { statusCode?: number }).statusCode !== 403) throw e;
-          await this.container
-            .listBlobsFlat({ abortSignal: this.signal() })
-            .byPage({ maxPageSize: 1 })
-            .next();
-          exists = true;
-        }
-        if (exists) return;
-        await this.container.createIfNotExists({ abortSignal: this.signal() });
-      });
+      return await fn();
     } catch (e) {
-      throw this.mapError(e, `create container ${this.loc.container}`);
+      throw signal?.aborted ? interrupted(signal, what) : this.mapError(e, what);
     }
   }
 
-  async save(h: Handle, data: Uint8Array, options: SaveOptions = {}): Promise<void> {
+  create(options: CallOptions = {}): Promise<void> {
+    const abortSignal = options.signal;
+    return this.attempt(`create container ${this.loc.container}`, abortSignal, async () => {
+      // exists() first: a container-scoped SAS or a data-plane role may read but not create containers.
+      let exists: boolean;
+      try {
+        exists = await this.container.exists({ abortSignal });
+      } catch (e) {
+        // A service SAS for the container may not read container properties; listing (the `l` it must
+        // have anyway) proves the container is there.
+        if ((e as { statusCode?: number }).statusCode !== 403) throw e;
+        await this.container.listBlobsFlat({ abortSignal }).byPage({ maxPageSize: 1 }).next();
+        exists = true;
+      }
+      if (!exists) await this.container.createIfNotExists({ abortSignal });
+    });
+  }
+
+  save(h: Handle, data: Uint8Array, options: SaveOptions = {}): Promise<void> {
     const blob = this.blob(h);
     const conditions = options.overwrite ? undefined : { ifNoneMatch: '*' };
     const tier = h.type === 'data' ? this.options.accessTier : undefined;
+    const abortSignal = options.signal;
     const what = `save ${this.key(h)}`;
-    let retried = false;
-    try {
+    return this.attempt(what, abortSignal, async () => {
       if (data.byteLength <= this.blockSize) {
-        await this.retry(async (attempt) => {
-          retried = attempt > 1;
-          await blob.upload(data, data.byteLength, { conditions, tier, abortSignal: this.signal() });
-        });
-      } else {
-        // Blocks stay uncommitted (invisible) until the block list is committed; the random upload id
-        // keeps two writers of the same name from committing each other's blocks.
-        const uploadId = randomBytes(6).toString('hex');
-        const count = Math.ceil(data.byteLength / this.blockSize);
-        const ids = Array.from({ length: count }, (_, i) =>
-          Buffer.from(`${uploadId}-${String(i).padStart(6, '0')}`).toString('base64'),
-        );
-        await mapLimit(ids, this.options.concurrency ?? 4, (id, i) => {
-          const part = data.subarray(i * this.blockSize, Math.min(data.byteLength, (i + 1) * this.blockSize));
-          return this.retry(() => blob.stageBlock(id, part, part.byteLength, { abortSignal: this.signal() }));
-        });
-        await this.retry(async (attempt) => {
-          retried = attempt > 1;
-          await blob.commitBlockList(ids, { conditions, tier, abortSignal: this.signal() });
-        });
+        await blob.upload(data, data.byteLength, { conditions, tier, abortSignal });
+        return;
       }
-    } catch (e) {
-      const err = this.mapError(e, what);
-      // A retried write-once PUT may have succeeded the first time with its answer lost on the way back;
-      // if what is there now is byte-for-byte ours, the save did happen.
-      if (err.code === 'ALREADY_EXISTS' && retried && (await this.holds(h, data))) return;
-      throw err;
-    }
-  }
-
-  private async holds(h: Handle, data: Uint8Array): Promise<boolean> {
-    try {
-      const existing = await this.load(h);
-      return Buffer.compare(existing, data) === 0;
-    } catch {
-      return false;
-    }
-  }
-
-  async load(h: Handle, range?: ByteRange): Promise<Buffer> {
-    const blob = this.blob(h);
-    if (range && range.length === 0) return Buffer.alloc(0);
-    try {
-      return await this.retry(async () => {
-        try {
-          const res = await blob.download(range?.offset ?? 0, range?.length, {
-            abortSignal: this.signal(),
-            maxRetryRequests: 0,
-          });
-          return await readAll(res.readableStreamBody);
-        } catch (e) {
-          // A range starting at or past the end: the contract says "what exists", i.e. nothing.
-          if (range && (e as { statusCode?: number }).statusCode === 416) return Buffer.alloc(0);
-          throw e;
-        }
+      // Blocks stay uncommitted (invisible) until the block list is committed; the random upload id
+      // keeps two writers of the same name from committing each other's blocks.
+      const uploadId = randomBytes(6).toString('hex');
+      const count = Math.ceil(data.byteLength / this.blockSize);
+      const ids = Array.from({ length: count }, (_, i) =>
+        Buffer.from(`${uploadId}-${String(i).padStart(6, '0')}`).toString('base64'),
+      );
+      // Each request is a step (runStep: retried alone). A block that fails for good stops the staging
+      // of further ones (mapLimit), and the abort signal cancels those in flight.
+      await mapLimit(ids, this.options.concurrency ?? 4, (id, i) => {
+        const block = data.subarray(i * this.blockSize, Math.min(data.byteLength, (i + 1) * this.blockSize));
+        const step = `${what} block ${i + 1}/${count}`;
+        return runStep(options, step, block.byteLength, (signal) =>
+          this.attempt(step, signal, () =>
+            blob.stageBlock(id, block, block.byteLength, { abortSignal: signal }),
+          ),
+        );
       });
-    } catch (e) {
-      throw this.mapError(e, `load ${this.key(h)}`);
-    }
+      // Not cut short by the caller: once sent, a commit lands or fails on its own (the service may act
+      // on one aborted on the wire), and a save that landed reports success.
+      const step = `${what} commit`;
+      await runStep(options, step, 0, (signal) =>
+        this.attempt(step, signal, () =>
+          blob.commitBlockList(ids, { conditions, tier, abortSignal: ownDeadline() }),
+        ),
+      );
+    });
   }
 
-  async stat(h: Handle): Promise<ObjectInfo> {
-    try {
-      const p = await this.retry(() => this.blob(h).getProperties({ abortSignal: this.signal() }));
+  load(h: Handle, range?: ByteRange, options: CallOptions = {}): Promise<Buffer> {
+    const blob = this.blob(h);
+    const abortSignal = options.signal;
+    return this.attempt(`load ${this.key(h)}`, abortSignal, async () => {
+      if (range && range.length === 0) return Buffer.alloc(0);
+      try {
+        const res = await blob.download(range?.offset ?? 0, range?.length, {
+          abortSignal,
+          maxRetryRequests: 0,
+        });
+        return await readAll(res.readableStreamBody, abortSignal);
+      } catch (e) {
+        // A range starting at or past the end: the contract says "what exists", i.e. nothing.
+        if (range && (e as { statusCode?: number }).statusCode === 416) return Buffer.alloc(0);
+        throw e;
+      }
+    });
+  }
+
+  stat(h: Handle, options: CallOptions = {}): Promise<ObjectInfo> {
+    return this.attempt(`stat ${this.key(h)}`, options.signal, async () => {
+      const p = await this.blob(h).getProperties({ abortSignal: options.signal });
       return { name: h.name, size: p.contentLength ?? 0 };
-    } catch (e) {
-      throw this.mapError(e, `stat ${this.key(h)}`);
-    }
+    });
   }
 
-  async *list(type: ObjectType): AsyncIterable<ObjectInfo> {
+  async *list(type: ObjectType, options: CallOptions = {}): AsyncIterable<ObjectInfo> {
     if (type === 'config') {
-      yield* listConfig((h) => this.stat(h));
+      yield* listConfig((h, o) => this.stat(h, o), options);
       return;
     }
     const prefix = `${this.loc.prefix}${type}/`;
+    const abortSignal = options.signal;
     let token: string | undefined;
     do {
       let page;
       try {
-        page = await this.retry(async () => {
+        page = await this.attempt(`list ${prefix}`, abortSignal, async () => {
           const it = this.container
-            .listBlobsFlat({ prefix, abortSignal: this.signal() })
+            .listBlobsFlat({ prefix, abortSignal })
             .byPage({ continuationToken: token, maxPageSize: this.options.listPageSize ?? 1000 });
           return (await it.next()).value;
         });
       } catch (e) {
-        const err = this.mapError(e, `list ${prefix}`);
         // Like an absent directory on disk: a location that was never created holds nothing (this is how
         // `init` sees that it may proceed and `open` reports "no repository").
-        if (err.code === 'NO_REPOSITORY') return;
-        throw err;
+        if ((e as LifeboatError).code === 'NO_REPOSITORY') return;
+        throw e;
       }
       if (!page) return;
       for (const item of page.segment.blobItems) {
@@ -317,14 +308,10 @@ export class AzureBackend implements Backend {
     } while (token);
   }
 
-  async remove(h: Handle): Promise<void> {
-    try {
-      await this.retry(() =>
-        this.blob(h).deleteIfExists({ deleteSnapshots: 'include', abortSignal: this.signal() }),
-      );
-    } catch (e) {
-      throw this.mapError(e, `remove ${this.key(h)}`);
-    }
+  remove(h: Handle, options: CallOptions = {}): Promise<void> {
+    return this.attempt(`remove ${this.key(h)}`, options.signal, async () => {
+      await this.blob(h).deleteIfExists({ deleteSnapshots: 'include', abortSignal: options.signal });
+    });
   }
 
   async close(): Promise<void> {}
@@ -340,18 +327,21 @@ export class AzureBackend implements Backend {
     };
     const status = err?.statusCode;
     const code = err?.details?.errorCode ?? err?.code ?? '';
-    const attempts = attemptsOf(e);
     const where = `${what} in ${this.location}`;
     const net = networkCodeOf(e);
     if (status === undefined && net) {
-      return new LifeboatError(
-        'UNREACHABLE',
-        `${where}: cannot reach the blob endpoint (${net}, ${attempts} attempts)`,
-        {
-          hint: 'check the endpoint in the connection string, DNS, firewall/private endpoint rules, and that the service is up',
-          cause: e,
-        },
-      );
+      return new LifeboatError('UNREACHABLE', `${where}: cannot reach the blob endpoint (${net})`, {
+        hint: 'check the endpoint in the connection string, DNS, firewall/private endpoint rules, and that the service is up',
+        cause: e,
+        transient: true,
+      });
+    }
+    if (status !== undefined && isTransientStatus(status)) {
+      return new LifeboatError('UNREACHABLE', `${where}: storage is busy or failing (${status} ${code})`, {
+        hint: 'the account is overloaded or throttled; retry later, lower --concurrency, or check the Azure status page',
+        cause: e,
+        transient: true,
+      });
     }
     switch (status) {
       case 404:
@@ -426,19 +416,6 @@ export class AzureBackend implements Backend {
         return new LifeboatError('NO_SPACE', `${where}: request too large or quota exceeded (${code})`, {
           cause: e,
         });
-      case 429:
-      case 500:
-      case 502:
-      case 503:
-      case 504:
-        return new LifeboatError(
-          'UNREACHABLE',
-          `${where}: storage kept failing or throttling (${status} ${code}) after ${attempts} attempts`,
-          {
-            hint: 'the account is overloaded or throttled; retry later, lower --concurrency, or check the Azure status page',
-            cause: e,
-          },
-        );
       default:
         if (
           code === 'CredentialUnavailableError' ||
@@ -463,24 +440,12 @@ export class AzureBackend implements Backend {
   }
 }
 
-function isTransient(e: unknown): boolean {
-  const status = (e as { statusCode?: number })?.statusCode;
-  if (
-    status === 408 ||
-    status === 429 ||
-    status === 500 ||
-    status === 502 ||
-    status === 503 ||
-    status === 504
-  )
-    return true;
-  if (status === undefined && networkCodeOf(e)) return true;
-  return false;
-}
-
-async function readAll(body: NodeJS.ReadableStream | undefined): Promise<Buffer> {
+/** Reads a download's body; an abort destroys the stream, so a stalled or cancelled read ends at once. */
+async function readAll(body: NodeJS.ReadableStream | undefined, signal?: AbortSignal): Promise<Buffer> {
   if (!body) return Buffer.alloc(0);
+  const stream = body as Readable;
+  if (signal) addAbortSignal(signal, stream);
   const parts: Buffer[] = [];
-  for await (const chunk of body as AsyncIterable<Buffer>) parts.push(chunk);
+  for await (const chunk of stream as AsyncIterable<Buffer>) parts.push(chunk);
   return Buffer.concat(parts);
 }

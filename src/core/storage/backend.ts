@@ -8,16 +8,39 @@
  *   never clobber a pack another process just wrote.
  * - `save` is atomic: readers see either no object or the whole object, never a prefix. An interrupted
  *   save leaves no object (local: temp file + fsync + rename; cloud: commit of a block list / single PUT).
- * - Transient failures (connection reset, 429/503 throttling, timeouts) are retried *inside* the backend
- *   with exponential backoff and jitter, up to a bounded time. What reaches the caller is final and already
- *   a LifeboatError (UNREACHABLE, AUTH, PERMISSION, NO_SPACE, NOT_FOUND, ALREADY_EXISTS, …).
+ * - A backend makes exactly one attempt per call and only *classifies* what went wrong: it throws a
+ *   LifeboatError whose code names the cause (UNREACHABLE, AUTH, PERMISSION, NO_SPACE, NOT_FOUND,
+ *   ALREADY_EXISTS, …), with `transient` set when the same call may succeed if made again (connection
+ *   reset or refused, 408/429/5xx, a timeout). Retries, deadlines and concurrency limits are wrappers
+ *   around a Backend (storage/wrappers/), composed once by `openBackend`, as restic's RetryBackend and
+ *   kopia's retrying storage are. The one exception: each request of a multi-part upload (start, each
+ *   block or part, commit) runs through `runStep`, which the wrappers make retry that request alone.
+ * - Retry rules (RetryingBackend): only transient errors are retried, with exponential backoff and full
+ *   jitter, bounded by attempts and elapsed time; giving up rethrows the last error with the attempt
+ *   count appended, no longer transient. Every call is safe to repeat: `remove` is idempotent, and a
+ *   write-once `save` that answers ALREADY_EXISTS after an earlier attempt (or step) failed transiently
+ *   is checked by loading the object — if the stored bytes are ours, the earlier attempt landed and its
+ *   answer was lost (the lost-write check). A failed `list` is restarted from the beginning, skipping
+ *   names already yielded, so the caller still sees every object exactly once; backends do not retry
+ *   pages themselves.
+ * - Deadlines (TimeoutBackend): each attempt, and each step of a multi-part upload, has a deadline that
+ *   grows with the bytes it sends; a listing must produce each next entry within the deadline. Running
+ *   out of time is transient (UNREACHABLE); a call cancelled by its caller's signal is not (INTERRUPTED).
+ *   The deadline reaches the backend through the signal it is handed, so backends must honour it.
+ * - Concurrency (LimitingBackend): at most N calls in flight per backend (LIFEBOAT_STORAGE_CONCURRENCY);
+ *   a listing holds a slot only while it fetches, never while its caller works on what it yielded.
  * - `load` of a missing object throws NOT_FOUND; a range past the end returns what exists (callers check
  *   lengths, so truncation is detected as INTEGRITY upstream).
  * - `remove` of a missing object succeeds (idempotent) so that prune can be re-run after a crash.
- * - `list` yields every object of a type, in any order, paging internally.
- * - Every method takes an optional `signal`. When it fires, the call (and any retry or backoff in
- *   progress) stops as soon as it can and rejects with INTERRUPTED; a `save` stopped this way leaves no
- *   object, as any interrupted save. Backends pass it on to the SDK/file system call they make.
+ * - `list` yields every object of a type, in any order, paging internally; it fetches the next page only
+ *   when the caller asks for more.
+ * - Every method takes an optional `signal`. Backends pass it on to the SDK/file system call they make;
+ *   a call made with a signal that already fired rejects with INTERRUPTED without touching the storage,
+ *   and when it fires during a call, the call (and any retry or backoff in progress) stops as soon as it
+ *   can and rejects with INTERRUPTED. A `save` stopped this way leaves no object, as any interrupted save
+ *   — unless its last request had already reached the storage, in which case the object may be there,
+ *   whole. Cloud backends let the small requests that start and commit a multi-part upload finish, so a
+ *   server is never left half-way through one.
  * - `listLeftovers`/`removeLeftover` (optional) expose what interrupted writes leave behind outside the
  *   object namespace (local temp files, unfinished multipart uploads), so prune can reclaim them once
  *   they are older than any live lock. Backends without such debris leave them out.
@@ -51,6 +74,41 @@ export interface CallOptions {
 
 export interface SaveOptions extends CallOptions {
   overwrite?: boolean;
+  /** Set by the wrappers: how to run each request of a multi-part upload (see `runStep`). */
+  eachStep?: StepRunner;
+}
+
+/** One request of a multi-part upload, as the wrappers see it. */
+export interface StepCall {
+  /** For messages: `save data/1f2e… part 3/4`. */
+  what: string;
+  signal?: AbortSignal;
+  /** Bytes the request sends. */
+  bytes: number;
+}
+
+export type StepRunner = <T>(
+  step: StepCall,
+  request: (signal: AbortSignal | undefined) => Promise<T>,
+) => Promise<T>;
+
+/**
+ * Runs one request of a multi-part upload (starting it, an Azure block or S3 part, the commit): through
+ * `options.eachStep` when the wrappers set it, which retries that request alone, with its own deadline.
+ * Retrying whole uploads instead would compound failures: with the 66 requests of a 512 MiB pack, an
+ * upload under throttling would rarely get all of them through in one attempt. Each step must be safe to
+ * repeat (a block or part sent again replaces itself; a repeated commit of a landed upload answers
+ * ALREADY_EXISTS, which the retry wrapper's lost-write check resolves). Backends throw classified
+ * LifeboatErrors from `request`.
+ */
+export function runStep<T>(
+  options: SaveOptions,
+  what: string,
+  bytes: number,
+  request: (signal: AbortSignal | undefined) => Promise<T>,
+): Promise<T> {
+  if (!options.eachStep) return request(options.signal);
+  return options.eachStep({ what, bytes, signal: options.signal }, request);
 }
 
 /** Debris of an interrupted write: a temp file, an unfinished multipart upload. */

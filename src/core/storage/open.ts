@@ -7,18 +7,46 @@
  * Cloud credentials come from the environment (docs/storage.md): AZURE_STORAGE_CONNECTION_STRING,
  * AZURE_STORAGE_KEY, AZURE_STORAGE_SAS_TOKEN or DefaultAzureCredential; the AWS SDK default chain.
  * Tuning: LIFEBOAT_AZURE_ACCESS_TIER (Hot|Cool|Cold, packs only), LIFEBOAT_S3_STORAGE_CLASS (packs only),
- * LIFEBOAT_UPLOAD_CONCURRENCY (parts in flight per object).
+ * LIFEBOAT_UPLOAD_CONCURRENCY (parts in flight per object), LIFEBOAT_STORAGE_CONCURRENCY (calls in flight
+ * per backend).
+ *
+ * The backends make one attempt per call; what every caller gets is the backend wrapped (see the
+ * Backend contract in backend.ts):
+ *   cloud:  LimitingBackend → RetryingBackend → TimeoutBackend → AzureBackend / S3Backend
+ *   local:  LimitingBackend → LocalBackend (a file system call has nothing to retry and cannot be
+ *           timed out; it fails for good or not at all)
  */
 import { fileURLToPath } from 'node:url';
 import { LifeboatError } from '../errors.ts';
 import type { Backend } from './backend.ts';
 import type { AzureAccessTier } from './azure.ts';
 import { LocalBackend } from './local.ts';
+import { DEFAULT_STORAGE_CONCURRENCY, LimitingBackend } from './wrappers/limiting.ts';
+import { RetryingBackend, type RetryOptions } from './wrappers/retrying.ts';
+import { TimeoutBackend, type TimeoutOptions } from './wrappers/timeout.ts';
+
+export interface WrapOptions {
+  retry?: RetryOptions;
+  timeout?: TimeoutOptions;
+  /** Calls in flight at once (default 8). */
+  concurrency?: number;
+}
+
+/** A cloud backend as callers get it: deadline per attempt, retries, then the concurrency limit. */
+export function wrapCloudBackend(backend: Backend, options: WrapOptions = {}): Backend {
+  const timed = new TimeoutBackend(backend, options.timeout);
+  return new LimitingBackend(new RetryingBackend(timed, options.retry), options.concurrency);
+}
+
+/** A local backend as callers get it: only the concurrency limit. */
+export function wrapLocalBackend(backend: Backend, options: WrapOptions = {}): Backend {
+  return new LimitingBackend(backend, options.concurrency);
+}
 
 type Opener = (location: string, env: NodeJS.ProcessEnv) => Promise<Backend>;
 
 const OPENERS: Record<string, Opener> = {
-  file: async (location) => {
+  file: async (location, env) => {
     // file://relative/path parses "relative" as a host name; say what a file URL needs instead.
     let p: string;
     try {
@@ -28,21 +56,22 @@ const OPENERS: Record<string, Opener> = {
         hint: 'file URLs take an absolute path (file:///srv/backups/repo); or give the path itself (./repo)',
       });
     }
-    return new LocalBackend(p);
+    return wrapLocalBackend(new LocalBackend(p), wrapFrom(env));
   },
   azure: async (location, env) => {
     const { AzureBackend } = await import('./azure.ts');
-    return new AzureBackend(location, {
+    const azure = new AzureBackend(location, {
       env,
       accessTier: (env.LIFEBOAT_AZURE_ACCESS_TIER || undefined) as AzureAccessTier | undefined,
-      concurrency: concurrencyFrom(env),
+      concurrency: uploadConcurrencyFrom(env),
     });
+    return wrapCloudBackend(azure, wrapFrom(env));
   },
   s3: async (location, env) => {
     const { S3Backend } = await import('./s3.ts');
     // The environment handed in wins over the process's (the CLI passes its own); without keys there,
     // the SDK's default chain applies (shared config/SSO, web identity, container/instance metadata).
-    return new S3Backend(location, {
+    const s3 = new S3Backend(location, {
       credentials:
         env.AWS_ACCESS_KEY_ID && env.AWS_SECRET_ACCESS_KEY
           ? {
@@ -54,30 +83,42 @@ const OPENERS: Record<string, Opener> = {
       region: env.AWS_REGION || env.AWS_DEFAULT_REGION || undefined,
       endpoint: env.AWS_ENDPOINT_URL_S3 || env.AWS_ENDPOINT_URL || undefined,
       storageClass: env.LIFEBOAT_S3_STORAGE_CLASS || undefined,
-      concurrency: concurrencyFrom(env),
+      concurrency: uploadConcurrencyFrom(env),
     });
+    return wrapCloudBackend(s3, wrapFrom(env));
   },
 };
 
-function concurrencyFrom(env: NodeJS.ProcessEnv): number | undefined {
-  const v = env.LIFEBOAT_UPLOAD_CONCURRENCY;
+function uploadConcurrencyFrom(env: NodeJS.ProcessEnv): number | undefined {
+  return wholeNumberFrom(env, 'LIFEBOAT_UPLOAD_CONCURRENCY', 64, 4);
+}
+
+function wrapFrom(env: NodeJS.ProcessEnv): WrapOptions {
+  return {
+    concurrency: wholeNumberFrom(env, 'LIFEBOAT_STORAGE_CONCURRENCY', 256, DEFAULT_STORAGE_CONCURRENCY),
+  };
+}
+
+function wholeNumberFrom(
+  env: NodeJS.ProcessEnv,
+  name: string,
+  max: number,
+  defaultValue: number,
+): number | undefined {
+  const v = env[name];
   if (v === undefined || v === '') return undefined;
   const n = Number(v);
-  if (!Number.isInteger(n) || n < 1 || n > 64) {
-    throw new LifeboatError(
-      'CONFIG',
-      `LIFEBOAT_UPLOAD_CONCURRENCY=${JSON.stringify(v)} is not a whole number from 1 to 64`,
-      {
-        hint: 'unset it for the default (4), or set e.g. 8',
-      },
-    );
+  if (!Number.isInteger(n) || n < 1 || n > max) {
+    throw new LifeboatError('CONFIG', `${name}=${JSON.stringify(v)} is not a whole number from 1 to ${max}`, {
+      hint: `unset it for the default (${defaultValue}), or set e.g. ${defaultValue * 2}`,
+    });
   }
   return n;
 }
 
 export async function openBackend(location: string, env: NodeJS.ProcessEnv = process.env): Promise<Backend> {
   const m = /^([a-z][a-z0-9+.-]*):\/\//i.exec(location);
-  if (!m) return new LocalBackend(location);
+  if (!m) return wrapLocalBackend(new LocalBackend(location), wrapFrom(env));
   const opener = OPENERS[m[1].toLowerCase()];
   if (!opener) {
     throw new LifeboatError('USAGE', `unsupported repository URL scheme "${m[1]}:" in ${location}`, {

@@ -6,10 +6,15 @@
  *
  * Write-once and atomicity: small objects are one PutObject with `If-None-Match: *`; large ones are a
  * multipart upload whose parts are invisible until CompleteMultipartUpload, which carries the same
- * condition. An interrupted upload is aborted (and in any case never becomes an object); configure a
- * bucket lifecycle rule "abort incomplete multipart uploads after N days" to reclaim orphaned parts of
- * a crashed process. Servers that ignore If-None-Match cannot give write-once; docs/storage.md says so.
+ * condition. An interrupted upload is aborted (and in any case never becomes an object); the parts of a
+ * crashed process's upload are `listLeftovers`, for prune to reclaim (a bucket lifecycle rule "abort
+ * incomplete multipart uploads after N days" does it too). Servers that ignore If-None-Match cannot give
+ * write-once; docs/storage.md says so.
+ *
+ * One attempt per call: retries, deadlines and concurrency limits are wrappers (storage/wrappers/,
+ * composed by open.ts); this file only classifies what the server answered (`mapError`).
  */
+import { addAbortSignal, type Readable } from 'node:stream';
 import {
   S3Client,
   PutObjectCommand,
@@ -23,21 +28,29 @@ import {
   UploadPartCommand,
   CompleteMultipartUploadCommand,
   AbortMultipartUploadCommand,
+  ListMultipartUploadsCommand,
+  ListPartsCommand,
   type StorageClass,
 } from '@aws-sdk/client-s3';
 import { LifeboatError } from '../errors.ts';
 import {
+  OBJECT_TYPES,
+  interrupted,
   listConfig,
   objectPath,
+  runStep,
+  throwIfAborted,
   type Backend,
   type ByteRange,
+  type CallOptions,
   type Handle,
+  type Leftover,
   type ObjectInfo,
   type ObjectType,
   type SaveOptions,
 } from './backend.ts';
 import { mapLimit } from '../concurrency.ts';
-import { attemptsOf, networkCodeOf, withRetry, type RetryOptions } from './retry.ts';
+import { isTransientStatus, networkCodeOf, ownDeadline } from './classify.ts';
 
 export interface S3BackendOptions {
   endpoint?: string;
@@ -49,10 +62,9 @@ export interface S3BackendOptions {
   storageClass?: string;
   /** Objects larger than this are uploaded in parts of this size (default 8 MiB; S3 minimum 5 MiB). */
   partSize?: number;
+  /** Parts in flight per upload (default 4). */
   concurrency?: number;
   listPageSize?: number;
-  retry?: RetryOptions;
-  tryTimeoutMs?: number;
 }
 
 export interface S3Location {
@@ -126,7 +138,7 @@ export class S3Backend implements Backend {
       region: region ?? (endpoint ? 'us-east-1' : undefined),
       forcePathStyle,
       credentials: options.credentials,
-      // Our retry loop is the only one (see retry.ts).
+      // The retry wrapper is the only retry loop (wrappers/retrying.ts).
       maxAttempts: 1,
       // Third-party S3 servers vary in their support for the new default CRC checksums; send them only
       // where the API requires them. Our own layer authenticates every blob anyway.
@@ -139,34 +151,35 @@ export class S3Backend implements Backend {
     return this.loc.prefix + objectPath(h);
   }
 
-  private signal(): AbortSignal {
-    return AbortSignal.timeout(this.options.tryTimeoutMs ?? 120_000);
-  }
-
-  private retry<T>(fn: (attempt: number) => Promise<T>): Promise<T> {
-    return withRetry((s) => fn(s.attempt), isTransient, this.options.retry);
-  }
-
-  async create(): Promise<void> {
-    const Bucket = this.loc.bucket;
+  /** One attempt: an abort by the caller reports INTERRUPTED, any other failure is classified. */
+  private async attempt<T>(what: string, signal: AbortSignal | undefined, fn: () => Promise<T>): Promise<T> {
+    throwIfAborted(signal, what);
     try {
-      await this.retry(async () => {
-        try {
-          await this.client.send(new HeadBucketCommand({ Bucket }), { abortSignal: this.signal() });
-        } catch (e) {
-          if (statusOf(e) !== 404) throw e;
-          try {
-            await this.client.send(new CreateBucketCommand({ Bucket }), { abortSignal: this.signal() });
-          } catch (e2) {
-            const n = nameOf(e2);
-            if (n !== 'BucketAlreadyOwnedByYou' && n !== 'BucketAlreadyExists') throw e2;
-          }
-        }
-      });
+      return await fn();
     } catch (e) {
-      throw this.mapError(e, `create bucket ${Bucket}`);
+      throw signal?.aborted ? interrupted(signal, what) : this.mapError(e, what);
     }
-    await this.probeConditionalWrites();
+  }
+
+  async create(options: CallOptions = {}): Promise<void> {
+    const Bucket = this.loc.bucket;
+    const abortSignal = options.signal;
+    await this.attempt(`create bucket ${Bucket}`, abortSignal, async () => {
+      try {
+        await this.client.send(new HeadBucketCommand({ Bucket }), { abortSignal });
+      } catch (e) {
+        if (statusOf(e) !== 404) throw e;
+        try {
+          await this.client.send(new CreateBucketCommand({ Bucket }), { abortSignal });
+        } catch (e2) {
+          const n = nameOf(e2);
+          if (n !== 'BucketAlreadyOwnedByYou' && n !== 'BucketAlreadyExists') throw e2;
+        }
+      }
+    });
+    await this.attempt('probe conditional writes', abortSignal, () =>
+      this.probeConditionalWrites(abortSignal),
+    );
   }
 
   /**
@@ -174,17 +187,13 @@ export class S3Backend implements Backend {
    * proxies) silently drop it, which would let two writers clobber each other's packs; find out at
    * `init`, with a throw-away object outside the repository's object types.
    */
-  private async probeConditionalWrites(): Promise<void> {
+  private async probeConditionalWrites(abortSignal: AbortSignal | undefined): Promise<void> {
     const Bucket = this.loc.bucket;
     const Key = `${this.loc.prefix}.lifeboat-probe-${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}`;
     const put = () =>
-      this.retry(() =>
-        this.client.send(
-          new PutObjectCommand({ Bucket, Key, Body: new Uint8Array(1), ContentLength: 1, IfNoneMatch: '*' }),
-          {
-            abortSignal: this.signal(),
-          },
-        ),
+      this.client.send(
+        new PutObjectCommand({ Bucket, Key, Body: new Uint8Array(1), ContentLength: 1, IfNoneMatch: '*' }),
+        { abortSignal },
       );
     try {
       await put();
@@ -204,160 +213,169 @@ export class S3Backend implements Backend {
           },
         );
       }
-    } catch (e) {
-      throw this.mapError(e, 'probe conditional writes');
     } finally {
       await this.client
-        .send(new DeleteObjectCommand({ Bucket, Key }), { abortSignal: this.signal() })
+        .send(new DeleteObjectCommand({ Bucket, Key }), { abortSignal: ownDeadline() })
         .catch(() => {});
     }
   }
 
-  async save(h: Handle, data: Uint8Array, options: SaveOptions = {}): Promise<void> {
+  save(h: Handle, data: Uint8Array, options: SaveOptions = {}): Promise<void> {
     const Bucket = this.loc.bucket;
     const Key = this.key(h);
     const IfNoneMatch = options.overwrite ? undefined : '*';
     const StorageClass = (h.type === 'data' ? this.options.storageClass : undefined) as
       StorageClass | undefined;
-    let retried = false;
-    try {
-      if (data.byteLength <= this.partSize) {
-        await this.retry(async (attempt) => {
-          retried = attempt > 1;
-          await this.client.send(
-            new PutObjectCommand({
-              Bucket,
-              Key,
-              Body: data,
-              ContentLength: data.byteLength,
-              IfNoneMatch,
-              StorageClass,
-            }),
-            { abortSignal: this.signal() },
-          );
-        });
-      } else {
-        await this.multipart(Key, data, IfNoneMatch, StorageClass, () => (retried = true));
+    const abortSignal = options.signal;
+    const what = `save ${Key}`;
+    return this.attempt(what, abortSignal, async () => {
+      if (data.byteLength > this.partSize) {
+        await this.multipart(what, Key, data, IfNoneMatch, StorageClass, options);
+        return;
       }
-    } catch (e) {
-      const err = this.mapError(e, `save ${Key}`);
-      // A retried write-once PUT may have landed the first time with its answer lost on the way back.
-      if (err.code === 'ALREADY_EXISTS' && retried && (await this.holds(h, data))) return;
-      throw err;
-    }
+      await this.client.send(
+        new PutObjectCommand({
+          Bucket,
+          Key,
+          Body: data,
+          ContentLength: data.byteLength,
+          IfNoneMatch,
+          StorageClass,
+        }),
+        { abortSignal },
+      );
+    });
   }
 
   private async multipart(
+    what: string,
     Key: string,
     data: Uint8Array,
     IfNoneMatch: string | undefined,
     StorageClass: StorageClass | undefined,
-    onRetry: () => void,
+    options: SaveOptions,
   ): Promise<void> {
     const Bucket = this.loc.bucket;
-    const created = await this.retry(() =>
+    // Each request is a step (runStep: retried alone, with its own deadline).
+    const step = <T>(
+      label: string,
+      bytes: number,
+      request: (signal: AbortSignal | undefined) => Promise<T>,
+    ) => {
+      const stepWhat = `${what} ${label}`;
+      return runStep(options, stepWhat, bytes, (signal) =>
+        this.attempt(stepWhat, signal, () => request(signal)),
+      );
+    };
+    // Starting and completing the upload are not cut short by the caller: an upload the server started
+    // but whose id we never heard of would linger, and a commit aborted on the wire may still be acted
+    // on. Both are small; a save whose commit landed reports success.
+    const created = await step('start', 0, () =>
       this.client.send(new CreateMultipartUploadCommand({ Bucket, Key, StorageClass }), {
-        abortSignal: this.signal(),
+        abortSignal: ownDeadline(),
       }),
     );
     const UploadId = created.UploadId!;
     try {
       const count = Math.ceil(data.byteLength / this.partSize);
+      // A part that fails for good stops the upload of further ones (mapLimit), and the abort signal
+      // cancels those in flight.
       const parts = await mapLimit(
         Array.from({ length: count }, (_, i) => i),
         this.options.concurrency ?? 4,
         async (i) => {
           const Body = data.subarray(i * this.partSize, Math.min(data.byteLength, (i + 1) * this.partSize));
-          const res = await this.retry(() =>
+          const PartNumber = i + 1;
+          const res = await step(`part ${PartNumber}/${count}`, Body.byteLength, (signal) =>
             this.client.send(
               new UploadPartCommand({
                 Bucket,
                 Key,
                 UploadId,
-                PartNumber: i + 1,
+                PartNumber,
                 Body,
                 ContentLength: Body.byteLength,
               }),
-              { abortSignal: this.signal() },
+              { abortSignal: signal },
             ),
           );
-          return { PartNumber: i + 1, ETag: res.ETag };
+          return { PartNumber, ETag: res.ETag };
         },
       );
-      await this.retry(async (attempt) => {
-        if (attempt > 1) onRetry();
-        await this.client.send(
-          new CompleteMultipartUploadCommand({
-            Bucket,
-            Key,
-            UploadId,
-            IfNoneMatch,
-            MultipartUpload: { Parts: parts },
-          }),
-          { abortSignal: this.signal() },
-        );
+      await step('commit', 0, async () => {
+        try {
+          await this.client.send(
+            new CompleteMultipartUploadCommand({
+              Bucket,
+              Key,
+              UploadId,
+              IfNoneMatch,
+              MultipartUpload: { Parts: parts },
+            }),
+            { abortSignal: ownDeadline() },
+          );
+        } catch (e) {
+          // A commit repeated after one that landed (its answer lost) may find the upload gone rather
+          // than the object present; either way the name is taken, and the lost-write check decides.
+          if (nameOf(e) !== 'NoSuchUpload') throw e;
+          throw new LifeboatError(
+            'ALREADY_EXISTS',
+            `${what} in ${this.location}: object already exists (its upload was completed before)`,
+            {
+              cause: e,
+            },
+          );
+        }
       });
     } catch (e) {
-      // Best effort: parts of an aborted upload are never visible, this only frees their space.
+      // Best effort, and not cancelled with the call: parts of an aborted upload are never visible,
+      // this frees their space now rather than at prune or a lifecycle rule.
       await this.client
-        .send(new AbortMultipartUploadCommand({ Bucket, Key, UploadId }), { abortSignal: this.signal() })
+        .send(new AbortMultipartUploadCommand({ Bucket, Key, UploadId }), { abortSignal: ownDeadline() })
         .catch(() => {});
       throw e;
     }
   }
 
-  private async holds(h: Handle, data: Uint8Array): Promise<boolean> {
-    try {
-      return Buffer.compare(await this.load(h), data) === 0;
-    } catch {
-      return false;
-    }
+  load(h: Handle, range?: ByteRange, options: CallOptions = {}): Promise<Buffer> {
+    const Key = this.key(h);
+    const abortSignal = options.signal;
+    return this.attempt(`load ${Key}`, abortSignal, async () => {
+      if (range && range.length === 0) return Buffer.alloc(0);
+      try {
+        const res = await this.client.send(
+          new GetObjectCommand({
+            Bucket: this.loc.bucket,
+            Key,
+            Range: range ? `bytes=${range.offset}-${range.offset + range.length - 1}` : undefined,
+          }),
+          { abortSignal },
+        );
+        if (!res.Body) return Buffer.alloc(0);
+        // An abort destroys the body stream, so a stalled or cancelled read ends at once.
+        if (abortSignal) addAbortSignal(abortSignal, res.Body as Readable);
+        return Buffer.from(await res.Body.transformToByteArray());
+      } catch (e) {
+        // A range starting at or past the end: the contract says "what exists", i.e. nothing.
+        if (range && (statusOf(e) === 416 || nameOf(e) === 'InvalidRange')) return Buffer.alloc(0);
+        throw e;
+      }
+    });
   }
 
-  async load(h: Handle, range?: ByteRange): Promise<Buffer> {
+  stat(h: Handle, options: CallOptions = {}): Promise<ObjectInfo> {
     const Key = this.key(h);
-    if (range && range.length === 0) return Buffer.alloc(0);
-    try {
-      return await this.retry(async () => {
-        try {
-          const res = await this.client.send(
-            new GetObjectCommand({
-              Bucket: this.loc.bucket,
-              Key,
-              Range: range ? `bytes=${range.offset}-${range.offset + range.length - 1}` : undefined,
-            }),
-            { abortSignal: this.signal() },
-          );
-          if (!res.Body) return Buffer.alloc(0);
-          return Buffer.from(await res.Body.transformToByteArray());
-        } catch (e) {
-          // A range starting at or past the end: the contract says "what exists", i.e. nothing.
-          if (range && (statusOf(e) === 416 || nameOf(e) === 'InvalidRange')) return Buffer.alloc(0);
-          throw e;
-        }
+    return this.attempt(`stat ${Key}`, options.signal, async () => {
+      const res = await this.client.send(new HeadObjectCommand({ Bucket: this.loc.bucket, Key }), {
+        abortSignal: options.signal,
       });
-    } catch (e) {
-      throw this.mapError(e, `load ${Key}`);
-    }
-  }
-
-  async stat(h: Handle): Promise<ObjectInfo> {
-    const Key = this.key(h);
-    try {
-      const res = await this.retry(() =>
-        this.client.send(new HeadObjectCommand({ Bucket: this.loc.bucket, Key }), {
-          abortSignal: this.signal(),
-        }),
-      );
       return { name: h.name, size: res.ContentLength ?? 0 };
-    } catch (e) {
-      throw this.mapError(e, `stat ${Key}`);
-    }
+    });
   }
 
-  async *list(type: ObjectType): AsyncIterable<ObjectInfo> {
+  async *list(type: ObjectType, options: CallOptions = {}): AsyncIterable<ObjectInfo> {
     if (type === 'config') {
-      yield* listConfig((h) => this.stat(h));
+      yield* listConfig((h, o) => this.stat(h, o), options);
       return;
     }
     const Prefix = `${this.loc.prefix}${type}/`;
@@ -365,7 +383,7 @@ export class S3Backend implements Backend {
     do {
       let page;
       try {
-        page = await this.retry(() =>
+        page = await this.attempt(`list ${Prefix}`, options.signal, () =>
           this.client.send(
             new ListObjectsV2Command({
               Bucket: this.loc.bucket,
@@ -373,15 +391,14 @@ export class S3Backend implements Backend {
               ContinuationToken,
               MaxKeys: this.options.listPageSize ?? 1000,
             }),
-            { abortSignal: this.signal() },
+            { abortSignal: options.signal },
           ),
         );
       } catch (e) {
-        const err = this.mapError(e, `list ${Prefix}`);
         // Like an absent directory on disk: a location that was never created holds nothing (this is how
         // `init` sees that it may proceed and `open` reports "no repository").
-        if (err.code === 'NO_REPOSITORY') return;
-        throw err;
+        if ((e as LifeboatError).code === 'NO_REPOSITORY') return;
+        throw e;
       }
       for (const o of page.Contents ?? []) {
         if (!o.Key || o.Key.endsWith('/')) continue;
@@ -391,23 +408,100 @@ export class S3Backend implements Backend {
     } while (ContinuationToken);
   }
 
-  async remove(h: Handle): Promise<void> {
+  remove(h: Handle, options: CallOptions = {}): Promise<void> {
     const Key = this.key(h);
-    try {
-      await this.retry(async () => {
-        try {
-          await this.client.send(new DeleteObjectCommand({ Bucket: this.loc.bucket, Key }), {
-            abortSignal: this.signal(),
-          });
-        } catch (e) {
-          // S3 answers 204 for a missing key; some compatible servers answer 404. Both mean "gone".
-          if (statusOf(e) === 404 && nameOf(e) !== 'NoSuchBucket') return;
-          throw e;
-        }
-      });
-    } catch (e) {
-      throw this.mapError(e, `remove ${Key}`);
+    return this.attempt(`remove ${Key}`, options.signal, async () => {
+      try {
+        await this.client.send(new DeleteObjectCommand({ Bucket: this.loc.bucket, Key }), {
+          abortSignal: options.signal,
+        });
+      } catch (e) {
+        // S3 answers 204 for a missing key; some compatible servers answer 404. Both mean "gone".
+        if (statusOf(e) === 404 && nameOf(e) !== 'NoSuchBucket') return;
+        throw e;
+      }
+    });
+  }
+
+  /**
+   * Multipart uploads under the repository's object types that were never completed nor aborted: what
+   * a process killed mid-upload leaves. `modified` is when the upload was initiated.
+   */
+  async *listLeftovers(options: CallOptions = {}): AsyncIterable<Leftover> {
+    const Bucket = this.loc.bucket;
+    const abortSignal = options.signal;
+    let KeyMarker: string | undefined;
+    let UploadIdMarker: string | undefined;
+    do {
+      let page;
+      try {
+        page = await this.attempt(`list unfinished uploads in ${this.loc.prefix || '/'}`, abortSignal, () =>
+          this.client.send(
+            new ListMultipartUploadsCommand({ Bucket, Prefix: this.loc.prefix, KeyMarker, UploadIdMarker }),
+            { abortSignal },
+          ),
+        );
+      } catch (e) {
+        if ((e as LifeboatError).code === 'NO_REPOSITORY') return;
+        throw e;
+      }
+      for (const u of page.Uploads ?? []) {
+        if (!u.Key || !u.UploadId || !this.isObjectKey(u.Key)) continue;
+        const size = await this.attempt(`list parts of ${u.Key}`, abortSignal, () =>
+          this.uploadedBytes(u.Key!, u.UploadId!, abortSignal),
+        );
+        yield { id: leftoverId(u.Key, u.UploadId), size, modified: u.Initiated ?? new Date(0) };
+      }
+      KeyMarker = page.IsTruncated ? page.NextKeyMarker : undefined;
+      UploadIdMarker = page.IsTruncated ? page.NextUploadIdMarker : undefined;
+    } while (KeyMarker);
+  }
+
+  /** Bytes stored so far by an unfinished upload (0 if it finished or was aborted meanwhile). */
+  private async uploadedBytes(Key: string, UploadId: string, abortSignal?: AbortSignal): Promise<number> {
+    let bytes = 0;
+    let PartNumberMarker: string | undefined;
+    do {
+      let page;
+      try {
+        page = await this.client.send(
+          new ListPartsCommand({ Bucket: this.loc.bucket, Key, UploadId, PartNumberMarker }),
+          { abortSignal },
+        );
+      } catch (e) {
+        if (nameOf(e) === 'NoSuchUpload') return bytes;
+        throw e;
+      }
+      for (const p of page.Parts ?? []) bytes += p.Size ?? 0;
+      PartNumberMarker = page.IsTruncated ? page.NextPartNumberMarker : undefined;
+    } while (PartNumberMarker);
+    return bytes;
+  }
+
+  async removeLeftover(id: string, options: CallOptions = {}): Promise<void> {
+    throwIfAborted(options.signal, `remove leftover ${id}`);
+    const { Key, UploadId } = parseLeftoverId(id);
+    // Only uploads of this repository: the id came from listLeftovers, but never trust it.
+    if (!this.isObjectKey(Key)) {
+      throw new LifeboatError('INTERNAL', `refusing to remove ${id}: not an upload of this repository`);
     }
+    await this.attempt(`abort upload ${Key}`, options.signal, async () => {
+      try {
+        await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.loc.bucket, Key, UploadId }), {
+          abortSignal: options.signal,
+        });
+      } catch (e) {
+        if (nameOf(e) === 'NoSuchUpload') return; // already gone: idempotent, as remove
+        throw e;
+      }
+    });
+  }
+
+  /** A key under the prefix whose first segment is an object type (not the probe, not a neighbour's). */
+  private isObjectKey(key: string): boolean {
+    if (!key.startsWith(this.loc.prefix)) return false;
+    const first = key.slice(this.loc.prefix.length).split('/')[0];
+    return (OBJECT_TYPES as readonly string[]).includes(first);
   }
 
   async close(): Promise<void> {
@@ -418,18 +512,21 @@ export class S3Backend implements Backend {
     if (e instanceof LifeboatError) return e;
     const status = statusOf(e);
     const name = nameOf(e);
-    const attempts = attemptsOf(e);
     const where = `${what} in ${this.location}`;
     const net = networkCodeOf(e);
     if (status === undefined && net) {
-      return new LifeboatError(
-        'UNREACHABLE',
-        `${where}: cannot reach the S3 endpoint (${net}, ${attempts} attempts)`,
-        {
-          hint: 'check the endpoint URL, DNS, firewall/VPC endpoint rules, and that the server is up',
-          cause: e,
-        },
-      );
+      return new LifeboatError('UNREACHABLE', `${where}: cannot reach the S3 endpoint (${net})`, {
+        hint: 'check the endpoint URL, DNS, firewall/VPC endpoint rules, and that the server is up',
+        cause: e,
+        transient: true,
+      });
+    }
+    if (isTransient(status, name)) {
+      return new LifeboatError('UNREACHABLE', `${where}: storage is busy or failing (${status} ${name})`, {
+        hint: 'the server is overloaded or throttling; retry later or lower --concurrency',
+        cause: e,
+        transient: true,
+      });
     }
     if (name === 'NoSuchBucket') {
       return new LifeboatError('NO_REPOSITORY', `${where}: bucket ${this.loc.bucket} does not exist`, {
@@ -476,19 +573,7 @@ export class S3Backend implements Backend {
           cause: e,
         });
       case 409:
-      case 429:
-      case 500:
-      case 502:
-      case 503:
-      case 504:
-        return new LifeboatError(
-          'UNREACHABLE',
-          `${where}: storage kept failing or throttling (${status} ${name}) after ${attempts} attempts`,
-          {
-            hint: 'the server is overloaded or throttling; retry later or lower --concurrency',
-            cause: e,
-          },
-        );
+        return new LifeboatError('CONFLICT', `${where}: conflict (${name})`, { cause: e });
       default:
         return new LifeboatError(
           'INTERNAL',
@@ -507,30 +592,29 @@ function nameOf(e: unknown): string {
   return String((e as { name?: string; Code?: string })?.Code ?? (e as Error)?.name ?? '');
 }
 
-function isTransient(e: unknown): boolean {
-  const status = statusOf(e);
-  const name = nameOf(e);
+/** An answer that says "not now" rather than "no". */
+function isTransient(status: number | undefined, name: string): boolean {
   // 409 ConditionalRequestConflict: a concurrent conditional write to the same key was in flight; AWS
   // says retry, and the retry then gets a definite 412 or succeeds.
   if (status === 409 && name === 'ConditionalRequestConflict') return true;
-  if (
-    status === 408 ||
-    status === 429 ||
-    status === 500 ||
-    status === 502 ||
-    status === 503 ||
-    status === 504
-  )
-    return true;
-  if (
+  if (status !== undefined && isTransientStatus(status)) return true;
+  return (
     name === 'SlowDown' ||
     name === 'RequestTimeout' ||
     name === 'InternalError' ||
     name === 'ServiceUnavailable'
-  )
-    return true;
-  if (status === undefined && networkCodeOf(e)) return true;
-  return false;
+  );
+}
+
+/** A leftover's id names both halves AbortMultipartUpload needs; upload ids carry no spaces. */
+function leftoverId(key: string, uploadId: string): string {
+  return `${key} ${uploadId}`;
+}
+
+function parseLeftoverId(id: string): { Key: string; UploadId: string } {
+  const at = id.lastIndexOf(' ');
+  if (at <= 0 || at === id.length - 1) throw new LifeboatError('INTERNAL', `malformed leftover id ${id}`);
+  return { Key: id.slice(0, at), UploadId: id.slice(at + 1) };
 }
 
 function safeEndpoint(endpoint: string): string {
