@@ -48,7 +48,7 @@ export const pruneCommand: Command<PruneOutput> = {
   human(r, out) {
     out.line(`${r.packs} packs, ${formatBytes(r.totalBytes)} stored, ${formatBytes(r.usedBytes)} in use`);
     out.line(
-      `${r.dryRun ? 'would remove' : 'removed'} ${r.removePacks} unused and ${r.unindexedPacks} unindexed pack(s)${r.leftovers ? ` and ${r.leftovers} temp file(s) of interrupted writes` : ''}, ${r.dryRun ? 'would repack' : 'repacked'} ${r.repackPacks}; ${formatBytes(r.reclaimBytes)} ${r.dryRun ? 'reclaimable' : 'reclaimed'}`,
+      `${r.dryRun ? 'would remove' : 'removed'} ${r.removePacks} unused and ${r.unindexedPacks} unindexed pack(s)${r.leftovers ? ` and ${r.leftovers} leftover(s) of interrupted writes` : ''}, ${r.dryRun ? 'would repack' : 'repacked'} ${r.repackPacks}; ${formatBytes(r.reclaimBytes)} ${r.dryRun ? 'reclaimable' : 'reclaimed'}`,
     );
   },
 };

@@ -31,7 +31,7 @@ export const unlockCommand: Command<UnlockResult> = {
     out.line(`removed ${r.removed} lock(s)`);
     if (r.leftovers.count)
       out.line(
-        `${r.leftovers.count} temp file(s) of interrupted writes (${formatBytes(r.leftovers.bytes)}) remain; \`lifeboat prune\` removes them`,
+        `${r.leftovers.count} leftover(s) of interrupted writes (temp files, unfinished uploads; ${formatBytes(r.leftovers.bytes)}) remain; \`lifeboat prune\` removes them`,
       );
   },
 };

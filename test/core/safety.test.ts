@@ -494,9 +494,9 @@ describe('leftovers of killed writes are reported and reclaimed (finding 8)', ()
 
       const check = await cli(['check']);
       assert.equal(check.code, 0, 'leftovers are not damage');
-      assert.match(check.stdout, /2 temp file\(s\) .* of interrupted writes/);
+      assert.match(check.stdout, /2 leftover\(s\) of interrupted writes/);
       const unlock = await cli(['unlock']);
-      assert.match(unlock.stdout, /2 temp file\(s\)/);
+      assert.match(unlock.stdout, /2 leftover\(s\)/);
       const prune = await cli(['prune', '--json']);
       assert.equal(prune.code, 0, prune.stderr);
       assert.equal(prune.json.leftovers, 1);

@@ -114,7 +114,7 @@ export async function checkRepository(repo: Repository, options: CheckOptions = 
   }
   if (leftovers.count)
     warnings.push(
-      `${leftovers.count} temp file(s) (${leftovers.bytes} bytes) of interrupted writes; \`lifeboat prune\` removes them`,
+      `${leftovers.count} leftover(s) of interrupted writes (temp files, unfinished uploads; ${leftovers.bytes} bytes); \`lifeboat prune\` removes them`,
     );
 
   // Snapshots and what they reference.
