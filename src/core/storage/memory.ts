@@ -59,9 +59,13 @@ export class MemoryBackend implements Backend {
   async save(h: Handle, data: Uint8Array, options: SaveOptions = {}): Promise<void> {
     const key = objectPath(h);
     throwIfAborted(options.signal, `writing ${key}`);
+    const copy = Buffer.from(data);
+    // A write takes a moment, as on any storage: a caller that aborts right after starting it stops it.
+    await new Promise((r) => setImmediate(r));
+    throwIfAborted(options.signal, `writing ${key}`);
     if (!options.overwrite && this.objects.has(key))
       throw new LifeboatError('ALREADY_EXISTS', `${key} already exists in ${this.location}`);
-    this.objects.set(key, Buffer.from(data));
+    this.objects.set(key, copy);
   }
 
   async load(h: Handle, range?: ByteRange, options: CallOptions = {}): Promise<Buffer> {
