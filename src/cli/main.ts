@@ -140,6 +140,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
   let json = argv.includes('--json') || ['1', 'true'].includes(String(env.LIFEBOAT_JSON));
   const controller = new AbortController();
   let stoppedBy: NodeJS.Signals | undefined;
+  let deadline: NodeJS.Timeout | undefined;
   const onSignal = (sig: NodeJS.Signals) => {
     if (stoppedBy) process.exit(exitCodeForSignal(sig));
     stoppedBy = sig;
@@ -152,7 +153,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
     );
     // Kubernetes sends SIGKILL 30 s after SIGTERM by default; stopping cleanly must not take a third
     // of that. Locks left by a forced exit are stale at once for this host (dead pid).
-    setTimeout(() => {
+    deadline = setTimeout(() => {
       process.stderr.write(`lifeboat: still stopping after 9 s — exiting now\n`);
       process.exit(exitCodeForSignal(sig));
     }, 9_000).unref();
@@ -305,6 +306,8 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
     }
     return stoppedBy ? exitCodeForSignal(stoppedBy) : exitCodeFor(err);
   } finally {
+    // main() may run in a process that lives on (the demo, in-process tests): no exit after it returned.
+    clearTimeout(deadline);
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
   }
