@@ -20,6 +20,8 @@ export interface SnapshotSummaryRow {
   items: number;
   size: number;
   bytesAdded: number;
+  /** A files backup that could not read everything (see `show` for which paths). */
+  incomplete: boolean;
 }
 
 export function filterFrom(values: OptionValues): SnapshotFilter {
@@ -53,6 +55,7 @@ export function summarize(s: Snapshot): SnapshotSummaryRow {
     items: s.items.length,
     size: s.items.reduce((n, i) => n + i.size, 0),
     bytesAdded: s.summary.bytesAdded,
+    incomplete: s.meta?.incomplete === true,
   };
 }
 
@@ -77,7 +80,7 @@ export const snapshotsCommand: Command<SnapshotSummaryRow[]> = {
         r.host,
         String(r.items),
         formatBytes(r.size),
-        r.tags.join(','),
+        [...r.tags, ...(r.incomplete ? ['(incomplete)'] : [])].join(','),
       ]),
       ['ID', 'TIMESTAMP', 'TYPE', 'HOST', 'ITEMS', 'SIZE', 'TAGS'],
     );

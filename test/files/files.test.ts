@@ -270,6 +270,7 @@ describe('unreadable files', () => {
       list.json.map((s: { id: string }) => s.id),
       [b.json.id],
     );
+    assert.equal(list.json[0].incomplete, true, '`snapshots` marks it');
     const shown = await cli(['show', b.json.id, '--json']);
     assert.equal(shown.json.meta.incomplete, true);
     assert.equal(shown.json.meta.errorCount, expected.length);
