@@ -59,7 +59,7 @@ Examples:
         `  ${s.action.padEnd(9)} ${s.namespace}/${s.name} → ${s.vaultName}${s.parts > 1 ? ` (${s.parts} parts)` : ''}`,
       );
     for (const s of r.skipped) out.line(`  skipped   ${s.namespace}/${s.name}: ${s.reason}`);
-    const changed = r.secrets.filter((s) => s.action === 'created' || s.action === 'updated').length;
+    const changed = r.secrets.filter((s) => ['created', 'updated', 'recovered'].includes(s.action)).length;
     out.line(
       `${r.secrets.length} Secrets from ${r.namespaces.join(', ') || 'no namespace'}: ${changed} ${verb}, ` +
         `${r.secrets.filter((s) => s.action === 'unchanged').length} unchanged, ${r.conflicts} conflicts ` +

@@ -252,7 +252,8 @@ async function readManifest(
 
 // ---------------------------------------------------------------------------------------------- backup
 
-export type BackupAction = 'created' | 'updated' | 'unchanged' | 'conflict';
+/** `recovered`: the name was soft-deleted; Lifeboat recovered it, then wrote the new value. */
+export type BackupAction = 'created' | 'updated' | 'recovered' | 'unchanged' | 'conflict';
 
 export interface SecretBackupItem {
   namespace: string;
@@ -361,6 +362,7 @@ export async function backupSecrets(o: SecretsBackupOptions): Promise<SecretsBac
             await writeParts(o.vault, base, text, (i, n) =>
               partTags('secret', namespace, payload.name, payload.type, digest, i, n),
             );
+          if (o.vault.recovered.has(base.toLowerCase())) item.action = 'recovered';
         }
         entries.set(payload.name, {
           namespace,

@@ -67,6 +67,8 @@ export class SecretsVault {
   private client?: Promise<SecretClient>;
   /** Writes made (new versions), for the summary. */
   writes = 0;
+  /** Names recovered from soft delete during this run. */
+  readonly recovered = new Set<string>();
 
   constructor(url: string, options: VaultOptions = {}, env: NodeJS.ProcessEnv = process.env) {
     this.url = url;
@@ -175,6 +177,7 @@ export class SecretsVault {
           );
         }),
       ]).finally(() => clearTimeout(timer));
+      this.recovered.add(name.toLowerCase());
     } catch (e) {
       throw this.toError(e, `recover ${name}`);
     }
