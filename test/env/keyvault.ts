@@ -77,6 +77,8 @@ interface KeyVersion {
 interface Item<V> {
   versions: V[];
   deletedDate?: number;
+  /** The name as first written: Key Vault keeps its case, and compares names without it. */
+  displayName?: string;
   /** Set by recover: the secret is unavailable (GET 404, PUT 409) until this time (ms). */
   recoveringUntil?: number;
 }
@@ -184,7 +186,7 @@ export async function startKeyVault(options: KeyVaultOptions = {}): Promise<Test
     const page = live.slice(skip, skip + size).map(([name, it]) => {
       const v = it.versions[it.versions.length - 1];
       return {
-        id: `${base}/secrets/${name}`,
+        id: `${base}/secrets/${it.displayName ?? name}`,
         attributes: v.attributes,
         tags: v.tags,
         contentType: v.contentType,
@@ -237,7 +239,7 @@ export async function startKeyVault(options: KeyVaultOptions = {}): Promise<Test
           tags: body.tags as Record<string, string> | undefined,
           attributes: newAttrs((body.attributes as { enabled?: boolean } | undefined)?.enabled ?? true),
         };
-        const it = item ?? { versions: [] };
+        const it: Item<SecretVersion> = item ?? { versions: [], displayName: name };
         it.versions.push(v);
         secrets.set(name.toLowerCase(), it);
         return { status: 200, body: secretBundle(name, v) };
