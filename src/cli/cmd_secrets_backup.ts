@@ -53,7 +53,7 @@ Examples:
     }
   },
   human(r, out) {
-    const verb = r.dryRun ? 'would write' : 'wrote';
+    const verb = r.dryRun ? 'to write' : 'written';
     for (const s of r.secrets)
       out.line(
         `  ${s.action.padEnd(9)} ${s.namespace}/${s.name} → ${s.vaultName}${s.parts > 1 ? ` (${s.parts} parts)` : ''}`,

@@ -18,7 +18,7 @@
  * count and digest: sync reads it and never guesses from names.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { LifeboatError } from '../../core/errors.ts';
+import { LifeboatError, isLifeboatError } from '../../core/errors.ts';
 import type { KubeClient, ResourceInfo } from '../kubernetes/client.ts';
 import { resourcePath } from '../kubernetes/client.ts';
 import type { KubeObject } from '../kubernetes/objects.ts';
@@ -306,7 +306,12 @@ export async function backupSecrets(o: SecretsBackupOptions): Promise<SecretsBac
       return !reason;
     });
     if (!chosen.length && !o.selector) continue;
-    const previous = await readManifest(o.vault, namespace, listing).catch(() => undefined);
+    // A damaged or half-written manifest is replaced (with a new salt, so every Secret is written
+    // again); any other failure (permission, network) stops the run.
+    const previous = await readManifest(o.vault, namespace, listing).catch((e: unknown) => {
+      if (isLifeboatError(e, 'INTEGRITY') || isLifeboatError(e, 'NOT_FOUND')) return undefined;
+      throw e;
+    });
     const mBase = manifestName(namespace);
     const mOwner = ownership(listing.get(mBase), namespace);
     if (!mOwner.ok) {
