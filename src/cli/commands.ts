@@ -17,6 +17,8 @@ import { keyAddCommand, keyListCommand, keyRemoveCommand, keyRotateCommand } fro
 import { pruneCommand } from './cmd_prune.ts';
 import { repairIndexCommand } from './cmd_repair_index.ts';
 import { repairSnapshotsCommand } from './cmd_repair_snapshots.ts';
+import { secretsBackupCommand } from './cmd_secrets_backup.ts';
+import { secretsSyncCommand } from './cmd_secrets_sync.ts';
 import { showCommand } from './cmd_show.ts';
 import { snapshotsCommand } from './cmd_snapshots.ts';
 import { statsCommand } from './cmd_stats.ts';
@@ -33,6 +35,8 @@ export const COMMANDS: Command<never>[] = [
   mongodbImportCommand,
   clusterStateBackupCommand,
   clusterStateRestoreCommand,
+  secretsBackupCommand,
+  secretsSyncCommand,
   pvcSnapshotCommand,
   pvcRestoreCommand,
   snapshotsCommand,

@@ -14,6 +14,21 @@
  *   disabled versions answer 403 SecretDisabled;
  * - keys: create RSA / new version, get, update attributes, delete (soft), get deleted, recover,
  *   wrapkey/unwrapkey with RSA-OAEP-256 (and RSA-OAEP); disabled keys answer 403 KeyDisabled.
+ * For the secrets layer (src/sources/secrets/), each from Microsoft's documentation:
+ * - names `^[0-9a-zA-Z-]{1,127}$`, compared case-insensitively (Key Vault "object identifiers"); another
+ *   name answers 400 BadParameter;
+ * - a secret value is at most 25 KB ("About Azure Key Vault secrets": "a maximum size of 25k bytes");
+ *   modelled as 25,600 UTF-8 bytes, answered with 400 BadParameter (the status for an oversized value is
+ *   not documented; what matters is that the write fails);
+ * - tags: at most 15 per object, names and values at most 256 characters (service limits, as issue 11
+ *   designs for), else 400 BadParameter;
+ * - list secrets (GET /secrets): pages of `maxresults` (default 25) with an absolute `nextLink`; items
+ *   carry id, attributes, tags and contentType, never values; deleted secrets are not listed;
+ * - recover is asynchronous: after POST …/recover the secret stays unavailable for `recoveryDelayMs`
+ *   (GET 404, PUT 409 Conflict), as the SDK's recover poller expects;
+ * - throttling: `throttle(n, retryAfterSeconds)` answers the next n requests 429 with Retry-After (Key
+ *   Vault's "service limits": 429 Too Many Requests with Retry-After);
+ * - versions: every set is a new version; `versionCount()` lets tests prove a write did not happen.
  * Anything else answers 501, so a test that strays beyond this surface fails loudly.
  */
 import https from 'node:https';
@@ -62,7 +77,21 @@ interface KeyVersion {
 interface Item<V> {
   versions: V[];
   deletedDate?: number;
+  /** The name as first written: Key Vault keeps its case, and compares names without it. */
+  displayName?: string;
+  /** Set by recover: the secret is unavailable (GET 404, PUT 409) until this time (ms). */
+  recoveringUntil?: number;
 }
+
+export interface KeyVaultOptions {
+  /** How long a recovered secret stays unavailable (default 0). */
+  recoveryDelayMs?: number;
+}
+
+const SECRET_NAME_RE = /^[0-9a-zA-Z-]{1,127}$/;
+const MAX_SECRET_BYTES = 25 * 1024;
+const MAX_TAGS = 15;
+const MAX_TAG_CHARS = 256;
 
 export interface TestKeyVault {
   /** https://127.0.0.1:PORT — the vault URL. */
@@ -70,6 +99,12 @@ export interface TestKeyVault {
   tls: TestTls;
   /** Requests served, for assertions ("the key never left the vault"). */
   log: { method: string; path: string }[];
+  /** Answers the next `count` requests with 429 and `Retry-After: retryAfterSeconds`. */
+  throttle(count: number, retryAfterSeconds: number): void;
+  /** 429s served so far. */
+  throttled: number;
+  /** Versions of a secret (0 when absent), or of every secret together without a name. */
+  versionCount(name?: string): number;
   /** Makes the vault unreachable (connections refused) until `resume`. */
   stop(): Promise<void>;
   close(): Promise<void>;
@@ -85,7 +120,7 @@ const newAttrs = (enabled = true): Attrs => ({
 });
 const b64u = (b: Buffer) => b.toString('base64url');
 
-export async function startKeyVault(): Promise<TestKeyVault> {
+export async function startKeyVault(options: KeyVaultOptions = {}): Promise<TestKeyVault> {
   const dir = await tempDir('lifeboat-kv-');
   const certs = makeTestTls(dir.path);
   trustInThisProcess(certs.ca);
@@ -93,6 +128,9 @@ export async function startKeyVault(): Promise<TestKeyVault> {
   const keys = new Map<string, Item<KeyVersion>>();
   const log: { method: string; path: string }[] = [];
   let base = '';
+  let throttleLeft = 0;
+  let throttleRetryAfter = 1;
+  let throttledCount = 0;
 
   const err = (status: number, code: string, message: string, inner?: string) => ({
     status,
@@ -125,16 +163,67 @@ export async function startKeyVault(): Promise<TestKeyVault> {
     return item.versions.find((v) => v.version === version);
   }
 
+  function badSecretWrite(name: string, body: Record<string, unknown>) {
+    if (!SECRET_NAME_RE.test(name))
+      return err(400, 'BadParameter', `The request URI contains an invalid name: ${name}`);
+    if (Buffer.byteLength(String(body.value ?? ''), 'utf8') > MAX_SECRET_BYTES)
+      return err(400, 'BadParameter', 'Secret value exceeds the maximum allowed size of 25 KB.');
+    const tags = Object.entries((body.tags as Record<string, string> | undefined) ?? {});
+    if (tags.length > MAX_TAGS)
+      return err(400, 'BadParameter', `Too many tags: ${tags.length} (at most ${MAX_TAGS}).`);
+    for (const [k, v] of tags)
+      if (k.length > MAX_TAG_CHARS || String(v).length > MAX_TAG_CHARS)
+        return err(400, 'BadParameter', `Tag names and values are limited to ${MAX_TAG_CHARS} characters.`);
+    return undefined;
+  }
+
+  function listSecrets(query: URLSearchParams) {
+    const size = Math.min(25, Number(query.get('maxresults') ?? 25) || 25);
+    const skip = Number(query.get('$skiptoken') ?? 0);
+    const live = [...secrets.entries()]
+      .filter(([, it]) => !it.deletedDate && !(it.recoveringUntil && it.recoveringUntil > Date.now()))
+      .sort(([a], [b]) => (a < b ? -1 : 1));
+    const page = live.slice(skip, skip + size).map(([name, it]) => {
+      const v = it.versions[it.versions.length - 1];
+      return {
+        id: `${base}/secrets/${it.displayName ?? name}`,
+        attributes: v.attributes,
+        tags: v.tags,
+        contentType: v.contentType,
+      };
+    });
+    const more = skip + size < live.length;
+    return {
+      status: 200,
+      body: {
+        value: page,
+        nextLink: more
+          ? `${base}/secrets?api-version=7.5&maxresults=${size}&$skiptoken=${skip + size}`
+          : null,
+      },
+    };
+  }
+
   function handle(
     method: string,
     parts: string[],
     body: Record<string, unknown>,
+    query: URLSearchParams,
   ): { status: number; body?: unknown } {
     const [collection, name, a, b] = parts;
     // ---- secrets
+    if (collection === 'secrets' && !name && method === 'GET') return listSecrets(query);
     if (collection === 'secrets' && name) {
       const item = secrets.get(name.toLowerCase());
+      if (item?.recoveringUntil && item.recoveringUntil <= Date.now()) delete item.recoveringUntil;
+      if (item?.recoveringUntil) {
+        if (method === 'PUT')
+          return err(409, 'Conflict', `Secret ${name} is currently being recovered; try again later.`);
+        return err(404, 'SecretNotFound', `A secret with (name/id) ${name} was not found in this key vault.`);
+      }
       if (method === 'PUT' && a === undefined) {
+        const bad = badSecretWrite(name, body);
+        if (bad) return bad;
         if (item?.deletedDate) {
           return err(
             409,
@@ -150,7 +239,7 @@ export async function startKeyVault(): Promise<TestKeyVault> {
           tags: body.tags as Record<string, string> | undefined,
           attributes: newAttrs((body.attributes as { enabled?: boolean } | undefined)?.enabled ?? true),
         };
-        const it = item ?? { versions: [] };
+        const it: Item<SecretVersion> = item ?? { versions: [], displayName: name };
         it.versions.push(v);
         secrets.set(name.toLowerCase(), it);
         return { status: 200, body: secretBundle(name, v) };
@@ -215,6 +304,7 @@ export async function startKeyVault(): Promise<TestKeyVault> {
         };
       if (method === 'POST' && a === 'recover') {
         delete item.deletedDate;
+        if (options.recoveryDelayMs) item.recoveringUntil = Date.now() + options.recoveryDelayMs;
         return { status: 200, body: secretBundle(name, latest, false) };
       }
       if (method === 'DELETE') {
@@ -368,6 +458,20 @@ export async function startKeyVault(): Promise<TestKeyVault> {
           },
         );
       }
+      if (throttleLeft > 0) {
+        throttleLeft--;
+        throttledCount++;
+        return send(
+          429,
+          {
+            error: {
+              code: 'Throttled',
+              message: 'Request was not processed because too many requests were received.',
+            },
+          },
+          { 'retry-after': String(throttleRetryAfter) },
+        );
+      }
       const token = auth.slice('Bearer '.length);
       if (token === DENIED_TOKEN) {
         return send(403, {
@@ -387,7 +491,7 @@ export async function startKeyVault(): Promise<TestKeyVault> {
         return send(400, { error: { code: 'BadParameter', message: 'invalid JSON' } });
       }
       const parts = url.pathname.split('/').filter(Boolean).map(decodeURIComponent);
-      const r = handle(req.method ?? 'GET', parts, body);
+      const r = handle(req.method ?? 'GET', parts, body, url.searchParams);
       send(r.status, r.body);
     });
   });
@@ -406,6 +510,17 @@ export async function startKeyVault(): Promise<TestKeyVault> {
     url: base,
     tls: certs,
     log,
+    throttle(count, retryAfterSeconds) {
+      throttleLeft = count;
+      throttleRetryAfter = retryAfterSeconds;
+    },
+    get throttled() {
+      return throttledCount;
+    },
+    versionCount(name) {
+      if (name !== undefined) return secrets.get(name.toLowerCase())?.versions.length ?? 0;
+      return [...secrets.values()].reduce((n, it) => n + it.versions.length, 0);
+    },
     stop: stopServer,
     async close() {
       await stopServer();
