@@ -40,7 +40,8 @@ test('every namespace/name maps to a valid Key Vault name, with room for its par
       assert.match(manifestName(ns), VAULT_NAME_RE);
       assert.ok(!manifestName(ns).startsWith('lb-'));
     }),
-    { numRuns: 2000 },
+    // Found by this property once: a name like `p2` read as a part suffix.
+    { numRuns: 2000, examples: [['a', 'p2']] },
   );
 });
 

@@ -3,8 +3,8 @@
  * compares names case-insensitively; Kubernetes names have `.`, case (keys also `_`), and are up to 253
  * characters. Three forms, each prefixed so they can never collide with one another:
  *
- * - `lb-s-NAMESPACE--NAME` (readable): when the name is lowercase `a-z 0-9 -` and neither part holds
- *   `--`. DNS names never start or end with `-`, so the first `--` splits the two parts exactly.
+ * - `lb-s-NAMESPACE--NAME` (readable): when the name is lowercase `a-z 0-9 -`, neither part holds
+ *   `--`, and the name is not `p<digits>` (it would read as a part suffix). DNS names never start or end with `-`, so the first `--` splits the two parts exactly.
  * - `lb-b-BASE32`: base32 (RFC 4648 alphabet, lowercased, no padding) of the exact `namespace/name`;
  *   reversible, case-insensitive-safe, for names with dots, capitals or `--`.
  * - `lb-h-HASH`: when base32 would not fit in 127 characters, a SHA-256 of `namespace/name` (base32,
@@ -60,7 +60,8 @@ const READABLE_PART = /^[a-z0-9]+(-[a-z0-9]+)*$/;
 
 /** The base Key Vault name of the Kubernetes Secret `namespace/name`. */
 export function vaultName(namespace: string, name: string): string {
-  if (READABLE_PART.test(namespace) && READABLE_PART.test(name)) {
+  // A name like `p2` would give `lb-s-NS--p2`, which reads as part 2 of something: not readable then.
+  if (READABLE_PART.test(namespace) && READABLE_PART.test(name) && !/^p\d+$/.test(name)) {
     const readable = `lb-s-${namespace}--${name}`;
     if (readable.length <= MAX_BASE) return readable;
   }
