@@ -20,6 +20,8 @@ import { repairSnapshotsCommand } from './cmd_repair_snapshots.ts';
 import { showCommand } from './cmd_show.ts';
 import { snapshotsCommand } from './cmd_snapshots.ts';
 import { statsCommand } from './cmd_stats.ts';
+import { terraformBackupCommand } from './cmd_terraform_backup.ts';
+import { terraformRestoreCommand } from './cmd_terraform_restore.ts';
 import { unlockCommand } from './cmd_unlock.ts';
 import { validateCommand } from './cmd_validate.ts';
 
@@ -35,6 +37,8 @@ export const COMMANDS: Command<never>[] = [
   clusterStateRestoreCommand,
   pvcSnapshotCommand,
   pvcRestoreCommand,
+  terraformBackupCommand,
+  terraformRestoreCommand,
   snapshotsCommand,
   showCommand,
   checkCommand,
