@@ -11,6 +11,9 @@ import type { BlockBlobClient } from '@azure/storage-blob';
 import { AzureBackend } from '../../core/storage/azure.ts';
 import { LifeboatError, isLifeboatError } from '../../core/errors.ts';
 import { decodeLockInfo, type LockInfo } from './state.ts';
+import { workspaceOfBlob } from './azurerm-layout.ts';
+
+export { blobOfWorkspace, workspaceOfBlob } from './azurerm-layout.ts';
 
 export interface AzurermLocation {
   account: string;
@@ -20,7 +23,6 @@ export interface AzurermLocation {
 
 /** The metadata key the azurerm backend writes its lock info to. */
 export const LOCK_METADATA_KEY = 'terraformlockid';
-const WORKSPACE_SEPARATOR = 'env:';
 
 export interface CapturedBlob {
   blob: string;
@@ -38,17 +40,6 @@ export interface CurrentBlob {
   etag?: string;
   leased: boolean;
   bytes?: Buffer;
-}
-
-/** The workspace a blob of this backend holds, or undefined when the blob is not one of its states. */
-export function workspaceOfBlob(key: string, blob: string): string | undefined {
-  if (blob === key) return 'default';
-  if (blob.startsWith(key + WORKSPACE_SEPARATOR)) return blob.slice(key.length + WORKSPACE_SEPARATOR.length);
-  return undefined;
-}
-
-export function blobOfWorkspace(key: string, workspace: string): string {
-  return workspace === 'default' ? key : key + WORKSPACE_SEPARATOR + workspace;
 }
 
 function metadataValue(metadata: Record<string, string> | undefined, name: string): string | undefined {

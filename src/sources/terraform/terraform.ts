@@ -11,7 +11,10 @@ import { LifeboatError, fromSystemError } from '../../core/errors.ts';
 import type { Repository } from '../../core/repository/repository.ts';
 import { startBackup } from '../../core/repository/backup.ts';
 import type { BackupSession, Item, Snapshot } from '../../core/repository/model.ts';
-import { AzurermStates, blobOfWorkspace, type AzurermLocation } from './azurerm.ts';
+// azurerm.ts is imported only when a backend is named: it loads @azure/storage-blob, which a local
+// capture (and every other command: validate imports this file) should not pay for.
+import type { AzurermLocation, AzurermStates } from './azurerm.ts';
+import { blobOfWorkspace } from './azurerm-layout.ts';
 import { findLocalFiles, localStatePath } from './local.ts';
 import { parseStateIdentity, replaceRefusal, type LockInfo, type StateIdentity } from './state.ts';
 
@@ -93,6 +96,7 @@ export async function backupTerraform(
       }
     }
     if (options.azurerm) {
+      const { AzurermStates } = await import('./azurerm.ts');
       const states = new AzurermStates(options.azurerm, options.env);
       paths.push(states.url);
       for (const blob of await states.listStateBlobs()) {
@@ -264,7 +268,8 @@ export async function restoreTerraform(
       throw new LifeboatError('USAGE', 'the snapshot does not say which azurerm backend it came from', {
         hint: 'give --azurerm-account, --azurerm-container and --azurerm-key',
       });
-    states = new AzurermStates(location, options.env);
+    const azurerm = await import('./azurerm.ts');
+    states = new azurerm.AzurermStates(location, options.env);
   }
   for (const capture of selected) {
     const bytes = await repo.readItemBuffer(itemNamed(snapshot, capture.item));
