@@ -1,13 +1,19 @@
 // `terraform backup` / `terraform restore` / `validate --type terraform` through the real CLI, against a
 // local working directory and an azurerm backend in Azurite (real blob leases and metadata).
 //
-// Real peers: OpenTofu is not built here (see docs/terraform.md, "Tests"), so the state files are written
-// by hand in Terraform's state format v4 (version, terraform_version, serial, lineage, outputs, resources:
-// what `tofu apply` with `terraform_data` resources writes), and the azurerm blobs the way the azurerm
-// backend writes them: the default workspace at `key`, others at `key` + `env:` + name, a lock as a blob
-// lease plus metadata `terraformlockid` = base64 of the lock info JSON.
+// Real peers: OpenTofu is not one of the tools `npm test` builds. `go install
+// github.com/opentofu/opentofu/cmd/tofu@v1.10.6` fails (its go.mod has a replace directive for hcl/v2);
+// through a scratch module that repeats the replace, `go mod tidy` + `go build` took 802 s on this 2-core
+// machine (measured 2026-12-01, with a test run beside it), well over the ~8 minutes a cold pretest may
+// add. So the states here are written by hand in Terraform's state format v4 (version, terraform_version,
+// serial, lineage, outputs, resources: what `tofu apply` with a `terraform_data` resource writes, checked
+// against OpenTofu 1.10.6's output), and the azurerm blobs the way the azurerm backend writes them: the
+// default workspace at `key`, others at `key` + `env:` + name, a lock as a blob lease plus metadata
+// `terraformlockid` = base64 of the lock info JSON. With LIFEBOAT_TEST_TOFU=/path/to/tofu, the last
+// suite also runs real `tofu init && tofu apply` (terraform_data only: no provider download).
 import assert from 'node:assert/strict';
 import { randomBytes, randomUUID } from 'node:crypto';
+import { execFileSync } from 'node:child_process';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -355,3 +361,94 @@ describe('azurerm backend in Azurite', () => {
     assert.deepEqual(await other.getBlockBlobClient(key).downloadToBuffer(), original);
   });
 });
+
+const TOFU = process.env.LIFEBOAT_TEST_TOFU;
+
+describe(
+  'real OpenTofu state (LIFEBOAT_TEST_TOFU)',
+  { skip: TOFU ? false : 'set LIFEBOAT_TEST_TOFU to a tofu binary' },
+  () => {
+    const config = `
+resource "terraform_data" "marker" {
+  input = var.release
+}
+variable "release" {
+  type    = string
+  default = "one"
+}
+`;
+    const tofu = (dir: string, ...args: string[]) =>
+      execFileSync(TOFU!, [...args, '-no-color'], {
+        cwd: dir,
+        env: { ...process.env, TF_CLI_CONFIG_FILE: '/dev/null', TF_IN_AUTOMATION: '1' },
+        stdio: 'pipe',
+      });
+
+    test('tofu apply states round-trip; a second apply raises the serial; the push rule and validate fire', async () => {
+      const cli = await newRepo();
+      const dir = path.join(work.path, `tofu-${++n}`);
+      await write(path.join(dir, 'main.tf'), config);
+      tofu(dir, 'init', '-input=false');
+      tofu(dir, 'apply', '-auto-approve', '-input=false');
+      tofu(dir, 'workspace', 'new', 'staging');
+      tofu(dir, 'apply', '-auto-approve', '-input=false');
+      tofu(dir, 'workspace', 'select', 'default');
+      const stateFiles = [
+        'terraform.tfstate',
+        'terraform.tfstate.d/staging/terraform.tfstate',
+        '.terraform/environment',
+      ];
+      const atFirstBackup = new Map<string, Buffer>();
+      for (const rel of stateFiles) atFirstBackup.set(rel, await readFile(path.join(dir, rel)));
+      const first = await cli(['terraform', 'backup', '--dir', dir, '--json']);
+      assert.equal(first.code, 0, first.stderr);
+      const [def, staging] = first.json.workspaces;
+      assert.equal(def.serial, 1);
+      assert.match(def.lineage, /^[0-9a-f-]{36}$/);
+      assert.equal(staging.workspace, 'staging');
+
+      tofu(dir, 'apply', '-auto-approve', '-input=false', '-var', 'release=two');
+      const second = await cli(['terraform', 'backup', '--dir', dir, '--json']);
+      assert.equal(second.json.workspaces[0].serial, 2);
+      assert.equal(second.json.workspaces[0].lineage, def.lineage);
+
+      const copy = path.join(work.path, `tofu-copy-${n}`);
+      assert.equal((await cli(['terraform', 'restore', first.json.id, '--target', copy])).code, 0);
+      for (const [rel, bytes] of atFirstBackup)
+        assert.deepEqual(await readFile(path.join(copy, rel)), bytes, rel);
+
+      // Putting the first capture (serial 1) back over serial 2 is refused, then forced; validate sees it.
+      const refused = await cli([
+        'terraform',
+        'restore',
+        first.json.id,
+        '--target',
+        dir,
+        '--workspace',
+        'default',
+      ]);
+      assert.equal(refused.code, 1);
+      assert.match(refused.stderr, /serial 1 in the snapshot is lower than serial 2/);
+      assert.equal(
+        (
+          await cli([
+            'terraform',
+            'restore',
+            first.json.id,
+            '--target',
+            dir,
+            '--workspace',
+            'default',
+            '--force',
+          ])
+        ).code,
+        0,
+      );
+      tofu(dir, 'plan', '-input=false', '-var', 'release=two'); // OpenTofu reads the restored state
+      assert.equal((await cli(['terraform', 'backup', '--dir', dir])).code, 0);
+      const v = await cli(['validate', '--type', 'terraform', '--json']);
+      assert.equal(v.code, 1);
+      assert.match(v.stderr, /workspace default: serial went backwards from 2 .* to 1/);
+    });
+  },
+);
