@@ -78,6 +78,7 @@ export const terraformRestoreCommand: Command<TerraformRestoreResult> = {
           (w.overridden ? ` — forced over: ${w.overridden}` : ''),
       );
     for (const f of r.configWritten) out.line(`${f}: written`);
+    for (const w of r.emptySkipped) out.line(`${w}: the capture was empty (no state yet), nothing written`);
     for (const f of r.configKept) out.line(`${f}: kept the one already there (--force replaces it)`);
   },
 };

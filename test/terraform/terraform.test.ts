@@ -251,6 +251,8 @@ describe('azurerm backend in Azurite', () => {
     await put(key, stateV4('lin-prod', 5));
     await put(`${key}env:staging`, stateV4('lin-prod-staging', 2));
     await put(`${key}.unrelated`, 'not a state');
+    // What the backend leaves when it locks a workspace that has no state yet: an empty blob.
+    await put(`${key}env:fresh`, '');
     // Terraform's lock: a lease on the workspace blob, then the lock info in its metadata (with the lease).
     leaseId = randomUUID();
     const staging = container.getBlockBlobClient(`${key}env:staging`);
@@ -279,13 +281,14 @@ describe('azurerm backend in Azurite', () => {
       ws.map((w: { workspace: string; serial: number }) => [w.workspace, w.serial]),
       [
         ['default', 5],
+        ['fresh', undefined],
         ['staging', 2],
       ],
     );
     assert.equal(ws[0].leaseState, 'available');
-    assert.equal(ws[1].leaseState, 'leased');
-    assert.equal(ws[1].leaseStatus, 'locked');
-    assert.deepEqual(ws[1].lock, lockInfo);
+    assert.equal(ws[2].leaseState, 'leased');
+    assert.equal(ws[2].leaseStatus, 'locked');
+    assert.deepEqual(ws[2].lock, lockInfo);
     assert.match(b.stderr, /staging was locked at capture/);
     // Terraform's lease still holds: its owner can renew it, and a write without it is refused.
     const staging = container.getBlockBlobClient(`${key}env:staging`);
@@ -352,11 +355,14 @@ describe('azurerm backend in Azurite', () => {
       fresh,
       '--azurerm-key',
       key,
+      '--json',
     ]);
     assert.equal(r.code, 0, r.stderr);
     const names: string[] = [];
     for await (const b of other.listBlobsFlat()) names.push(b.name);
+    // The empty capture is skipped: writing it would wipe a state, and there was none to restore.
     assert.deepEqual(names.sort(), [key, `${key}env:staging`]);
+    assert.deepEqual(r.json.emptySkipped, ['fresh']);
     const original = await container.getBlockBlobClient(key).downloadToBuffer();
     assert.deepEqual(await other.getBlockBlobClient(key).downloadToBuffer(), original);
   });

@@ -181,6 +181,8 @@ export interface TerraformRestoreResult {
   /** `.terraform/` files written, or kept because the target already had them (see docs/terraform.md). */
   configWritten: string[];
   configKept: string[];
+  /** Workspaces whose capture was empty (no state yet): nothing to write. */
+  emptySkipped: string[];
 }
 
 interface PlannedWrite {
@@ -271,9 +273,16 @@ export async function restoreTerraform(
     const azurerm = await import('./azurerm.ts');
     states = new azurerm.AzurermStates(location, options.env);
   }
+  const emptySkipped: string[] = [];
   for (const capture of selected) {
     const bytes = await repo.readItemBuffer(itemNamed(snapshot, capture.item));
     const incoming = parseStateIdentity(bytes, `${capture.item} in the snapshot`);
+    // An empty capture (a blob the backend created only to hold a lock) is no state: writing it would
+    // wipe whatever state is there now.
+    if (!incoming) {
+      emptySkipped.push(capture.workspace);
+      continue;
+    }
     if (states) {
       const blob = blobOfWorkspace(states.location.key, capture.workspace);
       const current = await states.current(blob);
@@ -324,6 +333,7 @@ export async function restoreTerraform(
     workspaces: [],
     configWritten: [],
     configKept: [],
+    emptySkipped,
   };
   for (const p of plans) {
     await p.write();
