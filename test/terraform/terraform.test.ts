@@ -144,6 +144,8 @@ describe('local working directory', () => {
       ],
     );
     assert.equal(b.json.items, 4);
+    // Logs too: a verbose run prints nothing of the backend credential (newRepo's runner checks).
+    assert.equal((await cli(['terraform', 'backup', '--dir', dir, '--verbose'])).code, 0);
     const shown = await cli(['show', b.json.id, '--json']);
     assert.equal(shown.code, 0, shown.stderr);
 
