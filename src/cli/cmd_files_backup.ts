@@ -49,7 +49,12 @@ export const filesBackupCommand: Command<BackupResult> = {
   usage: 'PATH...',
   options: {
     tag: { type: 'string', multiple: true, arg: 'TAG', description: 'tag the snapshot (repeatable)' },
-    type: { type: 'string', arg: 'TYPE', default: 'files', description: 'snapshot type: files | terraform' },
+    type: {
+      type: 'string',
+      arg: 'TYPE',
+      default: 'files',
+      description: 'snapshot type: files | terraform (raw files; `terraform backup` is the recommended way)',
+    },
     exclude: {
       type: 'string',
       multiple: true,

@@ -2,7 +2,9 @@
  * `lifeboat validate`: the guide's backup-validation step. For each snapshot type (or one), the newest
  * snapshot is read back in full — every blob authenticated, decompressed and re-hashed, every item's
  * SHA-256 compared — without writing anything, and its age is compared with --max-age so a silently
- * stopped schedule is caught too.
+ * stopped schedule is caught too. Terraform captures are also compared with each other (serial
+ * regressions, lineage changes, long-held locks: src/sources/terraform/checks.ts); a finding makes the
+ * type's status `warning`.
  */
 import { SNAPSHOT_TYPES, type SnapshotType } from '../core/repository/model.ts';
 import { parseDuration } from '../core/repository/forget.ts';
@@ -11,16 +13,19 @@ import { str, usageError, type Command } from './command.ts';
 import { EXIT_FAILED, EXIT_INTEGRITY, EXIT_OK } from './exit.ts';
 import { formatBytes } from './output.ts';
 import { openRepository } from './repo.ts';
+import { terraformFindings } from '../sources/terraform/checks.ts';
 
 interface TypeResult {
   type: string;
-  status: 'ok' | 'missing' | 'stale' | 'damaged';
+  status: 'ok' | 'missing' | 'stale' | 'damaged' | 'warning';
   snapshot?: string;
   timestamp?: string;
   ageHours?: number;
   items?: number;
   bytes?: number;
   problem?: string;
+  /** Findings across captures (terraform: serial, lineage, locks); each is also a warning on stderr. */
+  warnings?: string[];
 }
 
 interface ValidateResult {
@@ -44,7 +49,10 @@ export const validateCommand: Command<ValidateResult> = {
       description: 'a type with no snapshot at all is a failure (default: only the types present)',
     },
   },
-  help: 'Exit code 3 when a snapshot is damaged, 1 when one is missing or stale.',
+  help: [
+    'Exit code 3 when a snapshot is damaged, 1 when one is missing or stale, or (terraform) when a',
+    "workspace's serial went backwards, its lineage changed, or a lock was held over 2 h (docs/terraform.md).",
+  ].join('\n'),
   async run(ctx, values) {
     const only = str(values.type);
     if (only && !SNAPSHOT_TYPES.includes(only as SnapshotType))
@@ -108,6 +116,18 @@ export const validateCommand: Command<ValidateResult> = {
         status: stale ? 'stale' : 'ok',
         problem: stale ? `newest ${type} snapshot is ${ageHours.toFixed(1)} h old` : undefined,
       });
+    }
+    const terraform = results.find((r) => r.type === 'terraform' && r.snapshot);
+    if (terraform) {
+      const warnings = terraformFindings(all).map((f) => f.message);
+      for (const w of warnings) ctx.warn(w);
+      if (warnings.length) {
+        terraform.warnings = warnings;
+        if (terraform.status === 'ok') {
+          terraform.status = 'warning';
+          terraform.problem = `${warnings.length} Terraform state finding(s), see the warnings`;
+        }
+      }
     }
     return { ok: results.every((r) => r.status === 'ok'), results };
   },

@@ -22,6 +22,8 @@ import { secretsSyncCommand } from './cmd_secrets_sync.ts';
 import { showCommand } from './cmd_show.ts';
 import { snapshotsCommand } from './cmd_snapshots.ts';
 import { statsCommand } from './cmd_stats.ts';
+import { terraformBackupCommand } from './cmd_terraform_backup.ts';
+import { terraformRestoreCommand } from './cmd_terraform_restore.ts';
 import { unlockCommand } from './cmd_unlock.ts';
 import { validateCommand } from './cmd_validate.ts';
 
@@ -39,6 +41,8 @@ export const COMMANDS: Command<never>[] = [
   secretsSyncCommand,
   pvcSnapshotCommand,
   pvcRestoreCommand,
+  terraformBackupCommand,
+  terraformRestoreCommand,
   snapshotsCommand,
   showCommand,
   checkCommand,
