@@ -29,6 +29,7 @@ export const terraformRestoreCommand: Command<TerraformRestoreResult> = {
     },
     force: {
       type: 'boolean',
+      flagOnly: true,
       description:
         'write over a different lineage, a higher serial or (--to-blob) a held lock (breaks the lease)',
     },

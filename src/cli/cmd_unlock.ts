@@ -14,6 +14,7 @@ export const unlockCommand: Command<UnlockResult> = {
   options: {
     'remove-all': {
       type: 'boolean',
+      flagOnly: true,
       description: 'remove all locks, even live ones (only when sure nothing runs)',
     },
   },

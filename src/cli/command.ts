@@ -18,6 +18,12 @@ export interface OptionSpec {
   default?: string | boolean;
   /** Placeholder in help, e.g. "N" or "URI". */
   arg?: string;
+  /**
+   * Only as a typed flag, never from the environment or lifeboat.yaml: for overrides of a safety check
+   * (`terraform restore --force`, `unlock --remove-all`), which a variable set once for another command
+   * must never switch on silently.
+   */
+  flagOnly?: boolean;
 }
 
 export type OptionValues = Record<string, string | boolean | string[] | undefined>;

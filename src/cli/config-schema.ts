@@ -62,7 +62,7 @@ function buildTree(): ConfigNode {
       scopes.push(parent.sections.get(word)!);
     }
     for (const [name, spec] of Object.entries(cmd.options))
-      for (const scope of scopes) add(scope, name, spec);
+      if (!spec.flagOnly) for (const scope of scopes) add(scope, name, spec);
   }
   return root;
 }

@@ -116,7 +116,8 @@ export function helpText(cmd?: Command): string {
   ];
   if (Object.keys(cmd.options).length) {
     lines.push('', 'Options:');
-    for (const [n, s] of Object.entries(cmd.options)) lines.push(opt(n, s) + `  [env ${envName(cmd, n, s)}]`);
+    for (const [n, s] of Object.entries(cmd.options))
+      lines.push(opt(n, s) + (s.flagOnly ? '  [flag only]' : `  [env ${envName(cmd, n, s)}]`));
   }
   if (cmd.help) lines.push('', cmd.help.trim());
   lines.push('', 'Global options: see `lifeboat help`.');
@@ -235,12 +236,12 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
           spec.multiple && !Array.isArray(flag) ? [String(flag)] : (flag as OptionValues[string]);
         continue;
       }
-      const e = env[envName(GLOBAL_OPTIONS[name] ? undefined : cmd, name, spec)];
+      const e = spec.flagOnly ? undefined : env[envName(GLOBAL_OPTIONS[name] ? undefined : cmd, name, spec)];
       if (e !== undefined && e !== '') {
         values[name] = coerce(name, spec, e, `environment ${envName(cmd, name, spec)}`);
         continue;
       }
-      const c = fromConfig(config, GLOBAL_OPTIONS[name] ? undefined : cmd, name);
+      const c = spec.flagOnly ? undefined : fromConfig(config, GLOBAL_OPTIONS[name] ? undefined : cmd, name);
       if (c !== undefined) {
         values[name] = coerce(name, spec, c, `config ${configFile}`);
         continue;
