@@ -1,7 +1,11 @@
 /** A Rocket.Chat-like namespace on the test API server (objects only: no controllers run, see kube.ts). */
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import YAML from 'yaml';
 import { encodeHelmRelease } from '../../src/sources/kubernetes/helm.ts';
 import type { KubeTestCluster } from './kube.ts';
 import { admin } from './kube-controllers.ts';
+import { PROJECT_ROOT } from './index.ts';
 
 const b64 = (s: string) => Buffer.from(s).toString('base64');
 export const MONGO_PASSWORD = 'rc-mongo-p4ssw0rd-never-printed';
@@ -200,4 +204,39 @@ export function rocketChatObjectPaths(ns: string): string[] {
     `/apis/cert-manager.io/v1/namespaces/${ns}/issuers/selfsigned`,
     `/apis/cert-manager.io/v1/namespaces/${ns}/certificates/chat-tls`,
   ];
+}
+
+/**
+ * Applies the shipped least-privilege RBAC (deploy/rbac/lifeboat-clusterrole.yaml: ClusterRole,
+ * ServiceAccount, binding) as an operator would, and writes a kubeconfig to `file` that acts as that
+ * ServiceAccount (its context's namespace `namespace`, if given). Returns the kubeconfig path.
+ */
+export async function asShippedServiceAccount(
+  kube: KubeTestCluster,
+  file: string,
+  namespace?: string,
+): Promise<string> {
+  const a = admin(kube);
+  await a.post('/api/v1/namespaces', { metadata: { name: 'lifeboat' } });
+  const docs = YAML.parseAllDocuments(
+    await readFile(path.join(PROJECT_ROOT, 'deploy/rbac/lifeboat-clusterrole.yaml'), 'utf8'),
+  ).map((d) => d.toJS());
+  await a.post(
+    '/apis/rbac.authorization.k8s.io/v1/clusterroles',
+    docs.find((d) => d.kind === 'ClusterRole'),
+  );
+  await a.post(
+    '/api/v1/namespaces/lifeboat/serviceaccounts',
+    docs.find((d) => d.kind === 'ServiceAccount'),
+  );
+  await a.post(
+    '/apis/rbac.authorization.k8s.io/v1/clusterrolebindings',
+    docs.find((d) => d.kind === 'ClusterRoleBinding'),
+  );
+  const token = await kube.serviceAccountToken('lifeboat', 'lifeboat');
+  return kube.writeKubeconfig(
+    file,
+    [{ name: 'lifeboat', token, ...(namespace ? { namespace } : {}) }],
+    'lifeboat',
+  );
 }

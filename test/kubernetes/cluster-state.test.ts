@@ -6,17 +6,19 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import YAML from 'yaml';
 import { runCli } from '../env/cli.ts';
 import { tempDir, type TempDir } from '../env/index.ts';
 import { startKube, type KubeTestCluster } from '../env/kube.ts';
 import { admin, deleteNamespace } from '../env/kube-controllers.ts';
-import { MONGO_PASSWORD, createRocketChat, rocketChatObjectPaths } from '../env/kube-fixtures.ts';
+import {
+  MONGO_PASSWORD,
+  asShippedServiceAccount,
+  createRocketChat,
+  rocketChatObjectPaths,
+} from '../env/kube-fixtures.ts';
 import { stripObject } from '../../src/sources/kubernetes/objects.ts';
 import { decodeHelmRelease } from '../../src/sources/kubernetes/helm.ts';
-import { PROJECT_ROOT } from '../env/index.ts';
 
 describe('cluster-state backup and restore against kube-apiserver', () => {
   let kube: KubeTestCluster;
@@ -257,29 +259,7 @@ describe('cluster-state backup and restore against kube-apiserver', () => {
     assert.equal(denied.stderr.trim().split('\n').length, 1, 'one line');
 
     // Apply the shipped manifest (ClusterRole, ServiceAccount, binding) as an operator would.
-    const a = admin(kube);
-    await a.post('/api/v1/namespaces', { metadata: { name: 'lifeboat' } });
-    const docs = YAML.parseAllDocuments(
-      await readFile(path.join(PROJECT_ROOT, 'deploy/rbac/lifeboat-clusterrole.yaml'), 'utf8'),
-    ).map((d) => d.toJS());
-    await a.post(
-      '/apis/rbac.authorization.k8s.io/v1/clusterroles',
-      docs.find((d) => d.kind === 'ClusterRole'),
-    );
-    await a.post(
-      '/api/v1/namespaces/lifeboat/serviceaccounts',
-      docs.find((d) => d.kind === 'ServiceAccount'),
-    );
-    await a.post(
-      '/apis/rbac.authorization.k8s.io/v1/clusterrolebindings',
-      docs.find((d) => d.kind === 'ClusterRoleBinding'),
-    );
-    const token = await kube.serviceAccountToken('lifeboat', 'lifeboat');
-    const lbCfg = await kube.writeKubeconfig(
-      path.join(work.path, 'lifeboat.yaml'),
-      [{ name: 'lifeboat', token }],
-      'lifeboat',
-    );
+    const lbCfg = await asShippedServiceAccount(kube, path.join(work.path, 'lifeboat.yaml'));
     const b = await cli([
       'cluster-state',
       'backup',

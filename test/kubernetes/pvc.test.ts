@@ -7,9 +7,7 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import YAML from 'yaml';
 import { runCli } from '../env/cli.ts';
 import { execFile } from 'node:child_process';
 import { PROJECT_ROOT, tempDir, type TempDir } from '../env/index.ts';
@@ -22,7 +20,7 @@ import {
   setSnapshotStatus,
   type ControllerLoop,
 } from '../env/kube-controllers.ts';
-import { createRocketChat } from '../env/kube-fixtures.ts';
+import { asShippedServiceAccount, createRocketChat } from '../env/kube-fixtures.ts';
 
 const NS = 'rocketchat';
 const VS = `/apis/snapshot.storage.k8s.io/v1/namespaces/${NS}/volumesnapshots`;
@@ -258,29 +256,7 @@ describe('pvc snapshot and restore against kube-apiserver', () => {
     assert.equal((await get(PVC)).metadata.uid, pvBefore);
   });
   test('snapshot and restore work under the shipped least-privilege ClusterRole', async () => {
-    const a = admin(kube);
-    await a.post('/api/v1/namespaces', { metadata: { name: 'lifeboat' } });
-    const docs = YAML.parseAllDocuments(
-      await readFile(path.join(PROJECT_ROOT, 'deploy/rbac/lifeboat-clusterrole.yaml'), 'utf8'),
-    ).map((d) => d.toJS());
-    await a.post(
-      '/apis/rbac.authorization.k8s.io/v1/clusterroles',
-      docs.find((d) => d.kind === 'ClusterRole'),
-    );
-    await a.post(
-      '/api/v1/namespaces/lifeboat/serviceaccounts',
-      docs.find((d) => d.kind === 'ServiceAccount'),
-    );
-    await a.post(
-      '/apis/rbac.authorization.k8s.io/v1/clusterrolebindings',
-      docs.find((d) => d.kind === 'ClusterRoleBinding'),
-    );
-    const token = await kube.serviceAccountToken('lifeboat', 'lifeboat');
-    const cfg = await kube.writeKubeconfig(
-      path.join(work.path, 'lifeboat.yaml'),
-      [{ name: 'lifeboat', token, namespace: NS }],
-      'lifeboat',
-    );
+    const cfg = await asShippedServiceAccount(kube, path.join(work.path, 'lifeboat.yaml'), NS);
     // Without --namespace: the context's namespace.
     const snap = await cli([
       'pvc',

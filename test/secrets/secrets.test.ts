@@ -8,16 +8,15 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import YAML from 'yaml';
 import { SecretClient } from '@azure/keyvault-secrets';
 import { runCli, type CliResult } from '../env/cli.ts';
 import { startKube, type KubeTestCluster } from '../env/kube.ts';
 import { admin, deleteNamespace } from '../env/kube-controllers.ts';
 import { startKeyVault, staticCredential, VALID_TOKEN, type TestKeyVault } from '../env/keyvault.ts';
 import { vaultName } from '../../src/sources/secrets/names.ts';
-import { PROJECT_ROOT, tempDir, type TempDir } from '../env/index.ts';
+import { asShippedServiceAccount } from '../env/kube-fixtures.ts';
+import { tempDir, type TempDir } from '../env/index.ts';
 
 const b64 = (s: string | Buffer) => Buffer.from(s).toString('base64');
 const MONGO_PASSWORD = 'mongo-Pa55word-do-not-print';
@@ -224,28 +223,7 @@ describe('secrets backup to Key Vault and sync back, against kube-apiserver', ()
 
   test('the shipped ClusterRole is enough for backup and for sync (create and replace)', async () => {
     const a = admin(kube);
-    await a.post('/api/v1/namespaces', { metadata: { name: 'lifeboat' } });
-    const docs = YAML.parseAllDocuments(
-      await readFile(path.join(PROJECT_ROOT, 'deploy/rbac/lifeboat-clusterrole.yaml'), 'utf8'),
-    ).map((d) => d.toJS());
-    await a.post(
-      '/apis/rbac.authorization.k8s.io/v1/clusterroles',
-      docs.find((d) => d.kind === 'ClusterRole'),
-    );
-    await a.post(
-      '/api/v1/namespaces/lifeboat/serviceaccounts',
-      docs.find((d) => d.kind === 'ServiceAccount'),
-    );
-    await a.post(
-      '/apis/rbac.authorization.k8s.io/v1/clusterrolebindings',
-      docs.find((d) => d.kind === 'ClusterRoleBinding'),
-    );
-    const token = await kube.serviceAccountToken('lifeboat', 'lifeboat');
-    const cfg = await kube.writeKubeconfig(
-      path.join(work.path, 'sa.yaml'),
-      [{ name: 'lifeboat', token }],
-      'lifeboat',
-    );
+    const cfg = await asShippedServiceAccount(kube, path.join(work.path, 'sa.yaml'));
     const b = await cli(['secrets', 'backup', '--json', '--kubeconfig', cfg]);
     assert.equal(b.code, 1, 'the foreign object in namespace other still conflicts');
     assert.ok(b.json.namespaces.includes('rocketchat'), 'namespaces listed with the role');
