@@ -4,94 +4,43 @@
  * without every call site passing it. A call that fails after the signal fired reports INTERRUPTED, not
  * whatever the SDK said about its aborted socket.
  */
-import {
-  interrupted,
-  throwIfAborted,
-  type Backend,
-  type ByteRange,
-  type CallOptions,
-  type Handle,
-  type Leftover,
-  type ObjectInfo,
-  type ObjectType,
-  type SaveOptions,
-} from './backend.ts';
+import { interrupted, throwIfAborted, type Backend } from './backend.ts';
+import { BackendWrapper, type Attempt, type Call, type Listing } from './wrappers/wrapper.ts';
 
-export class CancellableBackend implements Backend {
-  readonly inner: Backend;
+export class CancellableBackend extends BackendWrapper {
   private readonly signal: AbortSignal;
 
   constructor(inner: Backend, signal: AbortSignal) {
-    this.inner = inner;
+    super(inner);
     this.signal = signal;
   }
 
-  get location(): string {
-    return this.inner.location;
+  private merged(call: Call): AbortSignal {
+    return call.signal ? AbortSignal.any([this.signal, call.signal]) : this.signal;
   }
 
-  private merged(options?: CallOptions): AbortSignal {
-    return options?.signal ? AbortSignal.any([this.signal, options.signal]) : this.signal;
-  }
-
-  private async call<T>(what: string, options: CallOptions | undefined, fn: (s: AbortSignal) => Promise<T>) {
-    const signal = this.merged(options);
-    throwIfAborted(signal, what);
+  protected async call<T>(call: Call, attempt: Attempt<T>): Promise<T> {
+    const signal = this.merged(call);
+    throwIfAborted(signal, call.what);
     try {
-      return await fn(signal);
+      return await attempt(signal);
     } catch (e) {
-      if (signal.aborted) throw interrupted(signal, what);
+      if (signal.aborted) throw interrupted(signal, call.what);
       throw e;
     }
   }
 
-  create(options?: CallOptions): Promise<void> {
-    return this.call('create', options, (signal) => this.inner.create({ signal }));
-  }
-  save(h: Handle, data: Uint8Array, options?: SaveOptions): Promise<void> {
-    return this.call(`save ${h.type}/${h.name}`, options, (signal) =>
-      this.inner.save(h, data, { ...options, signal }),
-    );
-  }
-  load(h: Handle, range?: ByteRange, options?: CallOptions): Promise<Buffer> {
-    return this.call(`load ${h.type}/${h.name}`, options, (signal) => this.inner.load(h, range, { signal }));
-  }
-  stat(h: Handle, options?: CallOptions): Promise<ObjectInfo> {
-    return this.call(`stat ${h.type}/${h.name}`, options, (signal) => this.inner.stat(h, { signal }));
-  }
-  async *list(type: ObjectType, options?: CallOptions): AsyncIterable<ObjectInfo> {
-    const signal = this.merged(options);
-    throwIfAborted(signal, `list ${type}`);
+  protected async *listing<T>(call: Call, _key: (entry: T) => string, open: Listing<T>): AsyncIterable<T> {
+    const signal = this.merged(call);
+    throwIfAborted(signal, call.what);
     try {
-      for await (const o of this.inner.list(type, { signal })) {
-        throwIfAborted(signal, `list ${type}`);
-        yield o;
+      for await (const entry of open(signal)) {
+        throwIfAborted(signal, call.what);
+        yield entry;
       }
     } catch (e) {
-      if (signal.aborted) throw interrupted(signal, `list ${type}`);
+      if (signal.aborted) throw interrupted(signal, call.what);
       throw e;
     }
-  }
-  remove(h: Handle, options?: CallOptions): Promise<void> {
-    return this.call(`remove ${h.type}/${h.name}`, options, (signal) => this.inner.remove(h, { signal }));
-  }
-  get listLeftovers(): Backend['listLeftovers'] {
-    const inner = this.inner;
-    if (!inner.listLeftovers) return undefined;
-    const signal = this.signal;
-    return async function* (options?: CallOptions): AsyncIterable<Leftover> {
-      yield* inner.listLeftovers!({
-        signal: options?.signal ? AbortSignal.any([signal, options.signal]) : signal,
-      });
-    };
-  }
-  get removeLeftover(): Backend['removeLeftover'] {
-    const inner = this.inner;
-    if (!inner.removeLeftover) return undefined;
-    return (id: string, options?: CallOptions) =>
-      this.call(`remove leftover ${id}`, options, (signal) => inner.removeLeftover!(id, { signal }));
-  }
-  close(): Promise<void> {
-    return this.inner.close();
   }
 }
