@@ -78,7 +78,6 @@ export async function checkRepository(repo: Repository, options: CheckOptions = 
 
   // Index: a damaged index file is one error; the other index files are still used.
   const packs = await repo.indexedPacks();
-  await repo.loadIndex(true);
   const damagedIndexFiles = repo.damagedIndexFiles;
   for (const name of damagedIndexFiles) {
     const reason = repo.damage.find((d) => d.object === `index/${name}`)?.reason ?? 'damaged';

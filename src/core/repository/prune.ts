@@ -55,7 +55,9 @@ export async function usedBlobs(repo: Repository): Promise<Set<string>> {
 }
 
 export async function planPrune(repo: Repository, options: PruneOptions = {}): Promise<PrunePlan> {
-  const index = await repo.loadIndex(true);
+  // One read of the index files gives both the packs and the blob index (the same pass: consistent).
+  const packs = await repo.indexedPacks();
+  const index = await repo.loadIndex();
   const badIndex = repo.damagedIndexFiles;
   if (badIndex.length) {
     throw new LifeboatError(
@@ -75,7 +77,6 @@ export async function planPrune(repo: Repository, options: PruneOptions = {}): P
       },
     );
   }
-  const packs = await repo.indexedPacks();
   const oldIndexFiles: string[] = [];
   for await (const o of repo.backend.list('index')) oldIndexFiles.push(o.name);
 

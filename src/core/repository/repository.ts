@@ -610,16 +610,8 @@ export class Repository {
 
   async loadIndex(force = false): Promise<Map<string, IndexEntry>> {
     if (this.index && !force) return this.index;
-    const index = new Map<string, IndexEntry>();
-    for await (const { file } of this.readIndexFiles()) {
-      for (const p of file.packs) {
-        for (const [id, t, offset, length, rawLength] of p.blobs) {
-          index.set(id, { pack: p.id, type: t === 0 ? 'data' : 'tree', offset, length, rawLength });
-        }
-      }
-    }
-    this.index = index;
-    return index;
+    await this.indexedPacks();
+    return this.index!;
   }
 
   async close(): Promise<void> {
@@ -632,9 +624,13 @@ export class Repository {
     return this.index?.has(id) ?? false;
   }
 
-  /** All packs known to the index, with their blobs. */
+  /**
+   * All packs known to the index, with their blobs. Reads every index file once and refreshes the loaded
+   * blob index from the same pass, so callers that need both (check, prune, repair) read them once.
+   */
   async indexedPacks(): Promise<Map<string, IndexedPack>> {
     const packs = new Map<string, IndexedPack>();
+    const index = new Map<string, IndexEntry>();
     for await (const { file } of this.readIndexFiles()) {
       for (const p of file.packs) {
         const blobs = p.blobs.map(([id, t, offset, length, rawLength]) => ({
@@ -644,6 +640,15 @@ export class Repository {
           length,
           rawLength,
         }));
+        // A blob listed twice (two concurrent backups stored it) is found where it was listed last.
+        for (const b of blobs)
+          index.set(b.id, {
+            pack: p.id,
+            type: b.type,
+            offset: b.offset,
+            length: b.length,
+            rawLength: b.rawLength,
+          });
         const existing = packs.get(p.id);
         if (existing) {
           const seen = new Set(existing.blobs.map((b) => b.id));
@@ -651,6 +656,7 @@ export class Repository {
         } else packs.set(p.id, { id: p.id, size: p.size, blobs });
       }
     }
+    this.index = index;
     return packs;
   }
 
