@@ -33,11 +33,9 @@ import type { TokenCredential } from '@azure/core-auth';
 import { defaultAzureCredential } from '../azure-credential.ts';
 import { LifeboatError } from '../errors.ts';
 import {
-  interrupted,
   listConfig,
   objectPath,
   runStep,
-  throwIfAborted,
   type Backend,
   type ByteRange,
   type CallOptions,
@@ -47,7 +45,7 @@ import {
   type SaveOptions,
 } from './backend.ts';
 import { mapLimit } from '../concurrency.ts';
-import { isTransientStatus, networkCodeOf, ownDeadline } from './classify.ts';
+import { attemptOnce, isTransientStatus, networkCodeOf, ownDeadline } from './classify.ts';
 
 export type AzureAccessTier = 'Hot' | 'Cool' | 'Cold';
 
@@ -182,14 +180,8 @@ export class AzureBackend implements Backend {
     return this.container.getBlockBlobClient(this.key(h));
   }
 
-  /** One attempt: an abort by the caller reports INTERRUPTED, any other failure is classified. */
-  private async attempt<T>(what: string, signal: AbortSignal | undefined, fn: () => Promise<T>): Promise<T> {
-    throwIfAborted(signal, what);
-    try {
-      return await fn();
-    } catch (e) {
-      throw signal?.aborted ? interrupted(signal, what) : this.mapError(e, what);
-    }
+  private attempt<T>(what: string, signal: AbortSignal | undefined, fn: () => Promise<T>): Promise<T> {
+    return attemptOnce(what, signal, fn, (e, w) => this.mapError(e, w));
   }
 
   create(options: CallOptions = {}): Promise<void> {

@@ -3,6 +3,26 @@
  * attempt and says whether the failure is transient; the retry wrapper does the rest), and the deadline
  * of the requests a caller's abort must not cut short.
  */
+import type { LifeboatError } from '../errors.ts';
+import { interrupted, throwIfAborted } from './backend.ts';
+
+/**
+ * One attempt of a cloud request: an abort by the caller reports INTERRUPTED, any other failure goes
+ * through the backend's own classification (`mapError`).
+ */
+export async function attemptOnce<T>(
+  what: string,
+  signal: AbortSignal | undefined,
+  fn: () => Promise<T>,
+  mapError: (e: unknown, what: string) => LifeboatError,
+): Promise<T> {
+  throwIfAborted(signal, what);
+  try {
+    return await fn();
+  } catch (e) {
+    throw signal?.aborted ? interrupted(signal, what) : mapError(e, what);
+  }
+}
 
 /**
  * For requests the caller's signal must not cut short, because they start, finish or tidy up

@@ -35,7 +35,6 @@ import {
 import { LifeboatError } from '../errors.ts';
 import {
   OBJECT_TYPES,
-  interrupted,
   listConfig,
   objectPath,
   runStep,
@@ -50,7 +49,7 @@ import {
   type SaveOptions,
 } from './backend.ts';
 import { mapLimit } from '../concurrency.ts';
-import { isTransientStatus, networkCodeOf, ownDeadline } from './classify.ts';
+import { attemptOnce, isTransientStatus, networkCodeOf, ownDeadline } from './classify.ts';
 
 export interface S3BackendOptions {
   endpoint?: string;
@@ -151,14 +150,8 @@ export class S3Backend implements Backend {
     return this.loc.prefix + objectPath(h);
   }
 
-  /** One attempt: an abort by the caller reports INTERRUPTED, any other failure is classified. */
-  private async attempt<T>(what: string, signal: AbortSignal | undefined, fn: () => Promise<T>): Promise<T> {
-    throwIfAborted(signal, what);
-    try {
-      return await fn();
-    } catch (e) {
-      throw signal?.aborted ? interrupted(signal, what) : this.mapError(e, what);
-    }
+  private attempt<T>(what: string, signal: AbortSignal | undefined, fn: () => Promise<T>): Promise<T> {
+    return attemptOnce(what, signal, fn, (e, w) => this.mapError(e, w));
   }
 
   async create(options: CallOptions = {}): Promise<void> {
