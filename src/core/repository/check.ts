@@ -27,6 +27,14 @@ export interface DamagedPack {
   snapshots: string[];
 }
 
+export interface BrokenSnapshot {
+  id: string;
+  /** Unknown when the snapshot object itself cannot be read. */
+  type?: string;
+  timestamp?: string;
+  problem: string;
+}
+
 export interface CheckReport {
   ok: boolean;
   errors: string[];
@@ -34,6 +42,8 @@ export interface CheckReport {
   damagedPacks: DamagedPack[];
   /** Snapshots that cannot be restored in full: their own object is damaged, or data they need is. */
   damagedSnapshots: string[];
+  /** The same snapshots with the first reason found for each (what `repair snapshots` reports). */
+  brokenSnapshots: BrokenSnapshot[];
   /** Index files that cannot be read (`lifeboat repair index` rebuilds the index from the packs). */
   damagedIndexFiles: string[];
   /** Packs no readable index lists: leftovers of interrupted backups, or listed only by a damaged index. */
@@ -118,7 +128,10 @@ export async function checkRepository(repo: Repository, options: CheckOptions = 
 
   // Snapshots and what they reference.
   const snapshots: Snapshot[] = [];
-  const damagedSnapshots = new Set<string>();
+  const broken = new Map<string, BrokenSnapshot>();
+  const markBroken = (id: string, problem: string, s?: Snapshot) => {
+    if (!broken.has(id)) broken.set(id, { id, type: s?.type, timestamp: s?.timestamp, problem });
+  };
   for await (const o of repo.backend.list('snapshots')) {
     repo.throwIfCancelled('check');
     try {
@@ -126,7 +139,7 @@ export async function checkRepository(repo: Repository, options: CheckOptions = 
     } catch (e) {
       if (!isLifeboatError(e, 'INTEGRITY')) throw e;
       errors.push(`snapshot ${o.name.slice(0, 8)} is damaged: ${(e as Error).message}`);
-      damagedSnapshots.add(o.name);
+      markBroken(o.name, 'the snapshot object itself is damaged');
     }
   }
   const blobUsers = new Map<string, Set<string>>();
@@ -141,12 +154,11 @@ export async function checkRepository(repo: Repository, options: CheckOptions = 
         errors.push(
           `snapshot ${s.id.slice(0, 8)} item ${item.name}: cannot read its chunk list: ${(e as Error).message}`,
         );
-        damagedSnapshots.add(s.id);
+        markBroken(s.id, `item ${item.name}: cannot read its chunk list`, s);
       }
       for (const id of ids) {
         if (!index.has(id)) {
           missing++;
-          damagedSnapshots.add(s.id);
           continue;
         }
         let users = blobUsers.get(id);
@@ -154,10 +166,12 @@ export async function checkRepository(repo: Repository, options: CheckOptions = 
         users.add(s.id);
       }
     }
-    if (missing)
+    if (missing) {
       errors.push(
         `snapshot ${s.id.slice(0, 8)} (${s.type} ${s.timestamp}): ${missing} blob(s) it needs are not in the index`,
       );
+      markBroken(s.id, `${missing} blob(s) it needs are not in the index`, s);
+    }
   }
 
   let packsRead = 0;
@@ -208,11 +222,12 @@ export async function checkRepository(repo: Repository, options: CheckOptions = 
     options.onProgress?.(packsRead, selected.length);
   }
 
+  const snapshotById = new Map(snapshots.map((s) => [s.id, s]));
   const damagedPacks: DamagedPack[] = [];
   for (const [pack, reason] of damaged) {
     const users = new Set<string>();
     for (const b of packs.get(pack)?.blobs ?? []) for (const s of blobUsers.get(b.id) ?? []) users.add(s);
-    for (const s of users) damagedSnapshots.add(s);
+    for (const id of users) markBroken(id, `pack ${pack.slice(0, 12)}: ${reason}`, snapshotById.get(id));
     damagedPacks.push({ pack, reason, snapshots: [...users].sort() });
     errors.push(
       `pack ${pack}: ${reason}; affects ${users.size ? [...users].map((s) => s.slice(0, 8)).join(', ') : 'no snapshot'}`,
@@ -224,7 +239,7 @@ export async function checkRepository(repo: Repository, options: CheckOptions = 
   const next: string[] = [];
   if (damagedIndexFiles.length || (unindexedPacks.count && damagedPacks.some((p) => p.reason === 'missing')))
     next.push('lifeboat repair index');
-  if (damagedSnapshots.size)
+  if (broken.size)
     next.push(
       'lifeboat repair snapshots (lists them; --forget removes them; restore the objects from a copy if you have one)',
     );
@@ -233,7 +248,8 @@ export async function checkRepository(repo: Repository, options: CheckOptions = 
     errors,
     warnings,
     damagedPacks,
-    damagedSnapshots: [...damagedSnapshots].sort(),
+    damagedSnapshots: [...broken.keys()].sort(),
+    brokenSnapshots: [...broken.values()].sort((a, b) => a.id.localeCompare(b.id)),
     damagedIndexFiles,
     unindexedPacks,
     leftovers,

@@ -13,7 +13,7 @@
  *   It refuses while an index file is damaged: snapshots would look broken that `repair index` can save.
  */
 import { LifeboatError, isLifeboatError } from '../errors.ts';
-import { checkRepository } from './check.ts';
+import { checkRepository, type BrokenSnapshot } from './check.ts';
 import { PACK_TRAILER, parsePackHeader, type PackedBlob } from './pack.ts';
 import type { IndexedPack, Repository } from './repository.ts';
 
@@ -108,13 +108,6 @@ export interface RepairSnapshotsOptions {
   onProgress?: (done: number, total: number) => void;
 }
 
-export interface BrokenSnapshot {
-  id: string;
-  type?: string;
-  timestamp?: string;
-  problem: string;
-}
-
 export interface RepairSnapshotsResult {
   snapshots: number;
   broken: BrokenSnapshot[];
@@ -134,22 +127,7 @@ export async function repairSnapshots(
       { hint: 'run `lifeboat repair index` first, then `lifeboat repair snapshots` again' },
     );
   }
-  const intact = new Map((await repo.listSnapshots()).map((s) => [s.id, s]));
-  const broken: BrokenSnapshot[] = report.damagedSnapshots.map((id) => {
-    const s = intact.get(id);
-    const own = report.errors.find((e) => e.startsWith(`snapshot ${id.slice(0, 8)}`));
-    const pack = report.damagedPacks.find((p) => p.snapshots.includes(id));
-    return {
-      id,
-      type: s?.type,
-      timestamp: s?.timestamp,
-      problem: !s
-        ? 'the snapshot object itself is damaged'
-        : pack
-          ? `pack ${pack.pack.slice(0, 12)}: ${pack.reason}`
-          : (own?.replace(/^snapshot \S+ /, '') ?? 'data it needs is missing'),
-    };
-  });
+  const broken = report.brokenSnapshots;
   let forgotten = 0;
   if (options.forget) {
     for (const b of broken) {
