@@ -20,3 +20,14 @@ export async function* pseudoRandomStream(
     yield cipher.update(zeros.subarray(0, Math.min(part, total - done)));
   }
 }
+
+/** Feeds a buffer in pieces of `size` bytes (1 = every document straddles chunk borders). */
+export async function* chunked(buf: Uint8Array, size: number): AsyncGenerator<Uint8Array> {
+  for (let i = 0; i < buf.length; i += size) yield buf.subarray(i, Math.min(buf.length, i + size));
+}
+
+export async function collect<T>(it: AsyncIterable<T>): Promise<T[]> {
+  const out: T[] = [];
+  for await (const x of it) out.push(x);
+  return out;
+}

@@ -32,21 +32,11 @@ import {
 import { isLifeboatError } from '../../src/core/errors.ts';
 import { NamespaceFilter, NamespaceRenamer, splitNs } from '../../src/sources/mongodb/nsfilter.ts';
 import { CollectionHash, addHashes } from '../../src/sources/mongodb/hash.ts';
+import { chunked, collect } from '../env/data.ts';
 
 const ARCHIVES = path.join(SHARED_DIR, 'testdata/mongodump');
 const OPLOG_ARCHIVE = path.join(ARCHIVES, 'with-oplog-server4.0.archive');
 const TS_ARCHIVE = path.join(ARCHIVES, 'timeseries-server5.0.archive');
-
-/** Feeds a buffer in pieces of the given size (1 = every document straddles chunk borders). */
-async function* chunked(buf: Uint8Array, size: number): AsyncGenerator<Uint8Array> {
-  for (let i = 0; i < buf.length; i += size) yield buf.subarray(i, Math.min(buf.length, i + size));
-}
-
-async function collect<T>(it: AsyncIterable<T>): Promise<T[]> {
-  const out: T[] = [];
-  for await (const x of it) out.push(x);
-  return out;
-}
 
 async function rewrite(events: AsyncIterable<ArchiveEvent> | ArchiveEvent[]): Promise<Buffer> {
   const parts: Buffer[] = [];

@@ -48,23 +48,13 @@ import {
   outcomeAsync,
   wrongValue,
 } from '../env/mutate.ts';
+import { chunked, collect } from '../env/data.ts';
 
 const ARCHIVES = path.join(SHARED_DIR, 'testdata/mongodump');
 const OPLOG_ARCHIVE = readFileSync(path.join(ARCHIVES, 'with-oplog-server4.0.archive'));
 const TS_ARCHIVE = readFileSync(path.join(ARCHIVES, 'timeseries-server5.0.archive'));
 /** File and stream readers are slower per run than pure parsers. */
 const IO_RUNS = Math.ceil(RUNS / 2);
-
-/** Feeds a buffer in pieces of `size` bytes, so documents straddle chunk borders. */
-async function* chunked(buf: Uint8Array, size: number): AsyncGenerator<Uint8Array> {
-  for (let i = 0; i < buf.length; i += size) yield buf.subarray(i, Math.min(buf.length, i + size));
-}
-
-async function collect<T>(it: AsyncIterable<T>): Promise<T[]> {
-  const out: T[] = [];
-  for await (const x of it) out.push(x);
-  return out;
-}
 
 /** A backup session that only counts: import's reading and bookkeeping without a repository. */
 function countingSession(): BackupSession {
