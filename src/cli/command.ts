@@ -4,7 +4,9 @@
  * runs it, and prints its result as JSON (`--json`) or through its `human` renderer.
  */
 import { LifeboatError } from '../core/errors.ts';
+import type { EventBus, EventDetail, EventEffect } from '../core/events.ts';
 import type { Logger } from '../core/log.ts';
+import type { Repository } from '../core/repository/repository.ts';
 import type { Output } from './output.ts';
 
 export interface OptionSpec {
@@ -58,6 +60,16 @@ export interface CommandContext {
   defer(fn: () => Promise<void> | void): void;
   /** One warning line on stderr (also in the structured log); never on stdout, so --json stays clean. */
   warn(message: string): void;
+  /** The whole config file (keys kebab-cased at the top level), for commands that run other commands. */
+  config: Record<string, unknown>;
+  configFile: string;
+  /** Where this command's event goes (invoke.ts emits it; the pipeline emits one per stage as well). */
+  events: EventBus;
+  /** Set when the command runs as a pipeline stage or recovery phase: its events carry them. */
+  runId?: string;
+  stage?: string;
+  /** The repository the command opened (repo.ts sets it), so sinks such as the audit log can use it. */
+  repository?: Repository;
 }
 
 export interface Command<R = unknown> {
@@ -74,6 +86,15 @@ export interface Command<R = unknown> {
   human?(result: R, out: Output): void;
   /** Exit code for a result (default 0); `check` uses 3 when it found damage. */
   exitCode?(result: R): number;
+  /**
+   * Whether the command changes or verifies something, and so emits one event (src/core/events.ts);
+   * read-only commands (snapshots, show, stats) leave it out and emit nothing.
+   */
+  effect?: EventEffect;
+  /** What the result adds to the event (layer, snapshot, bytes, outcome). */
+  event?(result: R, values: OptionValues): EventDetail;
+  /** The event's layer when the command failed before it had a result (e.g. `mongodb`). */
+  layer?: string;
 }
 
 export function str(v: OptionValues[string]): string | undefined {

@@ -2,92 +2,17 @@
  * `lifeboat <area> <verb>`: finds the command, resolves its options (flag > environment > config file >
  * default), runs it, prints the result, and maps errors to exit codes through exit.ts.
  */
-import { existsSync, readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { parse as parseYaml } from 'yaml';
 import { LifeboatError } from '../core/errors.ts';
 import { Logger, redactString } from '../core/log.ts';
-import type { Command, CommandContext, GlobalOptions, OptionSpec, OptionValues } from './command.ts';
+import type { Command, CommandContext, GlobalOptions, OptionSpec } from './command.ts';
 import { COMMANDS, GLOBAL_OPTIONS } from './commands.ts';
-import { assertValidConfig, FALSE_WORDS, kebabCase, TRUE_WORDS } from './config-schema.ts';
+import { EventBus } from '../core/events.ts';
+import { eventSinks } from './event-sinks.ts';
+import { CommandFailed, invoke } from './invoke.ts';
+import { envName, findCommand, loadConfig, normalise, resolveOptions } from './options.ts';
 import { EXIT_OK, EXIT_USAGE, exitCodeFor, exitCodeForSignal, toLifeboatError } from './exit.ts';
 import { Output } from './output.ts';
-
-function envName(cmd: Command | undefined, name: string, spec: OptionSpec): string {
-  if (spec.env) return spec.env;
-  const area = cmd && cmd.path.length > 1 ? `${cmd.path[0]}_` : '';
-  return `LIFEBOAT_${area}${name}`.toUpperCase().replace(/-/g, '_');
-}
-
-function findCommand(words: string[]): { cmd?: Command; rest: string[] } {
-  let best: Command | undefined;
-  for (const c of COMMANDS) {
-    if (c.path.every((w, i) => words[i] === w) && (!best || c.path.length > best.path.length)) best = c;
-  }
-  return { cmd: best, rest: best ? words.slice(best.path.length) : words };
-}
-
-function normalise(obj: unknown): Record<string, unknown> {
-  if (!obj || typeof obj !== 'object' || Array.isArray(obj)) return {};
-  const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(obj)) out[kebabCase(k)] = v;
-  return out;
-}
-
-function loadConfig(file: string | undefined, explicit: boolean): Record<string, unknown> {
-  if (!file || !existsSync(file)) {
-    if (explicit)
-      throw new LifeboatError('CONFIG', `config file ${file} does not exist`, {
-        hint: 'check --config / LIFEBOAT_CONFIG',
-      });
-    return {};
-  }
-  let document: unknown;
-  try {
-    document = parseYaml(readFileSync(file, 'utf8'));
-  } catch (e) {
-    throw new LifeboatError(
-      'CONFIG',
-      `config file ${file} is not valid YAML: ${(e as Error).message.split('\n')[0]}`,
-      {
-        hint: 'fix the file (see docs/configuration.md)',
-      },
-    );
-  }
-  // The whole file, whatever the command: a typo in a section this command does not read is still a typo.
-  assertValidConfig(document, file);
-  return normalise(document);
-}
-
-/** Config lookup: <area>.<verb>.<opt>, then <area>.<opt>, then top-level <opt>. */
-function fromConfig(config: Record<string, unknown>, cmd: Command | undefined, name: string): unknown {
-  const scopes: Record<string, unknown>[] = [];
-  if (cmd) {
-    let node: Record<string, unknown> = config;
-    const chain: Record<string, unknown>[] = [];
-    for (const w of cmd.path) {
-      node = normalise(node[w]);
-      chain.push(node);
-    }
-    scopes.push(...chain.reverse());
-  }
-  scopes.push(config);
-  for (const s of scopes)
-    if (s[name] !== undefined && (typeof s[name] !== 'object' || Array.isArray(s[name]))) return s[name];
-  return undefined;
-}
-
-function coerce(name: string, spec: OptionSpec, raw: unknown, source: string): OptionValues[string] {
-  if (spec.type === 'boolean') {
-    if (typeof raw === 'boolean') return raw;
-    const s = String(raw).toLowerCase();
-    if (TRUE_WORDS.includes(s)) return true;
-    if (FALSE_WORDS.includes(s) || s === '') return false;
-    throw new LifeboatError('CONFIG', `${source}: --${name} expects true or false, got "${raw}"`);
-  }
-  if (spec.multiple) return Array.isArray(raw) ? raw.map(String) : String(raw).split(',').filter(Boolean);
-  return String(raw);
-}
 
 export function helpText(cmd?: Command): string {
   const opt = (name: string, s: OptionSpec) =>
@@ -228,32 +153,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
     const configFile =
       (parsed.values.config as string | undefined) ?? env.LIFEBOAT_CONFIG ?? './lifeboat.yaml';
     const config = loadConfig(configFile, Boolean(parsed.values.config ?? env.LIFEBOAT_CONFIG));
-    const values: OptionValues = {};
-    for (const [name, spec] of Object.entries(specs)) {
-      const flag = parsed.values[name];
-      if (flag !== undefined) {
-        values[name] =
-          spec.multiple && !Array.isArray(flag) ? [String(flag)] : (flag as OptionValues[string]);
-        continue;
-      }
-      const e = spec.flagOnly ? undefined : env[envName(GLOBAL_OPTIONS[name] ? undefined : cmd, name, spec)];
-      if (e !== undefined && e !== '') {
-        values[name] = coerce(name, spec, e, `environment ${envName(cmd, name, spec)}`);
-        continue;
-      }
-      const c = spec.flagOnly ? undefined : fromConfig(config, GLOBAL_OPTIONS[name] ? undefined : cmd, name);
-      if (c !== undefined) {
-        values[name] = coerce(name, spec, c, `config ${configFile}`);
-        continue;
-      }
-      if (spec.default !== undefined)
-        values[name] =
-          spec.type === 'boolean'
-            ? Boolean(spec.default)
-            : spec.multiple
-              ? [String(spec.default)]
-              : String(spec.default);
-    }
+    const values = resolveOptions(cmd, parsed.values, env, config, configFile);
     json = Boolean(values.json);
     const globals: GlobalOptions = {
       repo: String(values.repo),
@@ -271,6 +171,10 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
       env.LIFEBOAT_LOG_FORMAT === 'json' ? 'json' : 'text',
       { command: cmd.path.join(' ') },
     );
+    const warn = (message: string) => {
+      if (log.format === 'json') log.log('warn', message);
+      else process.stderr.write(`lifeboat: warning: ${redactString(message)}\n`);
+    };
     const ctx: CommandContext = {
       globals,
       out,
@@ -280,21 +184,25 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
       section: (name) => normalise(config[name]),
       command: cmd.path.join(' '),
       defer: (fn) => void deferred.push(fn),
-      warn: (message) => {
-        if (log.format === 'json') log.log('warn', message);
-        else process.stderr.write(`lifeboat: warning: ${redactString(message)}\n`);
-      },
+      warn,
+      config,
+      configFile,
+      events: new EventBus([], () => {}),
     };
+    ctx.events = new EventBus(eventSinks(ctx), (sink, e) =>
+      warn(`event not delivered to ${sink}: ${(e as Error)?.message ?? String(e)}`),
+    );
     log.debug('starting', { repo: globals.repo });
-    const result = await cmd.run(ctx, values, parsed.positionals);
+    const { result, exitCode } = await invoke(cmd, ctx, values, parsed.positionals);
     await runDeferred(deferred);
     if (json) out.document(result);
     else if (!globals.quiet) {
       if (cmd.human) cmd.human(result, out);
       else printDefault(result, out);
     }
-    return cmd.exitCode?.(result) ?? EXIT_OK;
-  } catch (e) {
+    return exitCode;
+  } catch (caught) {
+    const e = caught instanceof CommandFailed ? caught.error : caught;
     await runDeferred(deferred);
     // Whatever a source threw once the signal arrived (a closed socket, an aborted read), the cause is
     // the signal: report it as such, with its exit code.

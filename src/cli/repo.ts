@@ -49,6 +49,7 @@ export async function openRepository(ctx: CommandContext, how: OpenFor = {}): Pr
     throw e;
   }
   ctx.defer(() => repo.close());
+  ctx.repository = repo;
   if (how.lock) {
     await repo.lock(how.lock, how.purpose ?? ctx.command);
     ctx.log.debug(`${how.lock} lock held`, { repository: repo.id });

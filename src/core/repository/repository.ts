@@ -27,6 +27,7 @@ import { throwIfAborted, type Backend, type ObjectType } from '../storage/backen
 import { CancellableBackend } from '../storage/cancellable.ts';
 import type { KeyRecord, Keystore } from '../keystore/keystore.ts';
 import { systemClock, type Clock } from '../clock.ts';
+import { Records } from './records.ts';
 import { Lock, isStale, listLocks, type ListedLock, type LockMode, type LockStore } from './lock.ts';
 import type { BlobType, PackedBlob } from './pack.ts';
 import { SNAPSHOT_TYPES, type Item, type Snapshot, type SnapshotFilter } from './model.ts';
@@ -243,7 +244,9 @@ export class Repository {
   /** The same storage without cancellation: locks must be releasable after an interrupt. */
   private readonly storage: Backend;
   private readonly controller = new AbortController();
-  private readonly clock: Clock;
+  readonly clock: Clock;
+  /** Pipeline runs, drills, recoveries, copies, audit entries (records.ts). */
+  readonly records: Records;
   private readonly damageSeen = new Map<string, string>();
   private readonly onDamage: (d: Damage) => void;
   private held: { lock: Lock; users: number } | undefined;
@@ -264,6 +267,7 @@ export class Repository {
     this.keyId = keyId;
     this.gear = gearTable(keys.chunker);
     this.clock = options.clock ?? systemClock;
+    this.records = new Records(this);
     this.onDamage = options.onDamage ?? (() => {});
     const external = options.signal;
     if (external) {

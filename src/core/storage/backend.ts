@@ -47,9 +47,17 @@
  */
 import { LifeboatError, isLifeboatError } from '../errors.ts';
 
-export type ObjectType = 'config' | 'keys' | 'locks' | 'snapshots' | 'index' | 'data';
+export type ObjectType = 'config' | 'keys' | 'locks' | 'snapshots' | 'index' | 'data' | 'records';
 
-export const OBJECT_TYPES: readonly ObjectType[] = ['config', 'keys', 'locks', 'snapshots', 'index', 'data'];
+export const OBJECT_TYPES: readonly ObjectType[] = [
+  'config',
+  'keys',
+  'locks',
+  'snapshots',
+  'index',
+  'data',
+  'records',
+];
 
 export interface Handle {
   type: ObjectType;
