@@ -45,6 +45,8 @@ export function parseRecordName(name: string): RecordRef | undefined {
 
 export class Records {
   private readonly repo: Repository;
+  /** Last stamp written per kind+key: records of one key written in the same millisecond keep their order. */
+  private readonly lastWritten = new Map<string, number>();
 
   constructor(repo: Repository) {
     this.repo = repo;
@@ -54,8 +56,11 @@ export class Records {
   async put(kind: string, key: string, body: unknown, time?: Date): Promise<RecordRef> {
     if (!KIND.test(kind)) throw new LifeboatError('USAGE', `record kind "${kind}" is not a valid name`);
     if (!KEY.test(key)) throw new LifeboatError('USAGE', `record key "${key}" must be 1-64 of A-Z a-z 0-9 -`);
-    const at = time ?? new Date(this.repo.clock.now());
-    const name = `${kind}_${key}_${recordStamp(at)}_${randomBytes(4).toString('hex')}`;
+    let at = (time ?? new Date(this.repo.clock.now())).getTime();
+    const last = this.lastWritten.get(`${kind}_${key}`);
+    if (last !== undefined && at <= last) at = last + 1;
+    this.lastWritten.set(`${kind}_${key}`, at);
+    const name = `${kind}_${key}_${recordStamp(new Date(at))}_${randomBytes(4).toString('hex')}`;
     await this.repo.saveSealed('records', name, body);
     return parseRecordName(name)!;
   }
