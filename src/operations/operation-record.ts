@@ -15,7 +15,15 @@ export type OperationKind = 'run' | 'drill' | 'recovery';
  * resume leaves it). `not-run`: not reached because an earlier step stopped the run (a resume runs it).
  */
 export type StepStatus =
-  'pending' | 'running' | 'success' | 'warning' | 'partial' | 'failure' | 'skipped' | 'interrupted';
+  | 'pending'
+  | 'running'
+  | 'success'
+  | 'warning'
+  | 'partial'
+  | 'failure'
+  | 'skipped'
+  | 'not-run'
+  | 'interrupted';
 
 export type OperationStatus = 'running' | 'success' | 'warning' | 'partial' | 'failure' | 'interrupted';
 
