@@ -10,6 +10,8 @@
 import { LifeboatError } from '../core/errors.ts';
 import type { OptionSpec } from './command.ts';
 import { COMMANDS, GLOBAL_OPTIONS } from './commands.ts';
+import { CONFIG_SETTINGS } from './config-sections.ts';
+import { Ajv, type ValidateFunction } from 'ajv';
 
 /** The words a boolean option accepts as a string (environment variables, quoted YAML). */
 export const TRUE_WORDS = ['true', 'yes', 'on', '1'];
@@ -24,6 +26,8 @@ interface ConfigNode {
   words: string[];
   options: Map<string, OptionSpec>;
   sections: Map<string, ConfigNode>;
+  /** Structured settings (config-sections.ts) at this level, with their compiled validators. */
+  settings: Map<string, { schema: Record<string, unknown>; validate: ValidateFunction }>;
 }
 
 /** `keepLast` and `keep_last` mean `keep-last` (main.ts normalises the keys it reads with this too). */
@@ -38,7 +42,7 @@ function kindOf(spec: OptionSpec): ValueKind {
 }
 
 function emptyNode(words: string[]): ConfigNode {
-  return { words, options: new Map(), sections: new Map() };
+  return { words, options: new Map(), sections: new Map(), settings: new Map() };
 }
 
 function buildTree(): ConfigNode {
@@ -63,6 +67,18 @@ function buildTree(): ConfigNode {
     }
     for (const [name, spec] of Object.entries(cmd.options))
       if (!spec.flagOnly) for (const scope of scopes) add(scope, name, spec);
+  }
+  const ajv = new Ajv({ allErrors: true, strict: false });
+  for (const setting of CONFIG_SETTINGS) {
+    let node = root;
+    for (const word of setting.path.slice(0, -1)) {
+      if (!node.sections.has(word)) node.sections.set(word, emptyNode([...node.words, word]));
+      node = node.sections.get(word)!;
+    }
+    node.settings.set(setting.path.at(-1)!, {
+      schema: setting.schema,
+      validate: ajv.compile(setting.schema),
+    });
   }
   return root;
 }
@@ -130,12 +146,41 @@ function checkSection(node: ConfigNode, value: unknown, at: string, problems: Co
       continue;
     }
     seen.set(name, key);
+    const setting = node.settings.get(name);
+    if (setting) {
+      checkSetting(setting.validate, child, path, problems);
+      continue;
+    }
     const section = node.sections.get(name);
     const spec = node.options.get(name);
     // `pvc` and `prune` are both a command and an option: a map is the section, anything else the value.
     if (section && (!spec || child === null || isMap(child))) checkSection(section, child, path, problems);
     else if (spec) checkValue(spec, child, path, problems);
     else problems.push({ path, message: 'unknown option', hint: unknownHint(node, name) });
+  }
+}
+
+function checkSetting(
+  validate: ValidateFunction,
+  value: unknown,
+  path: string,
+  problems: ConfigProblem[],
+): void {
+  if (validate(value)) return;
+  for (const e of validate.errors ?? []) {
+    // `/stages/1/budget` → `pipeline.stages[1].budget`
+    const at = e.instancePath
+      .split('/')
+      .slice(1)
+      .map((p) => (/^\d+$/.test(p) ? `[${p}]` : `.${p}`))
+      .join('');
+    const extra =
+      e.keyword === 'additionalProperties'
+        ? `: ${(e.params as { additionalProperty: string }).additionalProperty}`
+        : e.keyword === 'enum'
+          ? ` (${(e.params as { allowedValues: unknown[] }).allowedValues.join(', ')})`
+          : '';
+    problems.push({ path: `${path}${at}`, message: `${e.message}${extra}` });
   }
 }
 
@@ -161,7 +206,7 @@ function checkValue(spec: OptionSpec, value: unknown, path: string, problems: Co
 }
 
 function unknownHint(node: ConfigNode, name: string): string {
-  const known = [...node.options.keys(), ...node.sections.keys()];
+  const known = [...node.options.keys(), ...node.sections.keys(), ...node.settings.keys()];
   const closest = known
     .map((k) => ({ k, d: editDistance(name, k) }))
     .filter(({ d }) => d <= (name.length > 5 ? 2 : 1))
@@ -206,6 +251,7 @@ export function configSchema(): Record<string, unknown> {
 function sectionSchema(node: ConfigNode): Record<string, unknown> {
   const properties: Record<string, unknown> = {};
   for (const [name, spec] of node.options) properties[name] = valueSchema(spec);
+  for (const [name, setting] of node.settings) properties[name] = setting.schema;
   for (const [word, child] of node.sections) {
     const section = {
       description: `options for \`lifeboat ${child.words.join(' ')}\`${child.sections.size ? ' commands' : ''}`,
