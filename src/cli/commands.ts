@@ -1,6 +1,7 @@
 /** Every CLI command in `lifeboat help` order (one file per command), and the global options. */
 import type { Command, OptionSpec } from './command.ts';
 import { checkCommand } from './cmd_check.ts';
+import { copyCommand } from './cmd_copy.ts';
 import { pvcRestoreCommand } from './cmd_pvc_restore.ts';
 import { pvcSnapshotCommand } from './cmd_pvc_snapshot.ts';
 import { clusterStateBackupCommand } from './cmd_cluster_state_backup.ts';
@@ -49,6 +50,7 @@ export const COMMANDS: Command<never>[] = [
   validateCommand,
   forgetCommand,
   pruneCommand,
+  copyCommand,
   repairIndexCommand,
   repairSnapshotsCommand,
   statsCommand,

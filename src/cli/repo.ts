@@ -29,11 +29,14 @@ export interface OpenFor {
   purpose?: string;
   /** Off for commands whose whole report is the damage (check, repair): said once there, not twice. */
   warnOnDamage?: boolean;
+  /** Another repository than --repo (the target of `copy`), opened with its own keystore. */
+  location?: string;
+  keystore?: Keystore;
 }
 
 export async function openRepository(ctx: CommandContext, how: OpenFor = {}): Promise<Repository> {
-  const backend = await openBackend(ctx.globals.repo, ctx.env);
-  const keystore = await keystoreFor(ctx);
+  const backend = await openBackend(how.location ?? ctx.globals.repo, ctx.env);
+  const keystore = how.keystore ?? (await keystoreFor(ctx));
   ctx.log.debug('opening repository', { location: backend.location, keystore: keystore.description });
   let repo: Repository;
   try {
@@ -49,7 +52,7 @@ export async function openRepository(ctx: CommandContext, how: OpenFor = {}): Pr
     throw e;
   }
   ctx.defer(() => repo.close());
-  ctx.repository = repo;
+  if (how.location === undefined) ctx.repository = repo;
   if (how.lock) {
     await repo.lock(how.lock, how.purpose ?? ctx.command);
     ctx.log.debug(`${how.lock} lock held`, { repository: repo.id });

@@ -218,11 +218,12 @@ class Backup implements BackupSession {
       this.repo.throwIfCancelled('backup');
       this.closed = true;
       const now = new Date();
+      const at = input.origin ? new Date(input.origin.time) : now;
       const snapshot = await this.repo.saveSnapshot({
         type: input.type,
-        time: now.toISOString(),
-        timestamp: timestampLabel(now),
-        host: Repository.hostname(),
+        time: at.toISOString(),
+        timestamp: timestampLabel(at),
+        host: input.origin?.host ?? Repository.hostname(),
         tags: input.tags ?? [],
         paths: input.paths ?? [],
         meta: {

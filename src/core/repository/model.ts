@@ -62,6 +62,11 @@ export interface SnapshotInput {
   empty?: boolean;
   /** What to check when the backup is empty, in the source's terms (e.g. the namespace filter). */
   emptyHint?: string;
+  /**
+   * Set only by `copy`: the copied snapshot keeps the time and host of the original, so retention,
+   * `--timestamp` and restore points mean the same in every location.
+   */
+  origin?: { time: string; host: string };
 }
 
 export interface SnapshotSummary {
@@ -72,7 +77,7 @@ export interface SnapshotSummary {
 }
 
 export interface Snapshot extends Required<
-  Omit<SnapshotInput, 'items' | 'allowEmpty' | 'emptyHint' | 'empty'>
+  Omit<SnapshotInput, 'items' | 'allowEmpty' | 'emptyHint' | 'empty' | 'origin'>
 > {
   /** 64 hex characters; the name of the `snapshots/` object. */
   id: string;
