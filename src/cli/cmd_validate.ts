@@ -45,14 +45,12 @@ export const VALIDATE_MAX_AGE_SETTING: ConfigSetting = {
   schema: {
     description:
       'how old the newest backup of a layer may be: one duration (as --max-age) or a map of layer → duration (e.g. {mongodb: 26h, terraform: 8d}); layers it does not name use --max-age',
-    anyOf: [
-      { type: 'string', pattern: DURATION },
-      {
-        type: 'object',
-        properties: Object.fromEntries(LAYER_KEYS.map((k) => [k, { type: 'string', pattern: DURATION }])),
-        additionalProperties: false,
-      },
-    ],
+    // One schema for both forms (pattern applies to a string, properties to a map), so a problem is
+    // reported at its own path (validate.max-age.mongodb), not as "matches no alternative".
+    type: ['string', 'object'],
+    pattern: DURATION,
+    properties: Object.fromEntries(LAYER_KEYS.map((k) => [k, { type: 'string', pattern: DURATION }])),
+    additionalProperties: false,
   },
 };
 
