@@ -36,7 +36,6 @@ const FORMAT = Symbol('format');
 
 type ValidateResult = ValidationReport & { [FORMAT]?: Format };
 
-const DURATION = '^([0-9]+[ymwdh])+$';
 const LAYER_KEYS = [...new Set(VALIDATORS.flatMap((v) => [v.layer, v.appliesTo]))];
 
 /** `validate.max-age` in lifeboat.yaml: a duration for every layer, or a map of layer → duration. */
@@ -45,11 +44,10 @@ export const VALIDATE_MAX_AGE_SETTING: ConfigSetting = {
   schema: {
     description:
       'how old the newest backup of a layer may be: one duration (as --max-age) or a map of layer → duration (e.g. {mongodb: 26h, terraform: 8d}); layers it does not name use --max-age',
-    // One schema for both forms (pattern applies to a string, properties to a map), so a problem is
-    // reported at its own path (validate.max-age.mongodb), not as "matches no alternative".
+    // One schema for both forms (a string, or a map of known layers), so a problem is reported at its
+    // own path (validate.max-age.volumes). Durations themselves are checked when validate reads them.
     type: ['string', 'object'],
-    pattern: DURATION,
-    properties: Object.fromEntries(LAYER_KEYS.map((k) => [k, { type: 'string', pattern: DURATION }])),
+    properties: Object.fromEntries(LAYER_KEYS.map((k) => [k, { type: 'string' }])),
     additionalProperties: false,
   },
 };
@@ -207,7 +205,6 @@ export const validateCommand: Command<ValidateResult> = {
     return {
       ...(v ? { layer: v.appliesTo } : {}),
       result: !r.ok ? 'failure' : r.counts.warning || alerts ? 'warning' : 'success',
-      items: r.results.length,
       ...(r.readBack ? { bytesProcessed: r.results.reduce((n, x) => n + (x.bytes ?? 0), 0) } : {}),
       details: {
         layers: r.results.length,

@@ -27,6 +27,9 @@ import {
 import { createRocketChat, MONGO_PASSWORD } from '../env/kube-fixtures.ts';
 import { startKeyVault, staticCredential, VALID_TOKEN, type TestKeyVault } from '../env/keyvault.ts';
 import { vaultName } from '../../src/sources/secrets/names.ts';
+import { mongodbValidator } from '../../src/sources/mongodb/validate.ts';
+import type { LayerContext } from '../../src/operations/validate.ts';
+import type { Item, Snapshot } from '../../src/core/repository/model.ts';
 
 const NS = 'rocketchat';
 const VS = `/apis/snapshot.storage.k8s.io/v1/namespaces/${NS}/volumesnapshots`;
@@ -357,5 +360,71 @@ describe('validate: fast checks of every layer against real peers', () => {
       assert.ok(!out.includes(CHANGED_VALUE), 'the changed value is never shown');
       assert.ok(!out.includes(MONGO_PASSWORD), 'the backed-up value is never shown');
     }
+  });
+});
+
+describe('validate: MongoDB metadata checks (snapshot meta only, no server)', () => {
+  const item = (name: string, meta: Record<string, unknown>, records = 2, size = 100): Item => ({
+    name,
+    kind: name === '.oplog' ? 'oplog' : 'collection',
+    meta,
+    size,
+    sha256: '0'.repeat(64),
+    records,
+    chunks: [],
+  });
+  const good = {
+    db: 'rc',
+    collection: 'a',
+    count: 2,
+    bytes: 100,
+    hash: 'a'.repeat(64),
+    crc64: 'b'.repeat(16),
+  };
+  async function findings(items: Item[], meta: Record<string, unknown>) {
+    const out: string[] = [];
+    const snapshot = {
+      type: 'mongodb',
+      meta: { hashAlgorithm: 'sum-sha256', databases: ['rc'], ...meta },
+      items,
+    } as unknown as Snapshot;
+    await mongodbValidator.validate({
+      snapshot,
+      history: [snapshot],
+      signal: new AbortController().signal,
+      warn: (_c: string, m: string) => out.push(`warning: ${m}`),
+      fail: (_c: string, m: string) => out.push(`failure: ${m}`),
+      note: () => {},
+    } as unknown as LayerContext);
+    return out;
+  }
+
+  test('counts and hashes recorded for every collection, agreeing with what the repository stored', async () => {
+    assert.deepEqual(await findings([item('rc.a', good)], {}), []);
+    const { hash: _h, ...noHash } = good;
+    assert.deepEqual(await findings([item('rc.a', noHash)], {}), [
+      'failure: collection rc.a: no content hash recorded',
+    ]);
+    assert.deepEqual(await findings([item('rc.a', good, 3)], {}), [
+      'failure: collection rc.a: count 2 recorded, but the repository stored 3 documents',
+    ]);
+    assert.deepEqual(await findings([item('rc.a', { ...good, db: 'other' })], {}), [
+      'failure: database rc is listed but has no collection item',
+    ]);
+  });
+
+  test('the oplog window is an ordered range whose entries match its item', async () => {
+    const oplog = item('.oplog', {}, 5);
+    const window = (start: unknown, end: unknown, entries = 5) => ({ oplog: { start, end, entries } });
+    assert.deepEqual(await findings([item('rc.a', good), oplog], window({ t: 1, i: 1 }, { t: 2, i: 1 })), []);
+    assert.deepEqual(await findings([item('rc.a', good), oplog], window({ t: 3, i: 1 }, { t: 2, i: 1 })), [
+      'failure: the oplog window ends (2:1) before it starts (3:1)',
+    ]);
+    assert.deepEqual(await findings([item('rc.a', good), oplog], window(null, { t: 2, i: 1 }, 4)), [
+      'failure: the oplog window records 4 entries, the oplog item holds 5',
+    ]);
+    assert.deepEqual(await findings([item('rc.a', good)], window(null, { t: 2, i: 1 })), [
+      'failure: an oplog window is recorded but the snapshot has no oplog item',
+    ]);
   });
 });
