@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# The guide's backup validation: a thin wrapper around `lifeboat validate`.
-#   ./scripts/backup/backup-validation.sh                 # newest snapshot of every type present
-#   ./scripts/backup/backup-validation.sh --type mongodb  # one type
-# Reads each newest snapshot back in full (authenticated, decompressed, re-hashed), writes nothing, and
-# flags snapshots older than --max-age (default 26h). Exit 0 ok, 1 missing/stale, 3 damaged.
+# The guide's backup validation: a thin wrapper around `lifeboat validate` (docs/operations.md#validation).
+#   ./scripts/backup/backup-validation.sh                 # the newest backup of every layer present
+#   ./scripts/backup/backup-validation.sh --type mongodb  # one layer (mongodb, pvc, cluster-state, secrets, terraform, files)
+#   ./scripts/backup/backup-validation.sh --format markdown >> "$GITHUB_STEP_SUMMARY"
+# Fast checks of what exists: age (per layer: validate.max-age, else --max-age, default 26h), commit,
+# metadata (MongoDB counts/hashes, VolumeSnapshots readyToUse, cluster objects decode, Key Vault digests,
+# Terraform lineage/serial), retention. --read-back also reads each newest snapshot back in full.
+# Exit 0 ok (warnings allowed), 1 failed/missing/stale, 3 damaged (--read-back).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 exec "$ROOT/node_modules/.bin/node" "$ROOT/bin/lifeboat.mjs" validate "$@"

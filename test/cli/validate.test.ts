@@ -40,7 +40,7 @@ async function wrapper(
 }
 
 test('validate reads the newest snapshot of each type back in full', async () => {
-  const r = await runCli(['validate', '--json'], { env });
+  const r = await runCli(['validate', '--read-back', '--json'], { env });
   assert.equal(r.code, 0, r.stderr);
   assert.equal(r.json.results.length, 1);
   assert.equal(r.json.results[0].type, 'terraform');
@@ -68,7 +68,7 @@ test('the guide wrappers: backup-validation.sh and backup-integrity-check.sh rep
   const bad = Buffer.from(bytes);
   bad[100] ^= 1;
   await backend.save({ type: 'data', name: pack }, bad, { overwrite: true });
-  const damaged = await wrapper('backup-validation.sh', []);
+  const damaged = await wrapper('backup-validation.sh', ['--read-back']);
   assert.equal(damaged.code, 3);
   assert.match(damaged.stdout, /terraform\s+damaged/);
   const integrity = await wrapper('backup-integrity-check.sh', []);

@@ -64,7 +64,7 @@ export interface ManifestEntry {
   digest: string;
 }
 
-interface Manifest {
+export interface Manifest {
   format: 'lifeboat-secrets-manifest/v1';
   namespace: string;
   salt: string;
@@ -205,7 +205,7 @@ async function writeParts(
 }
 
 /** Reads and joins the parts of `base`, verifying each part's tags and the whole value's digest. */
-async function readParts(
+export async function readParts(
   vault: SecretsVault,
   base: string,
   count: number,
@@ -236,7 +236,7 @@ async function readParts(
   return value;
 }
 
-async function readManifest(
+export async function readManifest(
   vault: SecretsVault,
   namespace: string,
   listing?: Map<string, VaultEntry>,
