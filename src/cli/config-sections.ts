@@ -6,6 +6,8 @@
  *
  * To add one: a module next to its feature exports a `ConfigSetting`, and this list names it.
  */
+import { RECOVER_APPS_SETTING, RECOVER_BUDGETS_SETTING, RECOVER_SMOKE_SETTING } from './recover-settings.ts';
+
 export interface ConfigSetting {
   /** Section words then the key: ['pipeline', 'stages'] is `pipeline: { stages: … }`. */
   path: string[];
@@ -14,3 +16,6 @@ export interface ConfigSetting {
 }
 
 export const CONFIG_SETTINGS: ConfigSetting[] = [];
+
+// `lifeboat recover` (src/cli/recover-settings.ts).
+CONFIG_SETTINGS.push(RECOVER_BUDGETS_SETTING, RECOVER_APPS_SETTING, RECOVER_SMOKE_SETTING);
