@@ -214,7 +214,15 @@ export async function recordedReplicas(c: PhaseContext, client: KubeClient, w: W
   return annotated;
 }
 
-export async function scaleUp(c: PhaseContext, signal: AbortSignal): Promise<StepResult> {
+/**
+ * Back to the recorded counts. `wait: false` (the finally path of a stopped recovery) only sets them;
+ * `finishScaleUp` then waits and removes the bookkeeping.
+ */
+export async function scaleUp(
+  c: PhaseContext,
+  signal: AbortSignal,
+  opts: { wait?: boolean } = {},
+): Promise<StepResult> {
   const client = await c.kube();
   const summary: Summary = {};
   for (const w of c.plan.apps) {
@@ -224,6 +232,12 @@ export async function scaleUp(c: PhaseContext, signal: AbortSignal): Promise<Ste
     summary[workloadKey(w)] = replicas;
     c.note(`scaled ${kubectlRef(w)} back to ${replicas}`);
   }
+  if (opts.wait !== false) await finishScaleUp(c, signal);
+  return { summary };
+}
+
+export async function finishScaleUp(c: PhaseContext, signal: AbortSignal): Promise<void> {
+  const client = await c.kube();
   for (const w of c.plan.apps) {
     await waitReady(c, client, w, signal);
     const res = await workloadResource(client, w);
@@ -231,7 +245,6 @@ export async function scaleUp(c: PhaseContext, signal: AbortSignal): Promise<Ste
       metadata: { annotations: { [REPLICAS_ANNOTATION]: null } },
     });
   }
-  return { summary };
 }
 
 async function restart(c: PhaseContext, signal: AbortSignal): Promise<StepResult> {

@@ -16,7 +16,7 @@ import type { Snapshot, SnapshotType } from '../core/repository/model.ts';
 import type { Repository } from '../core/repository/repository.ts';
 import { stepIsDone, type OperationRecord, type StepRecord } from './operation-record.ts';
 import { newOperationId, runOperation, type OperationOptions, type StepDefinition } from './runner.ts';
-import { recordedReplicas, runPhase, scaleUp, type PhaseContext } from './recover-phases.ts';
+import { finishScaleUp, recordedReplicas, runPhase, scaleUp, type PhaseContext } from './recover-phases.ts';
 
 export const RECOVERY_PLANS = ['full', 'data-only'] as const;
 export type RecoveryPlanName = (typeof RECOVERY_PLANS)[number];
@@ -425,13 +425,15 @@ async function finallyScaleBack(
       const n = await recordedReplicas(c, client, w).catch(() => undefined);
       commands.push(`kubectl scale ${kubectlRef(w)} --replicas=${n ?? 'N'}`);
     }
-    const result = await scaleUp(c, AbortSignal.timeout(c.waitMs + 60_000));
+    // Counts first, then the record, then the wait: a SIGINT's forced exit may come any time now.
+    const result = await scaleUp(c, o.signal, { wait: false });
     up.summary = { ...result.summary, afterFailure: true };
     // Undone: a resume has to scale down again before the MongoDB restore.
     down.status = 'not-run';
     down.summary = { ...down.summary, scaledBackAfterFailure: true };
     await o.records.records.put('recovery', record.id, record).catch((e: unknown) => o.onRecordError?.(e));
     o.note(`scaled the application back: ${c.plan.apps.map(kubectlRef).join(', ')}`);
+    if (!o.signal.aborted) await finishScaleUp(c, AbortSignal.timeout(c.waitMs + 60_000));
     return { ok: true, commands };
   } catch (e) {
     const message = (e as Error)?.message ?? String(e);

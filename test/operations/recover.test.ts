@@ -30,6 +30,20 @@ import { MONGO_PASSWORD, createRocketChat, rocketChatObjectPaths } from '../env/
 import { startKeyVault, VALID_TOKEN, type TestKeyVault } from '../env/keyvault.ts';
 import { startFerretDB, type MongoTestServer } from '../env/ferretdb.ts';
 import { hashCollection } from '../../src/sources/mongodb/restore.ts';
+import {
+  DEFAULT_BUDGETS,
+  budgetsFrom,
+  overBudgetOnly,
+  parseWorkload,
+  planRecovery,
+  recoveryError,
+  type PlanInputs,
+  type RecoveryPlan,
+} from '../../src/operations/recover.ts';
+import { runOperation, type StepDefinition } from '../../src/operations/runner.ts';
+import { Repository } from '../../src/core/repository/repository.ts';
+import { MemoryBackend } from '../../src/core/storage/memory.ts';
+import { PassphraseKeystore } from '../../src/core/keystore/passphrase.ts';
 
 const NS = 'rocketchat';
 const CORE = `/api/v1/namespaces/${NS}`;
@@ -463,5 +477,137 @@ describe('lifeboat recover against FerretDB, kube-apiserver and Key Vault', () =
     const d = await get(DEPLOY);
     assert.ok(d.spec.template.metadata.annotations['kubectl.kubernetes.io/restartedAt'], 'rollout restarted');
     assert.equal(steps.get('smoke-test').status, 'success');
+  });
+});
+
+describe('planRecovery (pure)', () => {
+  const snap = (type: string, timestamp: string, tags: string[] = []): any => ({
+    id: `${type}-${timestamp}`.padEnd(64, '0'),
+    type,
+    tags,
+    timestamp,
+    time: `${timestamp.slice(0, 4)}-${timestamp.slice(4, 6)}-${timestamp.slice(6, 8)}T${timestamp.slice(9, 11)}:${timestamp.slice(11, 13)}:${timestamp.slice(13, 15)}Z`,
+    items: [],
+  });
+  const drill = (id: string, layer: string, durationMs: number, finishedAt: string): any => ({
+    id,
+    kind: 'drill',
+    steps: [{ name: layer, layer, status: 'success', durationMs, finishedAt }],
+  });
+  const inputs = (over: Partial<PlanInputs> = {}): PlanInputs => ({
+    plan: 'data-only',
+    snapshots: [
+      snap('mongodb', '20241201_020000'),
+      snap('mongodb', '20241202_020000'),
+      snap('mongodb', '20241202_090000', ['pre-restore']),
+      snap('cluster-state', '20241201_020000'),
+      snap('pvc-snapshots', '20241201_020000'),
+    ],
+    drills: [],
+    budgets: DEFAULT_BUDGETS,
+    apps: [parseWorkload('deployment/rocketchat', 'rocketchat')],
+    namespaces: [],
+    includeTerraform: false,
+    skip: [],
+    ...over,
+  });
+  const phase = (p: RecoveryPlan, name: string) => p.phases.find((x) => x.name === name)!;
+
+  test('picks the newest snapshot at or before the timestamp, never a pre-restore copy', () => {
+    assert.equal(phase(planRecovery(inputs()), 'mongodb').snapshot!.timestamp, '20241202_020000');
+    assert.equal(
+      phase(planRecovery(inputs({ timestamp: '20241201_235959' })), 'mongodb').snapshot!.timestamp,
+      '20241201_020000',
+    );
+    const none = planRecovery(inputs({ timestamp: '20241130_000000' }));
+    assert.deepEqual(none.problems, [
+      'no mongodb snapshot at or before 20241130_000000 (the oldest is 20241201_020000)',
+    ]);
+  });
+
+  test('expected times come from the newest drill of each layer; without one, none', () => {
+    const drills = [
+      drill('d1', 'mongodb', 60_000, '2024-12-01T03:00:00Z'),
+      drill('d2', 'mongodb', 90_000, '2024-12-02T03:00:00Z'),
+      drill('d3', 'pvc-snapshots', 30_000, '2024-12-02T03:00:00Z'),
+    ];
+    const data = planRecovery(inputs({ drills }));
+    assert.deepEqual(phase(data, 'mongodb').expected, {
+      ms: 90_000,
+      drill: 'd2',
+      at: '2024-12-02T03:00:00Z',
+    });
+    assert.equal(data.expectedMs, 90_000);
+    const full = planRecovery(inputs({ plan: 'full', drills }));
+    assert.equal(phase(full, 'cluster-state').expected, undefined, 'no drill yet');
+    assert.equal(full.expectedMs, undefined, 'the total needs every layer');
+    assert.equal(phase(full, 'pvc').expected!.ms, 30_000);
+  });
+
+  test('budgets, optional phases and what stays the operator’s', () => {
+    const full = planRecovery(
+      inputs({ plan: 'full', vault: 'https://kv', smokeTestUrl: 'http://x/api/info', skip: ['pvc'] }),
+    );
+    assert.deepEqual(
+      full.phases.map((p) => [p.name, p.enabled, p.budgetMs]),
+      [
+        ['preflight', true, undefined],
+        ['terraform-state', false, undefined],
+        ['secrets', true, undefined],
+        ['cluster-state', true, 45 * 60_000],
+        ['pvc', false, undefined],
+        ['mongodb', true, 30 * 60_000],
+        ['restart', true, undefined],
+        ['smoke-test', true, undefined],
+        ['validate', true, undefined],
+      ],
+    );
+    assert.match(full.operator[0], /terraform apply/);
+    assert.deepEqual(planRecovery(inputs({ plan: 'full', includeTerraform: true })).problems, [
+      'no terraform snapshot',
+    ]);
+    assert.match(planRecovery(inputs({ apps: [] })).problems[0], /needs the application to scale/);
+    assert.throws(() => parseWorkload('pod/x', 'ns'), /is not KIND\/NAME/);
+    assert.deepEqual(parseWorkload('chat/sts/mongodb', 'ns'), {
+      namespace: 'chat',
+      kind: 'StatefulSet',
+      name: 'mongodb',
+    });
+    assert.equal(budgetsFrom({ mongodb: '45m', total: 120 }).mongodb, 45 * 60_000);
+    assert.equal(budgetsFrom({ total: 120 }).total, 120 * 60_000);
+    assert.throws(() => budgetsFrom({ pvc: 'soon' }), /recover.budgets.pvc: "soon" is not a duration/);
+  });
+});
+
+describe('runOperation with budget mark', () => {
+  test('a phase over its budget is a failure on the record, and the phases after it still run', async () => {
+    const repo = await Repository.init(
+      new MemoryBackend(),
+      new PassphraseKeystore('pw', 'test', { N: 1024, r: 8, p: 1 }),
+    );
+    let clock = 0;
+    const step = (name: string, ms: number): StepDefinition => ({
+      name,
+      onFailure: 'stop',
+      budgetMs: 100,
+      run: async () => {
+        clock += ms;
+        return {};
+      },
+    });
+    const r = await runOperation([step('slow', 150), step('next', 10)], {
+      records: repo,
+      kind: 'recovery',
+      budget: 'mark',
+      actor: 'test',
+      signal: new AbortController().signal,
+      now: () => clock,
+    });
+    assert.deepEqual(
+      r.steps.map((s) => s.status),
+      ['failure', 'success'],
+    );
+    assert.ok(overBudgetOnly(r.steps[0]));
+    assert.equal(recoveryError({ record: r }), undefined, 'late, not stopped');
   });
 });
