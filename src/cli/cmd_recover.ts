@@ -216,6 +216,20 @@ export const recoverCommand: Command<RecoverResult> = {
     const budgets = budgetsFrom(normalise(section.budgets));
     const smokeConfig = normalise(section['smoke-test']);
     const smokeUrl = str(values['smoke-test-url']) ?? (smokeConfig.url as string | undefined);
+    if (Object.keys(smokeConfig).length && !smokeConfig.url && !str(values['smoke-test-url']))
+      throw new LifeboatError('CONFIG', 'recover.smoke-test has no url', {
+        hint: 'add url: https://HOST/api/info, or remove the section',
+      });
+    if (smokeUrl && !/^https?:\/\/[^/]/.test(smokeUrl))
+      throw usageError(
+        `smoke-test URL "${smokeUrl}" is not an http(s) URL`,
+        'e.g. https://chat.example.com/api/info',
+      );
+    for (const k of ['timeout', 'wait'] as const)
+      if (smokeConfig[k] !== undefined && !(typeof smokeConfig[k] === 'number' && smokeConfig[k] > 0))
+        throw new LifeboatError('CONFIG', `recover.smoke-test.${k} must be a number of seconds above 0`, {
+          hint: 'e.g. wait: 120',
+        });
     const waitMs = (int(values.timeout, 'timeout') ?? 600) * 1000;
     const pollMs = int(values['poll-ms'], 'poll-ms') ?? 1000;
     const vaultUrl = str(values.vault) ? parseVaultUrl(str(values.vault)) : undefined;
