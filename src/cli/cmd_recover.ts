@@ -261,6 +261,14 @@ export const recoverCommand: Command<RecoverResult> = {
     let plan: RecoveryPlan;
     if (resume) {
       plan = planOf(resume);
+      const ignored = [
+        ts && '--timestamp',
+        list(values.app).length && '--app',
+        skip.length && '--skip',
+        str(values['smoke-test-url']) && '--smoke-test-url',
+      ].filter(Boolean);
+      if (ignored.length)
+        ctx.warn(`resuming ${resume.id} with the plan it started with: ${ignored.join(', ')} left unused`);
       if (planName && planName !== plan.plan)
         throw usageError(
           `recovery ${resume.id} is a ${plan.plan} recovery, not ${planName}`,

@@ -380,6 +380,7 @@ describe('lifeboat recover against FerretDB, kube-apiserver and Key Vault', () =
     assert.equal((await get(DEPLOY)).spec.replicas, 0, 'killed with the application at 0');
     holdPods = false;
     const r = await cli(['recover', '--resume', 'last', '--smoke-test-url', smokeUrl, '--json']);
+    assert.match(r.stderr, /with the plan it started with: --smoke-test-url left unused/);
     assert.equal(r.code, 0, r.stderr);
     const rec = r.json.recovery;
     assert.equal(rec.resumes.length, 1);
@@ -477,6 +478,17 @@ describe('lifeboat recover against FerretDB, kube-apiserver and Key Vault', () =
     const d = await get(DEPLOY);
     assert.ok(d.spec.template.metadata.annotations['kubectl.kubernetes.io/restartedAt'], 'rollout restarted');
     assert.equal(steps.get('smoke-test').status, 'success');
+  });
+  test('the human output: one line per phase with its time and budget, and the recovery id', async () => {
+    const r = await cli(['recover', '--plan', 'data-only', ...appArgs, '--skip', 'validate']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^PHASE\s+STATUS\s+TIME\s+BUDGET\s+SNAPSHOT\s+DETAIL/m);
+    assert.match(r.stdout, /^scale-down\s+success\s+\S+.*rocketchat\/Deployment\/rocketchat=2/m);
+    assert.match(r.stdout, /^mongodb\s+success\s+.*30 min/m);
+    assert.match(r.stdout, /^validate\s+skipped/m);
+    assert.match(r.stdout, /^recovery \d{8}-\d{6}-[0-9a-f]{6} success in /m);
+    assert.equal(r.stderr.includes('...'), false, 'no progress lines without a terminal');
+    assert.equal((await get(DEPLOY)).spec.replicas, 2);
   });
 });
 
