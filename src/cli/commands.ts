@@ -27,6 +27,7 @@ import { terraformBackupCommand } from './cmd_terraform_backup.ts';
 import { terraformRestoreCommand } from './cmd_terraform_restore.ts';
 import { unlockCommand } from './cmd_unlock.ts';
 import { validateCommand } from './cmd_validate.ts';
+import { recoverCommand } from './cmd_recover.ts';
 
 export const COMMANDS: Command<never>[] = [
   initCommand,
@@ -48,6 +49,7 @@ export const COMMANDS: Command<never>[] = [
   showCommand,
   checkCommand,
   validateCommand,
+  recoverCommand,
   forgetCommand,
   pruneCommand,
   copyCommand,

@@ -7,6 +7,7 @@
  * To add one: a module next to its feature exports a `ConfigSetting`, and this list names it.
  */
 import { VALIDATE_MAX_AGE_SETTING } from './cmd_validate.ts';
+import { RECOVER_APPS_SETTING, RECOVER_BUDGETS_SETTING, RECOVER_SMOKE_SETTING } from './recover-settings.ts';
 
 export interface ConfigSetting {
   /** Section words then the key: ['pipeline', 'stages'] is `pipeline: { stages: … }`. */
@@ -15,4 +16,9 @@ export interface ConfigSetting {
   schema: Record<string, unknown>;
 }
 
-export const CONFIG_SETTINGS: ConfigSetting[] = [VALIDATE_MAX_AGE_SETTING];
+export const CONFIG_SETTINGS: ConfigSetting[] = [
+  VALIDATE_MAX_AGE_SETTING,
+  RECOVER_BUDGETS_SETTING,
+  RECOVER_APPS_SETTING,
+  RECOVER_SMOKE_SETTING,
+];

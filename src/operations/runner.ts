@@ -4,7 +4,8 @@
  * OOM, a lost node) can be resumed: `resume` skips the steps that finished and restarts the one that was
  * in progress. Each step has a time budget: with `budget: 'abort'` (pipeline stages) the step is stopped
  * when it runs out, with `budget: 'mark'` (drills, recoveries: the time is what is being measured) it is
- * allowed to finish and marked a failure; over 80 % of the budget is a warning either way.
+ * allowed to finish and marked a failure (which does not stop the steps after it); over 80 % of the budget
+ * is a warning either way.
  *
  * The repository passed for the records must not be cancelled by the run's signal: the record of an
  * interrupted run has to be written after the signal fired.
@@ -199,14 +200,18 @@ export async function runOperation(
     step.finishedAt = iso();
     step.durationMs = now() - started;
     const verdict = budgetVerdict(step.durationMs, def.budgetMs);
-    if (verdict === 'over' && (step.status === 'success' || step.status === 'warning')) {
+    const overBudget = verdict === 'over' && (step.status === 'success' || step.status === 'warning');
+    if (overBudget) {
       step.status = 'failure';
       step.error = {
         code: 'TIMEOUT',
         message: `${def.name} took ${Math.round(step.durationMs / 1000)} s, over its budget of ${Math.round(def.budgetMs! / 1000)} s`,
       };
     } else if (verdict === 'warning' && step.status === 'success') step.status = 'warning';
-    if (step.status === 'failure' && def.onFailure === 'stop') stopped = true;
+    // With `mark`, a step that did its work but took too long is a failure on the record, and the work
+    // after it still runs (a recovery over its RTO must still restart the application).
+    if (step.status === 'failure' && def.onFailure === 'stop' && !(overBudget && options.budget === 'mark'))
+      stopped = true;
     await save(step);
   }
   record.status = finalStatus(record.steps, stopped, interrupted);

@@ -173,3 +173,57 @@ export async function releaseDeletedPvcs(kube: KubeTestCluster, ns: string): Pro
     }
   }
 }
+
+/**
+ * Plays the Deployment and StatefulSet controllers and the kubelet, minimally (added for the recovery
+ * tests, test/operations/recover.test.ts): keeps one Pod per wanted replica (generateName `<workload>-`,
+ * the template's labels; unscheduled, so no container runs and a deletion is immediate) and reports the
+ * workload's status as every one of them updated and ready for the current generation. With `holdPods`
+ * the pods of a workload scaled down are not deleted (pods stuck terminating).
+ */
+export async function playWorkloads(
+  kube: KubeTestCluster,
+  ns: string,
+  opts: { holdPods?: boolean } = {},
+): Promise<void> {
+  const a = admin(kube);
+  for (const kind of ['deployments', 'statefulsets']) {
+    const base = `/apis/apps/v1/namespaces/${ns}/${kind}`;
+    for (const w of (await a.get(base)).body?.items ?? []) {
+      const want = w.spec.replicas ?? 1;
+      const selector = Object.entries(w.spec.selector?.matchLabels ?? {})
+        .map(([k, v]) => `${k}=${v}`)
+        .join(',');
+      const podsPath = `/api/v1/namespaces/${ns}/pods`;
+      const pods =
+        (await a.get(`${podsPath}?labelSelector=${encodeURIComponent(selector)}`)).body?.items ?? [];
+      let count = pods.length;
+      for (; count < want; count++)
+        await a.post(podsPath, {
+          apiVersion: 'v1',
+          kind: 'Pod',
+          metadata: { generateName: `${w.metadata.name}-`, labels: w.spec.template.metadata.labels },
+          spec: { containers: [{ name: 'app', image: w.spec.template.spec.containers[0].image }] },
+        });
+      if (!opts.holdPods)
+        for (const p of pods.slice(want)) {
+          await a.del(`${podsPath}/${p.metadata.name}`);
+          count--;
+        }
+      const ready = Math.min(count, want);
+      const status = {
+        observedGeneration: w.metadata.generation,
+        replicas: count,
+        readyReplicas: ready,
+        updatedReplicas: ready,
+        availableReplicas: ready,
+        ...(kind === 'statefulsets' ? { currentReplicas: ready } : {}),
+      };
+      const s = w.status ?? {};
+      if (Object.entries(status).some(([k, v]) => s[k] !== v)) {
+        w.status = status;
+        await rawRequest(kube, kube.tokens.admin, 'PUT', `${base}/${w.metadata.name}/status`, w);
+      }
+    }
+  }
+}
