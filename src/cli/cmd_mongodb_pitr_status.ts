@@ -34,10 +34,12 @@ Examples:
     return pitrStatus(repo, client);
   },
   human(r, out) {
-    if (!r.replicaSets.length) out.line('no point-in-time recovery data (no `mongodb backup --oplog` of a replica set)');
+    if (!r.replicaSets.length)
+      out.line('no point-in-time recovery data (no `mongodb backup --oplog` of a replica set)');
     for (const rs of r.replicaSets) {
       out.line(`replica set ${rs.replicaSet}: ${rs.bases} base backup(s), ${rs.slices} slice(s)`);
-      if (!rs.ranges.length) out.line('  covered: nothing (a base backup and the follower after it are needed)');
+      if (!rs.ranges.length)
+        out.line('  covered: nothing (a base backup and the follower after it are needed)');
       for (const c of rs.ranges)
         out.line(`  covered: ${c.from} – ${c.until} (${c.bases.length} base(s), ${c.slices} slice(s))`);
       if (rs.newestSlice)

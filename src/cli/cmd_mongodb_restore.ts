@@ -107,7 +107,10 @@ Examples:
     const repo = await openRepository(ctx, { lock: 'shared' });
     const pit = time ? await resolveTimeOption(repo, time, values, filter, renamer) : undefined;
     const snapshot = pit?.base ?? (await repo.resolveSnapshot(ref, { type: 'mongodb' }));
-    const plan = planRestore(snapshot, filter, renamer, { oplogReplay: oplogReplay || Boolean(pit), includeUsers });
+    const plan = planRestore(snapshot, filter, renamer, {
+      oplogReplay: oplogReplay || Boolean(pit),
+      includeUsers,
+    });
     if (plan.entries.length === 0 && plan.usersAndRoles.length === 0) {
       throw new LifeboatError(
         'NOT_FOUND',

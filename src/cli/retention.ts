@@ -12,7 +12,14 @@ import {
 import type { Repository } from '../core/repository/repository.ts';
 import { isLifeboatError } from '../core/errors.ts';
 import type { Snapshot, SnapshotFilter } from '../core/repository/model.ts';
-import { SLICE_TYPE, baseOf, sliceOf, sliceRetention, type Base, type Slice } from '../sources/mongodb/pitr-slices.ts';
+import {
+  SLICE_TYPE,
+  baseOf,
+  sliceOf,
+  sliceRetention,
+  type Base,
+  type Slice,
+} from '../sources/mongodb/pitr-slices.ts';
 
 export const RETENTION_OPTIONS: Record<string, OptionSpec> = {
   'keep-last': { type: 'string', arg: 'N', description: 'keep the N newest snapshots' },
@@ -166,13 +173,21 @@ async function slicesToForget(
   decisions: GroupDecision[],
 ): Promise<GroupDecision | undefined> {
   if (filter.type && filter.type !== 'mongodb' && filter.type !== SLICE_TYPE) return undefined;
-  const removed = new Set(decisions.flatMap((g) => g.decisions.filter((d) => !d.keep).map((d) => d.snapshot.id)));
+  const removed = new Set(
+    decisions.flatMap((g) => g.decisions.filter((d) => !d.keep).map((d) => d.snapshot.id)),
+  );
   const all = await repo.listSnapshots({ type: 'mongodb' });
-  const retained = all.filter((s) => !removed.has(s.id)).map(baseOf).filter((b): b is Base => Boolean(b));
+  const retained = all
+    .filter((s) => !removed.has(s.id))
+    .map(baseOf)
+    .filter((b): b is Base => Boolean(b));
   const sliceSnaps = await repo.listSnapshots({ type: SLICE_TYPE });
   if (!sliceSnaps.length) return undefined;
   const byId = new Map(sliceSnaps.map((s) => [s.id, s]));
-  const r = sliceRetention(sliceSnaps.map(sliceOf).filter((s): s is Slice => Boolean(s)), retained);
+  const r = sliceRetention(
+    sliceSnaps.map(sliceOf).filter((s): s is Slice => Boolean(s)),
+    retained,
+  );
   return {
     group: `${SLICE_TYPE} (point-in-time slices, kept as the retained mongodb backups need them)`,
     decisions: [

@@ -74,6 +74,12 @@ describe('pitr bookkeeping, no server', () => {
       segs.map((s) => s.slices.map((x) => x.id)),
       [['a', 'b', 'c'], ['e']],
     );
+    // Empty slices (an idle oplog) continue from where they started.
+    const idle = segments([slice('x', 100, 120), slice('e1', 100, 100), slice('e2', 100, 100)]);
+    assert.deepEqual(
+      idle.map((s) => s.slices.map((x) => x.id)),
+      [['e1', 'e2', 'x']],
+    );
   });
 
   test('covered ranges run from the oldest base inside a segment to its end; times outside are not resolved', () => {
@@ -260,8 +266,14 @@ describe('point-in-time recovery against a replica set member', () => {
   });
 
   after(async () => {
-    await client?.db(DB).dropDatabase().catch(() => {});
-    await client?.db(SCRATCH).dropDatabase().catch(() => {});
+    await client
+      ?.db(DB)
+      .dropDatabase()
+      .catch(() => {});
+    await client
+      ?.db(SCRATCH)
+      .dropDatabase()
+      .catch(() => {});
     await client?.close();
     await server?.stop();
     await work?.cleanup();
@@ -284,7 +296,9 @@ describe('point-in-time recovery against a replica set member', () => {
     const b = await cli(['--json', 'mongodb', 'backup', '--oplog', '--no-retention']);
     assert.equal(b.code, 0, b.stderr);
     const f = startFollower();
-    await waitFor('the follower to start after the base', () => /starting after base backup/.test(logText(f)));
+    await waitFor('the follower to start after the base', () =>
+      /starting after base backup/.test(logText(f)),
+    );
     for (; k < 12; k++) await write(k);
     // T: after the 12th write returned and before the 13th starts.
     T = new Date().toISOString();
@@ -322,7 +336,8 @@ describe('point-in-time recovery against a replica set member', () => {
     await caughtUp(f);
     assert.equal(await stop(f), 143);
     const chain = (await sliceChain()).filter((s) => s.kind === 'slice');
-    for (let i = 1; i < chain.length; i++) assert.equal(chain[i].from, chain[i - 1].to, 'each slice continues the last');
+    for (let i = 1; i < chain.length; i++)
+      assert.equal(chain[i].from, chain[i - 1].to, 'each slice continues the last');
     const s = await status();
     assert.equal(s.gaps.length, 0);
     assert.equal(s.ranges.length, 1, JSON.stringify(s.ranges));
@@ -332,7 +347,9 @@ describe('point-in-time recovery against a replica set member', () => {
     const onServer = await client
       .db('local')
       .collection('oplog.rs')
-      .countDocuments({ ts: { $gt: new Timestamp({ t, i }), $lte: new Timestamp(parseTo(chain.at(-1)!.to)) } });
+      .countDocuments({
+        ts: { $gt: new Timestamp({ t, i }), $lte: new Timestamp(parseTo(chain.at(-1)!.to)) },
+      });
     assert.equal(
       chain.reduce((n, c) => n + c.entries, 0),
       onServer,
@@ -348,6 +365,8 @@ describe('point-in-time recovery against a replica set member', () => {
       await waitFor('resume', () => /resuming after the newest slice/.test(logText(f)));
       await server.restart();
       for (let n = 0; n < 3; n++, k++) await write(k);
+      T = new Date().toISOString();
+      atT = await fingerprint(DB);
       await caughtUp(f);
       assert.equal(f.child.exitCode, null, 'still running');
       const before = (await status()).ranges.length;
@@ -355,8 +374,6 @@ describe('point-in-time recovery against a replica set member', () => {
       assert.equal(before, 1);
       const chain = (await sliceChain()).filter((s) => s.kind === 'slice');
       for (let i = 1; i < chain.length; i++) assert.equal(chain[i].from, chain[i - 1].to);
-      T = new Date().toISOString();
-      atT = await fingerprint(DB);
       await client.db(SCRATCH).dropDatabase();
       const r = await cli([
         'mongodb',
@@ -420,7 +437,9 @@ describe('point-in-time recovery against a replica set member', () => {
       const b = await cli(['--json', 'mongodb', 'backup', '--oplog', '--no-retention']);
       assert.equal(b.code, 0, b.stderr);
       await waitFor('continuing from the new base', () =>
-        f.logs.some((l) => /starting after base backup/.test(String(l.msg)) && l.base === b.json.id.slice(0, 8)),
+        f.logs.some(
+          (l) => /starting after base backup/.test(String(l.msg)) && l.base === b.json.id.slice(0, 8),
+        ),
       );
       for (let n = 0; n < 2; n++, k++) await write(k);
       await caughtUp(f);

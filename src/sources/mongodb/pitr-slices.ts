@@ -227,11 +227,13 @@ export function sliceRetention(slices: Slice[], retainedBases: Base[]): SliceRet
     const n = newest.get(s.meta.replicaSet);
     if (!n || comparePositions(s.meta.to, n.meta.to) > 0) newest.set(s.meta.replicaSet, s);
   }
-  for (const s of newest.values()) if (!keep.has(s.id)) keep.set(s.id, 'newest slice (the follower resumes here)');
+  for (const s of newest.values())
+    if (!keep.has(s.id)) keep.set(s.id, 'newest slice (the follower resumes here)');
   for (const s of slices) {
     if (s.meta.kind !== 'gap') continue;
     const bases = retainedBases.filter((b) => b.replicaSet === s.meta.replicaSet);
-    if (bases.some((b) => comparePositions(b.end, s.meta.from) <= 0)) keep.set(s.id, 'gap after a retained base');
+    if (bases.some((b) => comparePositions(b.end, s.meta.from) <= 0))
+      keep.set(s.id, 'gap after a retained base');
   }
   return {
     keep: slices.filter((s) => keep.has(s.id)).map((slice) => ({ slice, reason: keep.get(slice.id)! })),

@@ -102,7 +102,10 @@ export async function oplogBounds(
 /** The entry at `p` if the oplog still has it (else it rolled over past it). */
 async function entryAt(client: MongoClient, p: OplogPosition): Promise<Entry | undefined> {
   const d = await oplog(client)
-    .find({ ts: { $gte: new Timestamp(p) } }, { sort: { $natural: 1 }, limit: 1, projection: { ts: 1, wall: 1 } })
+    .find(
+      { ts: { $gte: new Timestamp(p) } },
+      { sort: { $natural: 1 }, limit: 1, projection: { ts: 1, wall: 1 } },
+    )
     .next();
   if (!d || !isTimestamp(d.ts) || comparePositions(position(d.ts), p) !== 0) return undefined;
   return { ts: p, time: docTime(d)! };
@@ -190,7 +193,8 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
 /** Errors worth waiting out (server or storage away, lock held by prune): retried with backoff. */
 function isRetryable(e: unknown): boolean {
   if (e instanceof GapError) return false;
-  if (isLifeboatError(e)) return ['UNREACHABLE', 'TIMEOUT', 'LOCKED', 'INTERRUPTED'].includes(e.code) || isTransient(e);
+  if (isLifeboatError(e))
+    return ['UNREACHABLE', 'TIMEOUT', 'LOCKED', 'INTERRUPTED'].includes(e.code) || isTransient(e);
   const name = String((e as Error)?.name ?? '');
   return /^Mongo(Network|ServerSelection|NotConnected|Topology|PoolCleared)/.test(name);
 }
@@ -201,9 +205,13 @@ export async function runFollower(opts: FollowerOptions): Promise<FollowerResult
     throw mongoError(e, 'reading server information');
   });
   if (!info.replicaSet)
-    throw new LifeboatError('UNSUPPORTED', 'pitr run needs a replica set member, but the server is standalone', {
-      hint: 'point --uri at a replica set member (a single-node replica set works: mongod --replSet rs0, then rs.initiate())',
-    });
+    throw new LifeboatError(
+      'UNSUPPORTED',
+      'pitr run needs a replica set member, but the server is standalone',
+      {
+        hint: 'point --uri at a replica set member (a single-node replica set works: mongod --replSet rs0, then rs.initiate())',
+      },
+    );
   const rs = info.replicaSet;
   const result: FollowerResult = { replicaSet: rs, slices: 0, entries: 0, position: null, gaps: 0 };
   let repo = await opts.openRepo();
@@ -217,7 +225,12 @@ export async function runFollower(opts: FollowerOptions): Promise<FollowerResult
   let waitingSince: OplogPosition | null | undefined;
   let lastWaitLog = 0;
 
-  const writeGapMarker = async (from: OplogPosition, oldest: OplogPosition | null, message: string, continuedFrom: SliceMeta['continuedFrom']) => {
+  const writeGapMarker = async (
+    from: OplogPosition,
+    oldest: OplogPosition | null,
+    message: string,
+    continuedFrom: SliceMeta['continuedFrom'],
+  ) => {
     const session = await startBackup(repo, 'mongodb pitr gap marker');
     try {
       const now = new Date().toISOString();
@@ -254,7 +267,9 @@ export async function runFollower(opts: FollowerOptions): Promise<FollowerResult
     const state = await loadPitrState(repo);
     const slices = state.slices.filter((s) => s.meta.replicaSet === rs && s.meta.kind === 'slice');
     const gaps = state.slices.filter((s) => s.meta.replicaSet === rs && s.meta.kind === 'gap');
-    const bases = state.bases.filter((b) => b.replicaSet === rs).sort((a, b) => comparePositions(a.end, b.end));
+    const bases = state.bases
+      .filter((b) => b.replicaSet === rs)
+      .sort((a, b) => comparePositions(a.end, b.end));
     const lastSlice = slices.sort((a, b) => comparePositions(a.meta.to, b.meta.to)).at(-1);
     const lastBase = bases.at(-1);
     const lastGap = gaps.sort((a, b) => comparePositions(a.meta.from, b.meta.from)).at(-1);
@@ -262,19 +277,34 @@ export async function runFollower(opts: FollowerOptions): Promise<FollowerResult
     if (lastSlice && (!lastGap || comparePositions(lastGap.meta.from, lastSlice.meta.to) < 0)) {
       if (await entryAt(client, lastSlice.meta.to)) {
         pos = lastSlice.meta.to;
-        log.info('pitr: resuming after the newest slice', { replicaSet: rs, position: formatPosition(pos), slice: lastSlice.id.slice(0, 8) });
+        log.info('pitr: resuming after the newest slice', {
+          replicaSet: rs,
+          position: formatPosition(pos),
+          slice: lastSlice.id.slice(0, 8),
+        });
         return;
       }
     }
     const from = lastSlice?.meta.to ?? null;
-    if (lastBase && (!from || comparePositions(lastBase.end, from) > 0) && (await entryAt(client, lastBase.end))) {
+    if (
+      lastBase &&
+      (!from || comparePositions(lastBase.end, from) > 0) &&
+      (await entryAt(client, lastBase.end))
+    ) {
       pos = lastBase.end;
       if (from && !(lastGap && comparePositions(lastGap.meta.from, from) >= 0)) {
         const message = `the oplog rolled over since slice ${lastSlice!.id.slice(0, 8)} (${formatPosition(from)}); continuing from base backup ${lastBase.id.slice(0, 8)}: times between ${new Date(positionTime(from)).toISOString()} and ${new Date(lastBase.at).toISOString()} are not covered`;
         log.error(`pitr: GAP: ${message}`, { replicaSet: rs });
-        await writeGapMarker(from, bounds.oldest?.ts ?? null, message, { base: lastBase.id, position: lastBase.end });
+        await writeGapMarker(from, bounds.oldest?.ts ?? null, message, {
+          base: lastBase.id,
+          position: lastBase.end,
+        });
       }
-      log.info('pitr: starting after base backup', { replicaSet: rs, base: lastBase.id.slice(0, 8), position: formatPosition(pos) });
+      log.info('pitr: starting after base backup', {
+        replicaSet: rs,
+        base: lastBase.id.slice(0, 8),
+        position: formatPosition(pos),
+      });
       waitingSince = undefined;
       return;
     }
@@ -299,7 +329,10 @@ export async function runFollower(opts: FollowerOptions): Promise<FollowerResult
     }
   };
 
-  const writeSlice = async (from: OplogPosition, signal: AbortSignal): Promise<SliceWritten & { capped: boolean }> => {
+  const writeSlice = async (
+    from: OplogPosition,
+    signal: AbortSignal,
+  ): Promise<SliceWritten & { capped: boolean }> => {
     const started = Date.now();
     const bounds = await oplogBounds(client);
     const newest = bounds.newest?.ts;
@@ -330,9 +363,13 @@ export async function runFollower(opts: FollowerOptions): Promise<FollowerResult
           }
           if (newest && comparePositions(e.ts, newest) > 0) break;
           if (comparePositions(e.ts, to) <= 0)
-            throw new LifeboatError('INTEGRITY', `the server returned oplog entries out of order (${formatPosition(e.ts)} after ${formatPosition(to)})`, {
-              hint: 'this server cannot give a replayable oplog',
-            });
+            throw new LifeboatError(
+              'INTEGRITY',
+              `the server returned oplog entries out of order (${formatPosition(e.ts)} after ${formatPosition(to)})`,
+              {
+                hint: 'this server cannot give a replayable oplog',
+              },
+            );
           hash.add(doc);
           crc.update(doc);
           await writer.write(doc);
@@ -363,7 +400,11 @@ export async function runFollower(opts: FollowerOptions): Promise<FollowerResult
         start: from,
         end: to,
       };
-      const until = Math.max(lastTime ?? 0, fromTime ?? 0, capped ? 0 : bounds.serverTime - IN_FLIGHT_MARGIN_MS);
+      const until = Math.max(
+        lastTime ?? 0,
+        fromTime ?? 0,
+        capped ? 0 : bounds.serverTime - IN_FLIGHT_MARGIN_MS,
+      );
       const meta: SliceMeta = {
         pitr: 1,
         kind: 'slice',
@@ -428,7 +469,11 @@ export async function runFollower(opts: FollowerOptions): Promise<FollowerResult
     }
   };
 
-  log.info('pitr: follower started', { replicaSet: rs, sliceIntervalMs: opts.sliceIntervalMs, server: info.version });
+  log.info('pitr: follower started', {
+    replicaSet: rs,
+    sliceIntervalMs: opts.sliceIntervalMs,
+    server: info.version,
+  });
   let backoff = 1000;
   while (!opts.signal.aborted) {
     let again: boolean;
@@ -456,9 +501,12 @@ export async function runFollower(opts: FollowerOptions): Promise<FollowerResult
       await reopen();
       await step(flush);
     } catch (e) {
-      log.warn(`pitr: the last slice before stopping was not written (${(e as Error).message}); the next follower reads it again`, {
-        replicaSet: rs,
-      });
+      log.warn(
+        `pitr: the last slice before stopping was not written (${(e as Error).message}); the next follower reads it again`,
+        {
+          replicaSet: rs,
+        },
+      );
     }
   }
   return result;
@@ -488,7 +536,9 @@ export async function pitrStatus(
   now = Date.now(),
 ): Promise<PitrStatus> {
   const { bases, slices } = await loadPitrState(repo);
-  const sets = [...new Set([...bases.map((b) => b.replicaSet), ...slices.map((s) => s.meta.replicaSet)])].sort();
+  const sets = [
+    ...new Set([...bases.map((b) => b.replicaSet), ...slices.map((s) => s.meta.replicaSet)]),
+  ].sort();
   let server: { rs?: string; bounds?: Awaited<ReturnType<typeof oplogBounds>>; error?: string } | undefined;
   if (client) {
     try {
@@ -515,7 +565,9 @@ export async function pitrStatus(
         ),
         bases: bases.filter((b) => b.replicaSet === rs).length,
         slices: mine.filter((s) => s.meta.kind === 'slice').length,
-        newestSlice: newest ? { id: newest.id, to: newest.meta.to, coveredUntil: newest.meta.coveredUntil } : null,
+        newestSlice: newest
+          ? { id: newest.id, to: newest.meta.to, coveredUntil: newest.meta.coveredUntil }
+          : null,
         lagMs: newest ? now - Date.parse(newest.meta.coveredUntil) : null,
         gaps: mine
           .filter((s) => s.meta.kind === 'gap')
@@ -579,7 +631,11 @@ export interface PitrReplayStats {
 }
 
 /** Maps an entry's namespaces through --ns-include/--ns-exclude and --ns-from/--ns-to (undefined: skip it). */
-function remapEntry(entry: Document, filter: NamespaceFilter, renamer: NamespaceRenamer): Document | undefined {
+function remapEntry(
+  entry: Document,
+  filter: NamespaceFilter,
+  renamer: NamespaceRenamer,
+): Document | undefined {
   const mapNs = (ns: string) => (filter.matches(ns) ? renamer.rename(ns) : undefined);
   if (entry.op === 'n') return entry;
   if (entry.op !== 'c') {
