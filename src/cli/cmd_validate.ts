@@ -77,7 +77,8 @@ export const validateCommand: Command<ValidateResult> = {
     const types = only
       ? [only]
       : values['require-all']
-        ? [...SNAPSHOT_TYPES]
+        ? // Point-in-time slices exist only where `mongodb pitr run` is deployed: never required.
+          SNAPSHOT_TYPES.filter((t) => t !== 'mongodb-oplog')
         : [...new Set(all.map((s) => s.type))];
     const results: TypeResult[] = [...unreadable];
     for (const type of types) {
