@@ -3,8 +3,8 @@
  * oplog entries `mongodb restore --time T` replays.
  *
  * The follower keeps no buffer of its own: the server's capped oplog is the buffer. Every slice
- * interval it notes the newest entry, opens a backup session (the shared lock, only for this write),
- * streams the entries after its position up to that newest one straight into a `.oplog` item and commits
+ * interval it opens a backup session (the shared lock, only for this write), streams the entries after
+ * its position to the end of the oplog (at most MAX_SLICE_BYTES) straight into a `.oplog` item and commits
  * a `mongodb-oplog` snapshot (pitr-slices.ts). So memory stays at one cursor batch however busy the
  * server is, nothing is lost when the follower is killed (the next one starts from the newest slice),
  * and between slices it holds no lock, so prune and forget are never blocked for longer than one slice
@@ -84,19 +84,32 @@ function docTime(doc: Document | null): number | undefined {
   return isTimestamp(doc.ts) ? positionTime(position(doc.ts)) : undefined;
 }
 
+/** The server's clock (hello's localTime), or ours if it does not say. */
+async function serverTime(client: MongoClient): Promise<number> {
+  const hello = await client.db('admin').command({ hello: 1 });
+  return hello.localTime instanceof Date ? hello.localTime.getTime() : Date.now();
+}
+
+async function endEntry(client: MongoClient, dir: 1 | -1): Promise<Entry | undefined> {
+  const d = await oplog(client)
+    .find({}, { sort: { $natural: dir }, limit: 1, projection: { ts: 1, wall: 1 } })
+    .next();
+  return d && isTimestamp(d.ts) ? { ts: position(d.ts), time: docTime(d)! } : undefined;
+}
+
+/** The oldest position still in the oplog (for gap reports; null when it cannot be read). */
+const oldestPosition = (client: MongoClient): Promise<OplogPosition | null> =>
+  endEntry(client, 1).then(
+    (e) => e?.ts ?? null,
+    () => null,
+  );
+
 /** The oldest and newest entries on the server, with their times. */
 export async function oplogBounds(
   client: MongoClient,
 ): Promise<{ oldest?: Entry; newest?: Entry; serverTime: number }> {
-  const hello = await client.db('admin').command({ hello: 1 });
-  const serverTime = hello.localTime instanceof Date ? hello.localTime.getTime() : Date.now();
-  const pick = async (dir: 1 | -1): Promise<Entry | undefined> => {
-    const d = await oplog(client)
-      .find({}, { sort: { $natural: dir }, limit: 1, projection: { ts: 1, wall: 1 } })
-      .next();
-    return d && isTimestamp(d.ts) ? { ts: position(d.ts), time: docTime(d)! } : undefined;
-  };
-  return { oldest: await pick(1), newest: await pick(-1), serverTime };
+  const now = await serverTime(client);
+  return { oldest: await endEntry(client, 1), newest: await endEntry(client, -1), serverTime: now };
 }
 
 /** The entry at `p` if the oplog still has it (else it rolled over past it). */
@@ -273,7 +286,6 @@ export async function runFollower(opts: FollowerOptions): Promise<FollowerResult
     const lastSlice = slices.sort((a, b) => comparePositions(a.meta.to, b.meta.to)).at(-1);
     const lastBase = bases.at(-1);
     const lastGap = gaps.sort((a, b) => comparePositions(a.meta.from, b.meta.from)).at(-1);
-    const bounds = await oplogBounds(client);
     if (lastSlice && (!lastGap || comparePositions(lastGap.meta.from, lastSlice.meta.to) < 0)) {
       if (await entryAt(client, lastSlice.meta.to)) {
         pos = lastSlice.meta.to;
@@ -295,7 +307,7 @@ export async function runFollower(opts: FollowerOptions): Promise<FollowerResult
       if (from && !(lastGap && comparePositions(lastGap.meta.from, from) >= 0)) {
         const message = `the oplog rolled over since slice ${lastSlice!.id.slice(0, 8)} (${formatPosition(from)}); continuing from base backup ${lastBase.id.slice(0, 8)}: times between ${new Date(positionTime(from)).toISOString()} and ${new Date(lastBase.at).toISOString()} are not covered`;
         log.error(`pitr: GAP: ${message}`, { replicaSet: rs });
-        await writeGapMarker(from, bounds.oldest?.ts ?? null, message, {
+        await writeGapMarker(from, await oldestPosition(client), message, {
           base: lastBase.id,
           position: lastBase.end,
         });
@@ -311,7 +323,7 @@ export async function runFollower(opts: FollowerOptions): Promise<FollowerResult
     if (from || lastBase) {
       const at = from ?? lastBase!.end;
       if (!(lastGap && comparePositions(lastGap.meta.from, at) >= 0)) {
-        const gap = new GapError(rs, at, bounds.oldest?.ts ?? null);
+        const gap = new GapError(rs, at, await oldestPosition(client));
         log.error(gap.message, { replicaSet: rs, hint: gap.hint });
         await writeGapMarker(at, gap.oldest, gap.message, null);
       }
@@ -334,8 +346,8 @@ export async function runFollower(opts: FollowerOptions): Promise<FollowerResult
     signal: AbortSignal,
   ): Promise<SliceWritten & { capped: boolean }> => {
     const started = Date.now();
-    const bounds = await oplogBounds(client);
-    const newest = bounds.newest?.ts;
+    // Entries still in flight at this moment may become visible later: coverage stops a little before it.
+    const readAt = await serverTime(client);
     const session = await startBackup(repo, 'mongodb pitr slice');
     try {
       const writer = session.newItem({ name: OPLOG_ITEM, kind: 'oplog' }, 'records');
@@ -357,11 +369,11 @@ export async function runFollower(opts: FollowerOptions): Promise<FollowerResult
           const e = entryOf(doc);
           if (first) {
             first = false;
-            if (comparePositions(e.ts, from) !== 0) throw new GapError(rs, from, bounds.oldest?.ts ?? e.ts);
+            if (comparePositions(e.ts, from) !== 0)
+              throw new GapError(rs, from, (await oldestPosition(client)) ?? e.ts);
             fromTime = e.time;
             continue;
           }
-          if (newest && comparePositions(e.ts, newest) > 0) break;
           if (comparePositions(e.ts, to) <= 0)
             throw new LifeboatError(
               'INTEGRITY',
@@ -386,7 +398,7 @@ export async function runFollower(opts: FollowerOptions): Promise<FollowerResult
       } finally {
         await cursor.close().catch(() => {});
       }
-      if (first) throw new GapError(rs, from, bounds.oldest?.ts ?? null);
+      if (first) throw new GapError(rs, from, await oldestPosition(client));
       const item = await writer.finish();
       item.meta = {
         db: '',
@@ -400,11 +412,7 @@ export async function runFollower(opts: FollowerOptions): Promise<FollowerResult
         start: from,
         end: to,
       };
-      const until = Math.max(
-        lastTime ?? 0,
-        fromTime ?? 0,
-        capped ? 0 : bounds.serverTime - IN_FLIGHT_MARGIN_MS,
-      );
+      const until = Math.max(lastTime ?? 0, fromTime ?? 0, capped ? 0 : readAt - IN_FLIGHT_MARGIN_MS);
       const meta: SliceMeta = {
         pitr: 1,
         kind: 'slice',
