@@ -2,6 +2,7 @@ import { LifeboatError } from '../core/errors.ts';
 import { applyRestore, inspectTargets, planRestore, type RestoreResult } from '../sources/mongodb/restore.ts';
 import { NamespaceRenamer } from '../sources/mongodb/nsfilter.ts';
 import { formatPosition, parseOplogLimit } from '../sources/mongodb/oplog.ts';
+import { pitrTimeOption, resolveTimeOption, type PointInTimeReport } from './pitr-restore.ts';
 import { int, list, str, usageError, type Command } from './command.ts';
 import { openRepository } from './repo.ts';
 import { CONNECTION_OPTIONS, NS_OPTIONS, connectFromOptions, nsFilter } from './mongodb-options.ts';
@@ -55,6 +56,7 @@ export const mongodbRestoreCommand: Command<RestoreResult> = {
       description:
         'replay the oplog captured by `backup --oplog` after the data: consistent to the end of the backup',
     },
+    ...pitrTimeOption,
     'oplog-limit': {
       type: 'string',
       arg: 'SECONDS[:ORDINAL] | ISO-TIME',
@@ -65,7 +67,8 @@ export const mongodbRestoreCommand: Command<RestoreResult> = {
 Examples:
   lifeboat mongodb restore --uri mongodb://mongo:27017 --timestamp 20241201_120000 --drop
   lifeboat mongodb restore latest --ns-from 'rocketchat.*' --ns-to 'rocketchat_restored.*'
-  lifeboat mongodb restore latest --drop --oplog-replay --oplog-limit 2024-12-01T12:03:00Z`,
+  lifeboat mongodb restore latest --drop --oplog-replay --oplog-limit 2024-12-01T12:03:00Z
+  lifeboat mongodb restore --time 2024-12-01T12:03:00Z --drop`,
   async run(ctx, values, args) {
     if (args.length > 1) throw usageError('give one SNAPSHOT');
     const ts = str(values.timestamp);
@@ -73,6 +76,11 @@ Examples:
     if (ts && !/^\d{8}_\d{6}$/.test(ts))
       throw usageError(`--timestamp "${ts}" is not YYYYMMDD_HHMMSS`, 'e.g. --timestamp 20241201_120000');
     const ref = ts ?? args[0] ?? 'latest';
+    const time = str(values.time);
+    if (time && (ts || args.length || values['oplog-replay'] || values['oplog-limit']))
+      throw usageError(
+        '--time picks the base backup and replays the oplog itself: give it without SNAPSHOT, --timestamp, --oplog-replay or --oplog-limit',
+      );
     const renamer = new NamespaceRenamer(list(values['ns-from']), list(values['ns-to']));
     const filter = nsFilter(values);
     const oplogReplay = Boolean(values['oplog-replay']);
@@ -81,6 +89,7 @@ Examples:
     const oplogLimit = limitText ? parseOplogLimit(limitText) : undefined;
     if (
       oplogReplay &&
+      !time &&
       ['ns-include', 'ns-exclude', 'ns-from', 'ns-to'].some((k) => list(values[k]).length > 0)
     ) {
       throw usageError(
@@ -96,8 +105,12 @@ Examples:
       );
     }
     const repo = await openRepository(ctx, { lock: 'shared' });
-    const snapshot = await repo.resolveSnapshot(ref, { type: 'mongodb' });
-    const plan = planRestore(snapshot, filter, renamer, { oplogReplay, includeUsers });
+    const pit = time ? await resolveTimeOption(repo, time, values, filter, renamer) : undefined;
+    const snapshot = pit?.base ?? (await repo.resolveSnapshot(ref, { type: 'mongodb' }));
+    const plan = planRestore(snapshot, filter, renamer, {
+      oplogReplay: oplogReplay || Boolean(pit),
+      includeUsers,
+    });
     if (plan.entries.length === 0 && plan.usersAndRoles.length === 0) {
       throw new LifeboatError(
         'NOT_FOUND',
@@ -152,7 +165,7 @@ Examples:
           })),
         };
       }
-      return await applyRestore({
+      const restored = await applyRestore({
         client,
         repo,
         plan,
@@ -163,9 +176,11 @@ Examples:
         rollbackWaitMs: (int(values['rollback-wait'], 'rollback-wait') ?? 120) * 1000,
         verify: !values['no-verify'],
         oplogLimit,
+        oplogEntries: pit?.entries,
         signal: ctx.signal,
         note: (m) => ctx.out.note(m),
       });
+      return pit ? Object.assign(restored, { pointInTime: pit.report() }) : restored;
     } finally {
       await client.close().catch(() => {});
     }
@@ -192,6 +207,11 @@ Examples:
         `  oplog: ${r.oplog.applied} entries replayed through ${r.oplog.method}` +
           (r.oplog.last ? `, up to ${formatPosition(r.oplog.last)}` : '') +
           (r.oplog.beyondLimit ? `; ${r.oplog.beyondLimit} at or after --oplog-limit left out` : ''),
+      );
+    const pit = (r as { pointInTime?: PointInTimeReport }).pointInTime;
+    if (pit)
+      out.line(
+        `  point in time ${pit.time}: base ${pit.base.slice(0, 8)} + ${pit.entries} entries from ${pit.slices} oplog slice(s)`,
       );
     for (const s of r.skipped) out.line(`  skipped ${s.ns}: ${s.reason}`);
     for (const n of r.notRestored) out.line(`  NOT restored on ${n.ns}: ${n.what} — ${n.reason}`);

@@ -13,6 +13,8 @@ import { initCommand } from './cmd_init.ts';
 import { mongodbBackupCommand } from './cmd_mongodb_backup.ts';
 import { mongodbExportCommand } from './cmd_mongodb_export.ts';
 import { mongodbImportCommand } from './cmd_mongodb_import.ts';
+import { mongodbPitrRunCommand } from './cmd_mongodb_pitr_run.ts';
+import { mongodbPitrStatusCommand } from './cmd_mongodb_pitr_status.ts';
 import { mongodbRestoreCommand } from './cmd_mongodb_restore.ts';
 import { keyAddCommand, keyListCommand, keyRemoveCommand, keyRotateCommand } from './cmd_key.ts';
 import { pruneCommand } from './cmd_prune.ts';
@@ -37,6 +39,8 @@ export const COMMANDS: Command<never>[] = [
   mongodbRestoreCommand,
   mongodbExportCommand,
   mongodbImportCommand,
+  mongodbPitrRunCommand,
+  mongodbPitrStatusCommand,
   clusterStateBackupCommand,
   clusterStateRestoreCommand,
   secretsBackupCommand,

@@ -12,6 +12,14 @@ import {
 import type { Repository } from '../core/repository/repository.ts';
 import { isLifeboatError } from '../core/errors.ts';
 import type { Snapshot, SnapshotFilter } from '../core/repository/model.ts';
+import {
+  SLICE_TYPE,
+  baseOf,
+  sliceOf,
+  sliceRetention,
+  type Base,
+  type Slice,
+} from '../sources/mongodb/pitr-slices.ts';
 
 export const RETENTION_OPTIONS: Record<string, OptionSpec> = {
   'keep-last': { type: 'string', arg: 'N', description: 'keep the N newest snapshots' },
@@ -123,7 +131,13 @@ export async function forgetSnapshots(
   let removed = 0;
   let decisions: GroupDecision[];
   try {
-    decisions = applyPolicy(await repo.listSnapshots(filter), policy);
+    // Point-in-time slices are never judged by keep-* rules (see slicesToForget).
+    decisions = applyPolicy(
+      (await repo.listSnapshots(filter)).filter((s) => s.type !== SLICE_TYPE),
+      policy,
+    );
+    const slices = await slicesToForget(repo, filter, decisions);
+    if (slices) decisions.push(slices);
     for (const g of decisions) {
       for (const d of g.decisions) {
         if (!d.keep && !dryRun) {
@@ -144,6 +158,42 @@ export async function forgetSnapshots(
       keep: g.decisions.filter((d) => d.keep).map((d) => ({ ...brief(d.snapshot), reasons: d.reasons })),
       remove: g.decisions.filter((d) => !d.keep).map((d) => brief(d.snapshot)),
     })),
+  };
+}
+
+/**
+ * Point-in-time recovery slices (`mongodb-oplog`, from `mongodb pitr run`) go with the MongoDB backups:
+ * kept while a retained base backup needs them, whatever the keep-* rules (pitr-slices.ts). Judged
+ * whenever MongoDB backups or slices are in the filter; a host filter does not apply (the follower's pod
+ * name changes with every restart).
+ */
+async function slicesToForget(
+  repo: Repository,
+  filter: SnapshotFilter,
+  decisions: GroupDecision[],
+): Promise<GroupDecision | undefined> {
+  if (filter.type && filter.type !== 'mongodb' && filter.type !== SLICE_TYPE) return undefined;
+  const removed = new Set(
+    decisions.flatMap((g) => g.decisions.filter((d) => !d.keep).map((d) => d.snapshot.id)),
+  );
+  const all = await repo.listSnapshots({ type: 'mongodb' });
+  const retained = all
+    .filter((s) => !removed.has(s.id))
+    .map(baseOf)
+    .filter((b): b is Base => Boolean(b));
+  const sliceSnaps = await repo.listSnapshots({ type: SLICE_TYPE });
+  if (!sliceSnaps.length) return undefined;
+  const byId = new Map(sliceSnaps.map((s) => [s.id, s]));
+  const r = sliceRetention(
+    sliceSnaps.map(sliceOf).filter((s): s is Slice => Boolean(s)),
+    retained,
+  );
+  return {
+    group: `${SLICE_TYPE} (point-in-time slices, kept as the retained mongodb backups need them)`,
+    decisions: [
+      ...r.keep.map((k) => ({ snapshot: byId.get(k.slice.id)!, keep: true, reasons: [k.reason] })),
+      ...r.remove.map((s) => ({ snapshot: byId.get(s.id)!, keep: false, reasons: [] })),
+    ],
   };
 }
 

@@ -8,6 +8,8 @@
 export const SNAPSHOT_TYPES = [
   'files',
   'mongodb',
+  // Point-in-time recovery slices of a MongoDB oplog (src/sources/mongodb/pitr-slices.ts).
+  'mongodb-oplog',
   'cluster-state',
   'secrets',
   'pvc-snapshots',

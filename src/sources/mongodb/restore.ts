@@ -272,6 +272,8 @@ export interface ApplyOptions {
   verify?: boolean;
   /** With an oplog in the plan: replay only entries before this point. */
   oplogLimit?: OplogPosition;
+  /** The entries to replay instead of the plan's oplog item (`restore --time`: base window + slices, pitr.ts). */
+  oplogEntries?: () => AsyncIterable<Uint8Array>;
   signal?: AbortSignal;
   note?: (msg: string) => void;
   onBytes?: (n: number) => void;
@@ -300,7 +302,7 @@ async function oplogOnlyTargets(opts: ApplyOptions): Promise<Touch[]> {
   const planned = new Set(opts.plan.entries.map((e) => e.target));
   const out: Touch[] = [];
   const names = await oplogNamespaces(
-    splitBson(opts.repo.readItem(opts.plan.oplog), `snapshot item ${OPLOG_ITEM}`),
+    opts.oplogEntries?.() ?? splitBson(opts.repo.readItem(opts.plan.oplog), `snapshot item ${OPLOG_ITEM}`),
     opts.oplogLimit,
   );
   const existing = new Map<string, Set<string>>();
@@ -557,7 +559,7 @@ export async function applyRestore(opts: ApplyOptions): Promise<RestoreResult> {
       touched.push(...oplogTouches);
       result.oplog = await replayOplog(
         client,
-        splitBson(opts.repo.readItem(plan.oplog), `snapshot item ${OPLOG_ITEM}`),
+        opts.oplogEntries?.() ?? splitBson(opts.repo.readItem(plan.oplog), `snapshot item ${OPLOG_ITEM}`),
         { limit: opts.oplogLimit, signal: opts.signal, note: opts.note },
       );
       opts.note?.(
