@@ -26,6 +26,9 @@ import { terraformBackupCommand } from './cmd_terraform_backup.ts';
 import { terraformRestoreCommand } from './cmd_terraform_restore.ts';
 import { unlockCommand } from './cmd_unlock.ts';
 import { validateCommand } from './cmd_validate.ts';
+import { pipelineRunCommand } from './cmd_pipeline_run.ts';
+import { pipelineStatusCommand } from './cmd_pipeline_status.ts';
+import { pipelineHistoryCommand } from './cmd_pipeline_history.ts';
 
 export const COMMANDS: Command<never>[] = [
   initCommand,
@@ -57,6 +60,9 @@ export const COMMANDS: Command<never>[] = [
   keyRotateCommand,
   keyRemoveCommand,
   unlockCommand,
+  pipelineRunCommand,
+  pipelineStatusCommand,
+  pipelineHistoryCommand,
 ] as Command<never>[];
 
 /** Options every command takes (main.ts merges them with the command's own). */

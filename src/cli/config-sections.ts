@@ -13,4 +13,6 @@ export interface ConfigSetting {
   schema: Record<string, unknown>;
 }
 
-export const CONFIG_SETTINGS: ConfigSetting[] = [];
+import { PIPELINE_STAGES_SETTING } from '../operations/pipeline-config.ts';
+
+export const CONFIG_SETTINGS: ConfigSetting[] = [PIPELINE_STAGES_SETTING];
