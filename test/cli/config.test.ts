@@ -148,10 +148,16 @@ test('the examples in docs/configuration.md are valid', async () => {
 
 type Schema = Record<string, unknown>;
 
-/** The subset of JSON Schema that configSchema() emits; anything else it emits fails here. */
+/**
+ * The subset of JSON Schema that configSchema() emits (with the structured settings' `required` and
+ * `pattern`, config-sections.ts); anything else it emits fails here.
+ */
 function schemaAccepts(schema: Schema, value: unknown): boolean {
   const keywords = ['$schema', 'title', 'description', 'type', 'enum', 'properties', 'additionalProperties'];
-  for (const k of Object.keys(schema)) assert.ok([...keywords, 'items', 'anyOf'].includes(k), `keyword ${k}`);
+  for (const k of Object.keys(schema))
+    assert.ok([...keywords, 'items', 'anyOf', 'required', 'pattern'].includes(k), `keyword ${k}`);
+  if (typeof value === 'string' && schema.pattern && !new RegExp(schema.pattern as string, 'u').test(value))
+    return false;
   if (schema.anyOf) return (schema.anyOf as Schema[]).some((s) => schemaAccepts(s, value));
   if (schema.enum && !(schema.enum as unknown[]).includes(value)) return false;
   if (schema.type) {
@@ -167,10 +173,15 @@ function schemaAccepts(schema: Schema, value: unknown): boolean {
   }
   if (Array.isArray(value) && schema.items)
     return value.every((item) => schemaAccepts(schema.items as Schema, item));
-  if (value !== null && typeof value === 'object' && !Array.isArray(value) && schema.properties) {
-    assert.equal(schema.additionalProperties, false);
-    const properties = schema.properties as Record<string, Schema>;
-    return Object.entries(value).every(([k, v]) => k in properties && schemaAccepts(properties[k], v));
+  if (value !== null && typeof value === 'object' && !Array.isArray(value)) {
+    if (schema.required && !(schema.required as string[]).every((k) => k in value)) return false;
+    if (schema.properties) {
+      assert.equal(schema.additionalProperties, false);
+      const properties = schema.properties as Record<string, Schema>;
+      return Object.entries(value).every(([k, v]) => k in properties && schemaAccepts(properties[k], v));
+    }
+    if (schema.additionalProperties && typeof schema.additionalProperties === 'object')
+      return Object.values(value).every((v) => schemaAccepts(schema.additionalProperties as Schema, v));
   }
   return true;
 }
