@@ -302,6 +302,46 @@ describe('pipeline run against MongoDB, Kubernetes, Key Vault and Terraform stat
     assert.match(again.stderr, /finished \(success\): nothing to resume/);
   });
 
+  test('SIGTERM inside a stage: exit 143, the run recorded interrupted, the interruption reported', async () => {
+    snapshotMode = 'never';
+    const child = spawnCli(['pipeline', 'run', '--stages', 'mongodb,pvc,notify', '--json', '--verbose'], {
+      env: { ...env, LIFEBOAT_LOG_FORMAT: 'json' },
+    });
+    const done = collect(child);
+    const id = await until('the run reaching its pvc stage', async () => {
+      const s = await cli(['pipeline', 'status', '--json']);
+      const run = s.json?.run;
+      return run?.status === 'running' && run.steps.find((x: any) => x.name === 'pvc')?.status === 'running'
+        ? (run.id as string)
+        : undefined;
+    });
+    child.kill('SIGTERM');
+    const r = await done;
+    snapshotMode = 'ready';
+    assert.equal(r.code, 143, r.stderr);
+    assert.equal(r.json.run.id, id);
+    assert.equal(r.json.run.status, 'interrupted');
+    assert.deepEqual(
+      r.json.run.steps.map((s: any) => [s.name, s.status]),
+      [
+        ['mongodb', 'success'],
+        ['pvc', 'interrupted'],
+        ['notify', 'not-run'],
+      ],
+    );
+    assert.equal(r.json.run.steps[1].error.code, 'INTERRUPTED');
+    const event = r.stderr
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l))
+      .find((l) => l.msg === 'event' && l.event?.operation === 'pipeline run')?.event;
+    assert.equal(event?.result, 'interrupted', r.stderr);
+    assert.equal(event.exitCode, 143);
+    const status = await cli(['pipeline', 'status', '--json']);
+    assert.equal(status.json.status, 'interrupted', 'stopped cleanly, not killed');
+    assert.equal(status.json.resume, `lifeboat pipeline run --resume ${id}`);
+  });
+
   test('two runs started at once: one runs, the other exits 4 naming the holder', async () => {
     snapshotMode = 'never'; // the winner waits in its pvc stage until the loser has given up
     const children = [0, 1].map(() => spawnCli(['pipeline', 'run', '--stages', 'pvc', '--json'], { env }));
