@@ -30,6 +30,9 @@ import { terraformRestoreCommand } from './cmd_terraform_restore.ts';
 import { unlockCommand } from './cmd_unlock.ts';
 import { validateCommand } from './cmd_validate.ts';
 import { recoverCommand } from './cmd_recover.ts';
+import { pipelineRunCommand } from './cmd_pipeline_run.ts';
+import { pipelineStatusCommand } from './cmd_pipeline_status.ts';
+import { pipelineHistoryCommand } from './cmd_pipeline_history.ts';
 
 export const COMMANDS: Command<never>[] = [
   initCommand,
@@ -53,6 +56,9 @@ export const COMMANDS: Command<never>[] = [
   showCommand,
   checkCommand,
   validateCommand,
+  pipelineRunCommand,
+  pipelineStatusCommand,
+  pipelineHistoryCommand,
   recoverCommand,
   forgetCommand,
   pruneCommand,

@@ -6,6 +6,7 @@
  *
  * To add one: a module next to its feature exports a `ConfigSetting`, and this list names it.
  */
+import { PIPELINE_STAGES_SETTING } from '../operations/pipeline-config.ts';
 import { VALIDATE_MAX_AGE_SETTING } from './cmd_validate.ts';
 import { RECOVER_APPS_SETTING, RECOVER_BUDGETS_SETTING, RECOVER_SMOKE_SETTING } from './recover-settings.ts';
 
@@ -17,6 +18,7 @@ export interface ConfigSetting {
 }
 
 export const CONFIG_SETTINGS: ConfigSetting[] = [
+  PIPELINE_STAGES_SETTING,
   VALIDATE_MAX_AGE_SETTING,
   RECOVER_BUDGETS_SETTING,
   RECOVER_APPS_SETTING,

@@ -30,7 +30,7 @@ export function helpText(cmd?: Command): string {
     lines.push('', 'Global options:', ...Object.entries(GLOBAL_OPTIONS).map(([n, s]) => opt(n, s)));
     lines.push(
       '',
-      'Run `lifeboat <command> --help` for a command; docs/ has runbooks. Exit codes: 0 ok, 1 failed, 2 usage, 3 damage found.',
+      'Run `lifeboat <command> --help` for a command; docs/ has runbooks. Exit codes: 0 ok, 1 failed, 2 usage, 3 damage found, 4 busy (already running).',
     );
     return lines.join('\n');
   }

@@ -14,6 +14,7 @@ export type ErrorCode =
   | 'KEY_UNAVAILABLE' // the keystore cannot be reached or the key is disabled/deleted
   | 'INTEGRITY' // data failed authentication, hash or structure checks
   | 'LOCKED' // another process holds a conflicting lock
+  | 'BUSY' // the same job already runs (a named lock such as one pipeline run per slot is held)
   | 'UNREACHABLE' // a server or storage endpoint cannot be reached
   | 'AUTH' // credentials rejected
   | 'PERMISSION' // authenticated but not allowed (RBAC, ACL, file mode)

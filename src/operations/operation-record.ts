@@ -52,6 +52,8 @@ export interface StepRecord {
   summary?: Record<string, string | number | boolean>;
   /** How often the step was started (a resumed run restarts the step it was in). */
   attempts?: number;
+  /** Why a `skipped` step did not run (disabled, its layer not configured). */
+  reason?: string;
 }
 
 export interface OperationRecord {

@@ -27,8 +27,12 @@ import {
 } from './operation-record.ts';
 
 export interface StepResult {
-  /** Defaults to success; a step reports `warning`/`partial`/`failure` itself when it knows. */
-  status?: 'success' | 'warning' | 'partial' | 'failure';
+  /**
+   * Defaults to success; a step reports `warning`/`partial`/`failure` itself when it knows, or `skipped`
+   * (with `reason`) when it found at run time that it has nothing to do.
+   */
+  status?: 'success' | 'warning' | 'partial' | 'failure' | 'skipped';
+  reason?: string;
   snapshot?: string;
   snapshotTime?: string;
   error?: StepError;
@@ -38,8 +42,14 @@ export interface StepResult {
 export interface StepDefinition {
   name: string;
   layer?: SnapshotType;
-  /** Disabled steps are recorded as `skipped`. */
+  /** Disabled steps are recorded as `skipped` (with `skipReason`, when given). */
   enabled?: boolean;
+  skipReason?: string;
+  /**
+   * Runs even after an earlier step stopped the operation (a notification of the failure); not after an
+   * interruption.
+   */
+  always?: boolean;
   budgetMs?: number;
   /** `stop`: a failure ends the operation (the rest are skipped); `continue`: it only makes it partial. */
   onFailure: 'stop' | 'continue';
@@ -144,12 +154,13 @@ export async function runOperation(
   for (const [i, def] of steps.entries()) {
     const step = record.steps[i];
     if (stepIsDone(step)) continue;
-    if (stopped || interrupted) {
+    if (interrupted || (stopped && !def.always)) {
       step.status = 'not-run';
       continue;
     }
     if (def.enabled === false) {
       step.status = 'skipped';
+      if (def.skipReason) step.reason = def.skipReason;
       await save(step);
       continue;
     }
@@ -157,6 +168,7 @@ export async function runOperation(
     step.startedAt = iso();
     step.attempts = (step.attempts ?? 0) + 1;
     delete step.error;
+    delete step.reason;
     await save(step);
 
     const started = now();
@@ -185,6 +197,7 @@ export async function runOperation(
       if (result.snapshotTime) step.snapshotTime = result.snapshotTime;
       if (result.summary) step.summary = result.summary;
       if (result.error) step.error = result.error;
+      if (result.reason) step.reason = result.reason;
     } catch (e) {
       if (options.signal.aborted) {
         step.status = 'interrupted';

@@ -14,6 +14,13 @@
  *
  * Lock objects are written and removed through the backend *without* the operation's cancellation
  * signal: an interrupted command must still be able to release its lock.
+ *
+ * Named locks (`Lock.acquireNamed`, e.g. `pipeline:daily`) are a mutual exclusion between processes that
+ * do the same job — one pipeline run per repository and slot — not a guard of the data: they conflict
+ * only with live holders of the same name and are ignored by shared and exclusive locks (a pipeline's
+ * retention stage takes the exclusive lock while its own run holds the slot). Same objects, same refresh
+ * and the same staleness rules, so a killed run's slot lock frees itself (dead pid on this host, or no
+ * refresh for 30 minutes) and `lifeboat unlock` removes it like any other stale lock.
  */
 import { hostname } from 'node:os';
 import { LifeboatError, isLifeboatError } from '../errors.ts';
@@ -23,6 +30,9 @@ import type { Backend } from '../storage/backend.ts';
 
 export const LOCK_REFRESH_MS = 5 * 60_000;
 export const LOCK_STALE_MS = 30 * 60_000;
+/** How often, and how long apart, a named lock is tried again when it met a holder that just started. */
+export const NAMED_LOCK_RETRIES = 4;
+const NAMED_LOCK_FRESH_MS = 30_000;
 
 export type LockMode = 'shared' | 'exclusive';
 
@@ -32,6 +42,8 @@ export interface LockInfo {
   host: string;
   pid: number;
   purpose: string;
+  /** Set for a named mutual-exclusion lock (see above); absent for shared/exclusive data locks. */
+  name?: string;
 }
 
 /** What locking needs of a repository: its storage (not cancelled), its sealing key, and a clock. */
@@ -82,7 +94,8 @@ export async function listLocks(store: LockStore): Promise<ListedLock[]> {
 function describe(l: ListedLock): string {
   if (!l.info) return `lock ${l.id.slice(0, 12)}, which cannot be read (damaged)`;
   const c = l.info;
-  return `${c.purpose} (pid ${c.pid} on ${c.host}, ${c.exclusive ? 'exclusive' : 'shared'}, since ${c.time})`;
+  const kind = c.name ? `lock ${c.name}` : c.exclusive ? 'exclusive' : 'shared';
+  return `${c.purpose} (pid ${c.pid} on ${c.host}, ${kind}, since ${c.time})`;
 }
 
 export class Lock {
@@ -137,7 +150,9 @@ export class Lock {
       await lock.write();
       // Re-check after writing our own lock: two processes racing both see each other and one backs off.
       const conflicts = (await listLocks(store)).filter(
-        (l) => l.id !== id && (!l.info || (!isStale(l.info, clock.now()) && (exclusive || l.info.exclusive))),
+        (l) =>
+          l.id !== id &&
+          (!l.info || (!l.info.name && !isStale(l.info, clock.now()) && (exclusive || l.info.exclusive))),
       );
       if (conflicts.length) {
         const c = conflicts[0];
@@ -156,6 +171,61 @@ export class Lock {
     }
     lock.stopTimer = lock.clock.every(LOCK_REFRESH_MS, () => void lock.refresh());
     return lock;
+  }
+
+  /**
+   * A named mutual-exclusion lock: taken only when no live (non-stale) lock of the same name exists.
+   * Two processes that start at the same moment both see each other and both back off (never both
+   * hold it); a holder that is younger than 30 s may be such a racer, so the attempt is repeated after a
+   * random pause before `BUSY` is reported. `onLost` fires as for data locks (refresh failing, or the
+   * lock removed by `unlock --remove-all`).
+   */
+  static async acquireNamed(
+    store: LockStore,
+    name: string,
+    purpose: string,
+    onLost: (e: LifeboatError) => void = () => {},
+    retries = NAMED_LOCK_RETRIES,
+  ): Promise<Lock> {
+    const clock = store.clock ?? systemClock;
+    for (let attempt = 0; ; attempt++) {
+      const id = randomId();
+      const info: LockInfo = {
+        time: new Date(clock.now()).toISOString(),
+        exclusive: false,
+        host: hostname(),
+        pid: process.pid,
+        purpose,
+        name,
+      };
+      const lock = new Lock(store, id, 'shared', info, onLost);
+      let holder: ListedLock | undefined;
+      try {
+        await lock.write();
+        holder = (await listLocks(store)).find(
+          (l) => l.id !== id && (!l.info || (l.info.name === name && !isStale(l.info, clock.now()))),
+        );
+      } catch (e) {
+        await store.backend.remove({ type: 'locks', name: id }).catch(() => {});
+        throw e;
+      }
+      if (!holder) {
+        lock.stopTimer = lock.clock.every(LOCK_REFRESH_MS, () => void lock.refresh());
+        return lock;
+      }
+      await store.backend.remove({ type: 'locks', name: id }).catch(() => {});
+      const fresh = holder.info && clock.now() - Date.parse(holder.info.time) < NAMED_LOCK_FRESH_MS;
+      if (fresh && attempt < retries) {
+        await new Promise((r) => setTimeout(r, 150 + Math.floor(Math.random() * 600)));
+        continue;
+      }
+      throw new LifeboatError('BUSY', `${name} is held by ${describe(holder)}`, {
+        hint: !holder.info
+          ? '`lifeboat unlock` removes a damaged lock'
+          : `wait for it to finish (or stop it); a holder that was killed frees the lock when it goes stale, or \`lifeboat unlock\` removes it`,
+        details: { lock: holder.id, holder: holder.info },
+      });
+    }
   }
 
   private write(): Promise<void> {

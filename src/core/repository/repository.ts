@@ -250,6 +250,8 @@ export class Repository {
   private readonly damageSeen = new Map<string, string>();
   private readonly onDamage: (d: Damage) => void;
   private held: { lock: Lock; users: number } | undefined;
+  /** Named mutual-exclusion locks this process holds (lockNamed), released on close. */
+  private readonly named = new Set<Lock>();
 
   private constructor(
     backend: Backend,
@@ -620,6 +622,8 @@ export class Repository {
 
   async close(): Promise<void> {
     await this.releaseHeldLock();
+    for (const l of [...this.named]) await l.release().catch(() => {});
+    this.named.clear();
     await this.storage.close();
   }
 
@@ -931,7 +935,7 @@ export class Repository {
     let n = 0;
     const now = this.clock.now();
     for (const l of await this.listLocks()) {
-      if (l.id === this.held?.lock.id) continue;
+      if (l.id === this.held?.lock.id || [...this.named].some((n) => n.id === l.id)) continue;
       if (all || !l.info || isStale(l.info, now)) {
         await this.storage.remove({ type: 'locks', name: l.id });
         n++;
@@ -965,6 +969,25 @@ export class Repository {
         if (released) return;
         released = true;
         if (--held.users === 0 && this.held === held) await this.releaseHeldLock();
+      },
+    };
+  }
+
+  /**
+   * Takes a named mutual-exclusion lock (lock.ts, `Lock.acquireNamed`): one holder of `name` per
+   * repository, independent of the shared/exclusive data lock, which this process can still take. Throws
+   * BUSY naming the holder. `onLost` fires when the lock can no longer be relied on; unlike the data lock
+   * it does not cancel this repository (the holder decides what to stop).
+   */
+  async lockNamed(name: string, purpose: string, onLost?: (e: LifeboatError) => void): Promise<LockHandle> {
+    this.throwIfCancelled(purpose);
+    const lock = await Lock.acquireNamed(this.lockStore, name, purpose, onLost);
+    this.named.add(lock);
+    return {
+      mode: lock.mode,
+      release: async () => {
+        if (!this.named.delete(lock)) return;
+        await lock.release();
       },
     };
   }
