@@ -123,7 +123,7 @@ export async function forgetSnapshots(
   let removed = 0;
   let decisions: GroupDecision[];
   try {
-    decisions = applyPolicy(await repo.listSnapshots(filter), policy);
+    decisions = applyPolicy(await repo.listSnapshots(filter), policy, new Date(), await drillProtected(repo));
     for (const g of decisions) {
       for (const d of g.decisions) {
         if (!d.keep && !dryRun) {
@@ -145,6 +145,16 @@ export async function forgetSnapshots(
       remove: g.decisions.filter((d) => !d.keep).map((d) => brief(d.snapshot)),
     })),
   };
+}
+
+/**
+ * The newest verified restore point of each layer (the snapshot the newest successful restore drill of
+ * that layer restored and verified), kept whatever the policy says: reason "verified by drill <id>".
+ */
+async function drillProtected(repo: Repository): Promise<Map<string, string>> {
+  const { listDrills, verifiedRestorePoints } = await import('../operations/drill-records.ts');
+  const points = verifiedRestorePoints(await listDrills(repo));
+  return new Map([...points].map(([snapshot, drill]) => [snapshot, `verified by drill ${drill}`]));
 }
 
 /** After a backup: apply the backup command's retention flags to snapshots of the same type and host. */

@@ -1,0 +1,356 @@
+/**
+ * Restore drills (`lifeboat integrity-check`) against real peers: FerretDB for the MongoDB drill, etcd +
+ * kube-apiserver with the CSI snapshot CRDs for the PVC and cluster-state drills (this file plays the
+ * snapshot controller, the PV binder and the namespace controller with test/env/kube-controllers.ts), and
+ * a local repository. Each drill restores into a scratch target and must leave nothing behind: not when it
+ * passes, not when it fails, not when it is stopped (SIGTERM) — and a drill killed outright (SIGKILL) has
+ * its leftovers removed by the next one.
+ */
+/* eslint-disable @typescript-eslint/no-explicit-any -- JSON documents from the CLI */
+import assert from 'node:assert/strict';
+import { writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { MongoClient } from 'mongodb';
+import { openKeystore } from '../../src/core/keystore/open.ts';
+import { Repository } from '../../src/core/repository/repository.ts';
+import { openBackend } from '../../src/core/storage/open.ts';
+import { listOperations } from '../../src/operations/runner.ts';
+import { generateSample } from '../../src/sources/mongodb/sample-data.ts';
+import { runCli, spawnCli } from '../env/cli.ts';
+import { startFerretDB, type MongoTestServer } from '../env/ferretdb.ts';
+import { tempDir, type TempDir } from '../env/index.ts';
+import { startKube, type KubeTestCluster } from '../env/kube.ts';
+import {
+  admin,
+  bindPvc,
+  controllerLoop,
+  releaseDeletedPvcs,
+  setSnapshotStatus,
+  type ControllerLoop,
+} from '../env/kube-controllers.ts';
+import { createRocketChat } from '../env/kube-fixtures.ts';
+
+async function drillRecords(repoPath: string) {
+  const repo = await Repository.open(
+    await openBackend(repoPath),
+    await openKeystore({}, { LIFEBOAT_PASSWORD: 'pw' }),
+  );
+  try {
+    return await listOperations(repo, 'drill');
+  } finally {
+    await repo.close();
+  }
+}
+
+async function scratchDatabases(uri: string): Promise<string[]> {
+  const client = new MongoClient(uri);
+  try {
+    const { databases } = await client.db('admin').admin().listDatabases({ nameOnly: true });
+    return databases.map((d) => d.name).filter((n) => n.startsWith('lifeboat_drill_'));
+  } finally {
+    await client.close();
+  }
+}
+
+describe('mongodb restore drills (FerretDB)', () => {
+  let server: MongoTestServer;
+  let work: TempDir;
+  let env: NodeJS.ProcessEnv;
+  let repoPath: string;
+  let backupId: string;
+  const cli = (args: string[], extra: NodeJS.ProcessEnv = {}) => runCli(args, { env: { ...env, ...extra } });
+
+  before(async () => {
+    server = await startFerretDB();
+    work = await tempDir('lifeboat-drill-');
+    repoPath = path.join(work.path, 'repo');
+    env = {
+      LIFEBOAT_REPO: repoPath,
+      LIFEBOAT_PASSWORD: 'pw',
+      LIFEBOAT_MONGODB_URI: server.uri,
+      XDG_CONFIG_HOME: path.join(work.path, 'cfg'),
+    };
+    const client = new MongoClient(server.uri);
+    try {
+      await generateSample(client, { db: 'rc', users: 50, rooms: 5, messages: 2000, uploads: 3, seed: 7 });
+    } finally {
+      await client.close();
+    }
+    assert.equal((await cli(['init'])).code, 0);
+    const b = await cli(['mongodb', 'backup', '--json']);
+    assert.equal(b.code, 0, b.stderr);
+    backupId = b.json.snapshot ?? b.json.id;
+    assert.match(backupId, /^[0-9a-f]{64}$/, JSON.stringify(b.json).slice(0, 300));
+  });
+  after(async () => {
+    await server?.stop();
+    await work?.cleanup();
+  });
+
+  test('a mongodb drill restores the newest backup into a scratch database, verifies it, drops it, records it', async () => {
+    const r = await cli(['integrity-check', '--component', 'mongodb', '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.json.kind, 'drill');
+    assert.equal(r.json.schema, 'lifeboat.operation/v1');
+    assert.ok(['success', 'warning'].includes(r.json.status), r.json.status);
+    assert.deepEqual(
+      r.json.steps.map((s: any) => s.name),
+      ['read-data', 'mongodb'],
+    );
+    const [readData, mongo] = r.json.steps;
+    assert.equal(readData.status, 'success');
+    assert.equal(readData.summary.subset, '1/10');
+    assert.equal(mongo.layer, 'mongodb');
+    assert.equal(mongo.snapshot, backupId);
+    assert.ok(mongo.snapshotTime);
+    assert.equal(mongo.budgetMs, 30 * 60_000);
+    assert.equal(r.json.budgetMs, 90 * 60_000);
+    assert.ok(mongo.summary.collectionsVerified >= 3, JSON.stringify(mongo.summary));
+    assert.equal(mongo.summary.collectionsVerified, mongo.summary.collections);
+    assert.ok(mongo.summary.documents >= 2000);
+    assert.match(mongo.summary.scratchDatabases, /^lifeboat_drill_\d{8}_\d{6}_[0-9a-f]{6}$/);
+    assert.deepEqual(await scratchDatabases(server.uri), [], 'scratch database dropped');
+    // The source database is as it was.
+    const client = new MongoClient(server.uri);
+    try {
+      assert.ok((await client.db('rc').collection('rocketchat_message').countDocuments()) >= 2000);
+    } finally {
+      await client.close();
+    }
+    // The record in the repository is the one printed.
+    const records = await drillRecords(repoPath);
+    assert.equal(records[0].id, r.json.id);
+    assert.equal(records[0].steps[1].snapshot, backupId);
+  });
+
+  test('read-data rotates: each drill reads the next subset, and together they read every pack', async () => {
+    const subsets: string[] = [];
+    const packsRead: number[] = [];
+    let packs = 0;
+    for (let i = 0; i < 3; i++) {
+      const r = await cli([
+        'integrity-check',
+        '--component',
+        'mongodb',
+        '--read-data-subset',
+        '50%',
+        '--json',
+      ]);
+      assert.equal(r.code, 0, r.stderr);
+      const s = r.json.steps[0];
+      subsets.push(s.summary.subset);
+      packsRead.push(s.summary.packsRead);
+      packs = s.summary.packs;
+    }
+    assert.deepEqual(subsets, ['1/2', '2/2', '1/2']);
+    assert.equal(packsRead[0] + packsRead[1], packs, 'the two halves are all packs');
+    assert.equal(packsRead[2], packsRead[0]);
+    // The 10 % rotation continues after the first test's 1/10.
+    const r = await cli(['integrity-check', '--component', 'mongodb', '--json']);
+    assert.equal(r.json.steps[0].summary.subset, '2/10');
+  });
+
+  test('retention keeps the newest verified restore point whatever the policy says', async () => {
+    const drilled = (await drillRecords(repoPath))[0].steps.find((s) => s.layer === 'mongodb')!.snapshot!;
+    assert.equal(drilled, backupId);
+    for (let i = 0; i < 2; i++) assert.equal((await cli(['mongodb', 'backup', '--json'])).code, 0);
+    const dry = await cli(['forget', '--type', 'mongodb', '--keep-last', '1', '--dry-run', '--json']);
+    assert.equal(dry.code, 0, dry.stderr);
+    const keep = dry.json.groups.flatMap((g: any) => g.keep);
+    const verified = keep.find((k: any) => k.id === drilled);
+    assert.ok(verified, `the drilled snapshot is kept: ${JSON.stringify(dry.json)}`);
+    assert.ok(
+      verified.reasons.some((x: string) => /^verified by drill \d{8}-\d{6}-[0-9a-f]{6}$/.test(x)),
+      verified.reasons.join('; '),
+    );
+    assert.equal(keep.length, 2, 'the newest (keep-last 1) and the verified one');
+    const real = await cli(['forget', '--type', 'mongodb', '--keep-last', '1', '--json']);
+    assert.equal(real.code, 0, real.stderr);
+    assert.equal(real.json.removed, 1);
+    const left = await cli(['snapshots', '--type', 'mongodb', '--json']);
+    assert.ok(
+      (left.json.snapshots ?? left.json).some((s: any) => s.id === drilled),
+      'still in the repository',
+    );
+    // The next drill verifies the newest backup, which then becomes the protected one.
+    const d = await cli(['integrity-check', '--component', 'mongodb', '--read-data-subset', 'off', '--json']);
+    assert.equal(d.code, 0, d.stderr);
+    assert.equal(d.json.steps[0].status, 'skipped');
+    const newest = d.json.steps[1].snapshot;
+    assert.notEqual(newest, drilled);
+    const again = await cli(['forget', '--type', 'mongodb', '--keep-last', '1', '--dry-run', '--json']);
+    const kept = again.json.groups.flatMap((g: any) => g.keep).map((k: any) => k.id);
+    assert.deepEqual(kept, [newest]);
+    backupId = newest;
+  });
+
+  test('a drill over its budget fails with TIMEOUT naming the layer, exit 1, scratch dropped', async () => {
+    const config = path.join(work.path, 'lifeboat.yaml');
+    await writeFile(config, 'drills:\n  budgets:\n    mongodb: 1ms\n');
+    const r = await cli(['--config', config, 'integrity-check', '--component', 'mongodb', '--json']);
+    assert.equal(r.code, 1, r.stderr);
+    const mongo = r.json.steps.find((s: any) => s.name === 'mongodb');
+    assert.equal(mongo.status, 'failure');
+    assert.equal(mongo.budgetMs, 1);
+    assert.equal(mongo.error.code, 'TIMEOUT');
+    assert.match(mongo.error.message, /^mongodb took .* over its budget/);
+    assert.equal(r.json.status, 'partial');
+    assert.deepEqual(await scratchDatabases(server.uri), []);
+    // A failed drill verified nothing: the protected restore point stays the previous one.
+    const dry = await cli(['forget', '--type', 'mongodb', '--keep-last', '1', '--dry-run', '--json']);
+    assert.ok(
+      dry.json.groups
+        .flatMap((g: any) => g.keep)
+        .some(
+          (k: any) => k.id === backupId && k.reasons.some((x: string) => x.startsWith('verified by drill')),
+        ),
+    );
+    // The same budget as a flag; a bad one is a usage error.
+    const flag = await cli([
+      'integrity-check',
+      '--component',
+      'mongodb',
+      '--budget',
+      'mongodb=1ms',
+      '--json',
+    ]);
+    assert.equal(flag.code, 1);
+    const bad = await cli(['integrity-check', '--budget', 'mongodb=soon']);
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /not a duration/);
+    const badLayer = await cli(['integrity-check', '--component', 'mangodb']);
+    assert.equal(badLayer.code, 2);
+    assert.match(badLayer.stderr, /--component mangodb is not a drill layer/);
+  });
+
+  test('human output: one line per step with its time and budget', async () => {
+    const r = await cli(['integrity-check', '--component', 'mongodb', '--read-data-subset', 'off']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(
+      r.stdout,
+      /^mongodb\s+(success|warning)\s+.*30 min 0 s\s+[0-9a-f]{8}\s+.*collectionsVerified=/m,
+    );
+    assert.match(r.stdout, /^drill \d{8}-\d{6}-[0-9a-f]{6}: (success|warning) in /m);
+    assert.match(r.stderr, /dropped scratch database/);
+  });
+
+  test('a deliberately damaged snapshot is detected: exit 3, and the scratch database is gone', async () => {
+    const backend = await openBackend(repoPath);
+    const saved = new Map<string, Buffer>();
+    try {
+      // Damage every pack: whichever holds the snapshot's data is damaged.
+      for await (const o of backend.list('data')) {
+        const bytes = await backend.load({ type: 'data', name: o.name });
+        saved.set(o.name, bytes);
+        const bad = Buffer.from(bytes);
+        bad[Math.floor(bad.length / 3)] ^= 0x55;
+        await backend.save({ type: 'data', name: o.name }, bad, { overwrite: true });
+      }
+      // The restore itself finds it (no read-data step).
+      const r = await cli([
+        'integrity-check',
+        '--component',
+        'mongodb',
+        '--read-data-subset',
+        'off',
+        '--json',
+      ]);
+      assert.equal(r.code, 3, r.stderr);
+      const mongo = r.json.steps.find((s: any) => s.name === 'mongodb');
+      assert.equal(mongo.status, 'failure');
+      assert.equal(mongo.error.code, 'INTEGRITY');
+      assert.deepEqual(await scratchDatabases(server.uri), []);
+      // The read-data step finds it too, naming the pack.
+      const all = await cli([
+        'integrity-check',
+        '--component',
+        'mongodb',
+        '--read-data-subset',
+        '100%',
+        '--json',
+      ]);
+      assert.equal(all.code, 3);
+      assert.equal(all.json.steps[0].status, 'failure');
+      assert.equal(all.json.steps[0].error.code, 'INTEGRITY');
+      assert.match(all.json.steps[0].error.message, /pack [0-9a-f]{64}/);
+      assert.deepEqual(await scratchDatabases(server.uri), []);
+      // The guide's wrapper: the same drill, exit 3.
+      const { execFile } = await import('node:child_process');
+      const code = await new Promise<number>((resolve) =>
+        execFile(
+          path.resolve('scripts/backup/backup-integrity-check.sh'),
+          ['--component', 'mongodb'],
+          { env: { ...process.env, ...env, LIFEBOAT_CONFIG: '' } },
+          (e) => resolve(e ? ((e as { code?: number }).code ?? -1) : 0),
+        ),
+      );
+      assert.equal(code, 3);
+    } finally {
+      for (const [name, bytes] of saved)
+        await backend.save({ type: 'data', name }, bytes, { overwrite: true });
+      await backend.close();
+    }
+    const ok = await cli(['integrity-check', '--component', 'mongodb', '--read-data-subset', 'off']);
+    assert.equal(ok.code, 0, ok.stderr);
+  });
+
+  test('a drill stopped by SIGTERM mid-restore drops its scratch database; one killed outright is cleaned up by the next', async () => {
+    // Enough data that the restore is still running when the signal comes.
+    const client = new MongoClient(server.uri);
+    try {
+      await generateSample(client, {
+        db: 'big',
+        users: 200,
+        rooms: 20,
+        messages: 40_000,
+        uploads: 10,
+        seed: 9,
+      });
+    } finally {
+      await client.close();
+    }
+    assert.equal((await cli(['mongodb', 'backup'])).code, 0);
+    const startAndWait = async () => {
+      const child = spawnCli(['integrity-check', '--component', 'mongodb', '--read-data-subset', 'off'], {
+        env,
+      });
+      let stderr = '';
+      child.stderr!.on('data', (d) => (stderr += d));
+      child.stdout!.resume();
+      const exited = new Promise<number | null>((resolve) => child.on('close', (c) => resolve(c)));
+      for (let i = 0; i < 600 && (await scratchDatabases(server.uri)).length === 0; i++)
+        await new Promise((r) => setTimeout(r, 100));
+      // One scratch database per source database (rc and big).
+      assert.ok((await scratchDatabases(server.uri)).length >= 1, `the restore started: ${stderr}`);
+      return { child, exited, stderr: () => stderr };
+    };
+
+    const term = await startAndWait();
+    term.child.kill('SIGTERM');
+    assert.equal(await term.exited, 143, term.stderr());
+    assert.deepEqual(await scratchDatabases(server.uri), [], term.stderr());
+    const interrupted = (await drillRecords(repoPath))[0];
+    assert.equal(interrupted.status, 'interrupted');
+    assert.equal(interrupted.steps.find((s) => s.name === 'mongodb')!.status, 'interrupted');
+
+    const kill = await startAndWait();
+    kill.child.kill('SIGKILL');
+    await kill.exited;
+    const left = await scratchDatabases(server.uri);
+    assert.ok(left.length >= 1, 'a killed drill cannot clean up');
+    const next = await cli([
+      'integrity-check',
+      '--component',
+      'mongodb',
+      '--read-data-subset',
+      'off',
+      '--json',
+    ]);
+    assert.equal(next.code, 0, next.stderr);
+    assert.equal(next.json.steps[1].summary.leftoversRemoved, left.length);
+    for (const db of left)
+      assert.match(next.stderr, new RegExp(`removed database ${db} .*left by an interrupted drill`));
+    assert.deepEqual(await scratchDatabases(server.uri), []);
+  });
+});
