@@ -10,7 +10,7 @@ import { DRILL_LAYERS, drillBudgets, parseBudget, type DrillLayer } from '../ope
 import type { OperationRecord } from '../operations/operation-record.ts';
 import { list, str, usageError, type Command, type CommandContext, type OptionValues } from './command.ts';
 import { EXIT_FAILED, EXIT_INTEGRITY, EXIT_OK } from './exit.ts';
-import { KUBE_OPTIONS } from './kube-options.ts';
+import { KUBE_OPTIONS, kubeClient } from './kube-options.ts';
 import { CONNECTION_OPTIONS, connectFromOptions } from './mongodb-options.ts';
 import { formatDuration } from './output.ts';
 import { keystoreFor, openRepository } from './repo.ts';
@@ -72,7 +72,7 @@ export const integrityCheckCommand: Command<IntegrityCheckResult> = {
         'restore the MongoDB drill on this server instead of a scratch database on --uri (same credentials and TLS options)',
     },
     ...KUBE_OPTIONS,
-    budget: {
+    rto: {
       type: 'string',
       multiple: true,
       arg: 'LAYER=DURATION',
@@ -106,14 +106,14 @@ Examples:
     const { layers, all } = components(values);
     const drills = ctx.section('drills');
     const budgets = drillBudgets(drills.budgets);
-    for (const spec of list(values.budget)) {
+    for (const spec of list(values.rto)) {
       const m = /^([a-z-]+)=(.+)$/.exec(spec);
       if (!m || !(m[1] in budgets))
         throw usageError(
-          `--budget ${spec} is not LAYER=DURATION`,
-          `e.g. --budget mongodb=30m (layers: ${[...DRILL_LAYERS, 'total'].join(', ')})`,
+          `--rto ${spec} is not LAYER=DURATION`,
+          `e.g. --rto mongodb=30m (layers: ${[...DRILL_LAYERS, 'total'].join(', ')})`,
         );
-      budgets[m[1] as DrillLayer | 'total'] = parseBudget(m[2], `--budget ${m[1]}`);
+      budgets[m[1] as DrillLayer | 'total'] = parseBudget(m[2], `--rto ${m[1]}`);
     }
     const subsetText = str(values['read-data-subset']);
     const readDataSubset = !subsetText || subsetText === 'off' ? undefined : subsetText;
@@ -143,12 +143,11 @@ Examples:
       },
       pvc: async () => {
         const { pvcDrill } = await import('../operations/drills/pvc.ts');
-        const { kubeClient } = await import('./kube-options.ts');
-        return pvcDrill(await kubeClient(ctx, values));
+        // A scratch PVC may take the layer's budget to bind, not longer.
+        return pvcDrill(await kubeClient(ctx, values), { timeoutMs: budgets.pvc });
       },
       'cluster-state': async () => {
         const { clusterStateDrill } = await import('../operations/drills/cluster-state.ts');
-        const { kubeClient } = await import('./kube-options.ts');
         return clusterStateDrill(await kubeClient(ctx, values));
       },
     };

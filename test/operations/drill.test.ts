@@ -25,6 +25,7 @@ import {
   admin,
   bindPvc,
   controllerLoop,
+  deleteNamespace,
   releaseDeletedPvcs,
   setSnapshotStatus,
   type ControllerLoop,
@@ -207,16 +208,9 @@ describe('mongodb restore drills (FerretDB)', () => {
         ),
     );
     // The same budget as a flag; a bad one is a usage error.
-    const flag = await cli([
-      'integrity-check',
-      '--component',
-      'mongodb',
-      '--budget',
-      'mongodb=1ms',
-      '--json',
-    ]);
+    const flag = await cli(['integrity-check', '--component', 'mongodb', '--rto', 'mongodb=1ms', '--json']);
     assert.equal(flag.code, 1);
-    const bad = await cli(['integrity-check', '--budget', 'mongodb=soon']);
+    const bad = await cli(['integrity-check', '--rto', 'mongodb=soon']);
     assert.equal(bad.code, 2);
     assert.match(bad.stderr, /not a duration/);
     const badLayer = await cli(['integrity-check', '--component', 'mangodb']);
@@ -352,5 +346,152 @@ describe('mongodb restore drills (FerretDB)', () => {
     for (const db of left)
       assert.match(next.stderr, new RegExp(`removed database ${db} .*left by an interrupted drill`));
     assert.deepEqual(await scratchDatabases(server.uri), []);
+  });
+});
+
+describe('pvc and cluster-state restore drills (kube-apiserver)', () => {
+  const NS = 'rocketchat';
+  const VS = `/apis/snapshot.storage.k8s.io/v1/namespaces/${NS}/volumesnapshots`;
+  const PVCS = `/api/v1/namespaces/${NS}/persistentvolumeclaims`;
+  let kube: KubeTestCluster;
+  let work: TempDir;
+  let env: NodeJS.ProcessEnv;
+  let loop: ControllerLoop;
+  let bindScratch = true;
+  const cli = (args: string[]) => runCli(args, { env });
+  const get = async (p: string) => (await admin(kube).get(p)).body as any;
+  // What the played controllers still have to finish (finalizers) takes a few of their 100 ms rounds.
+  const settled = async (list: () => Promise<string[]>) => {
+    let left = await list();
+    for (let i = 0; i < 100 && left.length; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      left = await list();
+    }
+    return left;
+  };
+  const drillNamespaces = async () =>
+    ((await get('/api/v1/namespaces')).items as any[])
+      .map((n) => n.metadata.name as string)
+      .filter((n) => n.startsWith('lifeboat-drill-'));
+  const drillPvcs = async () =>
+    ((await get('/api/v1/persistentvolumeclaims?labelSelector=lifeboat.io/drill')).items as any[]).map(
+      (p) => `${p.metadata.namespace}/${p.metadata.name}`,
+    );
+
+  before(async () => {
+    kube = await startKube();
+    work = await tempDir('lifeboat-drill-k8s-');
+    env = {
+      LIFEBOAT_REPO: path.join(work.path, 'repo'),
+      LIFEBOAT_PASSWORD: 'pw',
+      KUBECONFIG: kube.kubeconfigPath,
+      XDG_CONFIG_HOME: path.join(work.path, 'cfg'),
+    };
+    await createRocketChat(kube, NS);
+    const a = admin(kube);
+    await a.post('/apis/storage.k8s.io/v1/storageclasses', {
+      metadata: { name: 'managed-csi' },
+      provisioner: 'disk.csi.azure.com',
+      volumeBindingMode: 'Immediate',
+    });
+    await a.post('/apis/snapshot.storage.k8s.io/v1/volumesnapshotclasses', {
+      apiVersion: 'snapshot.storage.k8s.io/v1',
+      kind: 'VolumeSnapshotClass',
+      metadata: {
+        name: 'csi-azuredisk-vsc',
+        annotations: { 'snapshot.storage.kubernetes.io/is-default-class': 'true' },
+      },
+      driver: 'disk.csi.azure.com',
+      deletionPolicy: 'Delete',
+    });
+    await bindPvc(kube, NS, 'datadir-mongodb-0');
+    loop = controllerLoop(async () => {
+      // The CSI snapshot controller: every new VolumeSnapshot becomes ready.
+      for (const vs of (await get(VS)).items ?? [])
+        if (!vs.status)
+          await setSnapshotStatus(kube, NS, vs.metadata.name, { readyToUse: true, restoreSize: '2Gi' });
+      // The PV binder: a claim restored from a snapshot gets a volume.
+      for (const pvc of (await get(PVCS)).items ?? [])
+        if (bindScratch && pvc.spec.dataSource && !pvc.spec.volumeName && !pvc.metadata.deletionTimestamp)
+          await bindPvc(kube, NS, pvc.metadata.name);
+      await releaseDeletedPvcs(kube, NS);
+      // The namespace controller: a deleted scratch namespace is emptied and goes away.
+      for (const ns of (await get('/api/v1/namespaces')).items ?? [])
+        if (ns.metadata.deletionTimestamp && ns.metadata.labels?.['lifeboat.io/drill'])
+          await deleteNamespace(kube, ns.metadata.name);
+    });
+    assert.equal((await cli(['init'])).code, 0);
+    const snap = await cli(['pvc', 'snapshot', '--namespace', NS, '--poll-ms', '100', '--json']);
+    assert.equal(snap.code, 0, snap.stderr);
+    const cs = await cli(['cluster-state', 'backup', '--namespace', NS, '--json']);
+    assert.equal(cs.code, 0, cs.stderr);
+  });
+  after(async () => {
+    await loop?.stop().catch(() => {});
+    await kube?.stop();
+    await work?.cleanup();
+  });
+
+  test('pvc and cluster-state drills restore into scratch targets, verify, and leave nothing behind', async () => {
+    const before = await get(`${PVCS}/datadir-mongodb-0`);
+    const r = await cli([
+      'integrity-check',
+      '--component',
+      'pvc',
+      '--component',
+      'cluster-state',
+      '--read-data-subset',
+      '100%',
+      '--json',
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(
+      r.json.steps.map((s: any) => [s.name, s.status]),
+      [
+        ['read-data', 'success'],
+        ['pvc', 'success'],
+        ['cluster-state', 'success'],
+      ],
+      JSON.stringify(r.json.steps),
+    );
+    const [, pvc, cs] = r.json.steps;
+    assert.equal(pvc.layer, 'pvc-snapshots');
+    assert.equal(pvc.budgetMs, 15 * 60_000);
+    assert.equal(pvc.summary.pvcsBound, 1);
+    assert.equal(pvc.summary.bytes, 2 * 1024 ** 3);
+    assert.equal(cs.layer, 'cluster-state');
+    assert.equal(cs.budgetMs, 45 * 60_000);
+    assert.ok(cs.summary.objectsCompared >= 5, JSON.stringify(cs.summary));
+    assert.ok(cs.summary.objectsLeftOut >= 1, 'the Ingress and the PVC are not created');
+    assert.deepEqual(await settled(drillPvcs), []);
+    assert.deepEqual(await settled(drillNamespaces), []);
+    // The application's own PVC and workload are untouched.
+    const after = await get(`${PVCS}/datadir-mongodb-0`);
+    assert.equal(after.metadata.uid, before.metadata.uid);
+    assert.equal(after.spec.volumeName, before.spec.volumeName);
+  });
+
+  test('a scratch PVC that never binds fails the pvc drill (over its budget) and is deleted', async () => {
+    bindScratch = false;
+    try {
+      const r = await cli([
+        'integrity-check',
+        '--component',
+        'pvc',
+        '--rto',
+        'pvc=3s',
+        '--read-data-subset',
+        'off',
+        '--json',
+      ]);
+      assert.equal(r.code, 1, r.stderr);
+      const pvc = r.json.steps.find((s: any) => s.name === 'pvc');
+      assert.equal(pvc.status, 'failure');
+      assert.equal(pvc.error.code, 'TIMEOUT');
+      assert.match(pvc.error.message, /scratch PVC of rocketchat\/datadir-mongodb-0 .* not Bound after 3 s/);
+      assert.deepEqual(await settled(drillPvcs), []);
+    } finally {
+      bindScratch = true;
+    }
   });
 });
