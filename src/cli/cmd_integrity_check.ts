@@ -132,14 +132,15 @@ Examples:
     const opens: Record<DrillLayer, () => Promise<import('../operations/drills/types.ts').LayerDrill>> = {
       mongodb: async () => {
         const { mongodbDrill } = await import('../operations/drills/mongodb.ts');
-        const scratchUri = str(values['scratch-mongodb-uri']);
-        const { client, uri } = await connectFromOptions(
-          ctx,
-          scratchUri ? { ...values, uri: scratchUri } : values,
-        );
-        ctx.defer(() => client.close().catch(() => {}));
         const { safeUri } = await import('../sources/mongodb/connect.ts');
-        return mongodbDrill(client, safeUri(uri));
+        const scratchUri = str(values['scratch-mongodb-uri']);
+        const target = scratchUri ? { ...values, uri: scratchUri } : values;
+        const connect = async () => {
+          const { client } = await connectFromOptions(ctx, target);
+          ctx.defer(() => client.close().catch(() => {}));
+          return client;
+        };
+        return mongodbDrill(connect, safeUri(str(target.uri) ?? ''));
       },
       pvc: async () => {
         const { pvcDrill } = await import('../operations/drills/pvc.ts');

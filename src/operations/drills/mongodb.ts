@@ -32,11 +32,19 @@ async function listScratchDatabases(client: MongoClient): Promise<string[]> {
   return databases.map((d) => d.name).filter((n) => drillOfDatabase(n) !== undefined);
 }
 
-export function mongodbDrill(client: MongoClient, target: string): LayerDrill {
+/**
+ * `connect` opens a new client each time it is called: the restore gets its own, which is closed at
+ * once if the restore fails or is interrupted (so that no insert still queued in the driver reaches the
+ * server), and the scratch databases are dropped through a fresh one.
+ */
+export function mongodbDrill(connect: () => Promise<MongoClient>, target: string): LayerDrill {
+  let client: MongoClient | undefined;
+  const main = async () => (client ??= await connect());
   return {
     layer: 'mongodb',
     async cleanupLeftovers(ctx: LayerDrillContext) {
       const removed: string[] = [];
+      const client = await main();
       for (const db of await listScratchDatabases(client)) {
         const id = drillOfDatabase(db)!;
         if (id === ctx.drillId || !(await ctx.isAbandoned(id))) continue;
@@ -66,25 +74,39 @@ export function mongodbDrill(client: MongoClient, target: string): LayerDrill {
         databases.map((db) => `${db}.*`),
         databases.map((db) => `${scratch.get(db)}.*`),
       );
-      // Dropped in the finally below, and once more when the command ends: inserts still in flight when
-      // an interrupted restore gave up could otherwise recreate the database after the first drop.
-      const drop = async () => {
-        for (const db of scratch.values()) await client.db(db).dropDatabase();
+      // Dropped in the finally below, and once more when the command ends. After a failure the restore's
+      // client is closed first, and the drop repeated until the databases stay gone: an insert the
+      // server was still running when the restore gave up could otherwise recreate one.
+      const names = [...scratch.values()];
+      let restoreClient: MongoClient | undefined;
+      let failed = false;
+      const drop = async (rounds = 12) => {
+        if (failed && restoreClient) await restoreClient.close(true).catch(() => {});
+        const c = await main();
+        for (let round = 0; round < rounds; round++) {
+          for (const db of names) await c.db(db).dropDatabase();
+          if (!failed) return;
+          await new Promise((r) => setTimeout(r, 250));
+          const left = (await listScratchDatabases(c)).filter((d) => names.includes(d));
+          if (left.length === 0) return;
+        }
       };
-      ctx.defer(drop);
+      ctx.defer(() => drop(1));
       try {
+        const client = await main();
         for (const db of await listScratchDatabases(client))
           if ([...scratch.values()].includes(db))
             throw new LifeboatError('CONFLICT', `scratch database ${db} already exists`, {
               hint: 'another drill with the same id is running; run the drill again',
             });
         const plan = planRestore(snapshot, new NamespaceFilter(), renamer);
-        await inspectTargets(client, plan);
+        restoreClient = await connect();
+        await inspectTargets(restoreClient, plan);
         ctx.note(
           `lifeboat: restoring mongodb ${snapshot.id.slice(0, 8)} into ${[...scratch.values()].join(', ')} on ${target}`,
         );
         const result = await applyRestore({
-          client,
+          client: restoreClient,
           repo: ctx.repo,
           plan,
           drop: false,
@@ -115,11 +137,17 @@ export function mongodbDrill(client: MongoClient, target: string): LayerDrill {
           },
           warnings,
         };
+      } catch (e) {
+        failed = true;
+        throw e;
       } finally {
         await drop();
+        await restoreClient?.close().catch(() => {});
         ctx.note(`lifeboat: dropped scratch database(s) ${[...scratch.values()].join(', ')}`);
       }
     },
-    close: () => client.close(),
+    close: async () => {
+      await client?.close();
+    },
   };
 }
