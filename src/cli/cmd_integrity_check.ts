@@ -3,6 +3,7 @@
  * packs, restore the newest backup of each chosen layer into a scratch target, verify it, remove it, time
  * each layer against its RTO budget, and record the drill in the repository.
  */
+import { LifeboatError } from '../core/errors.ts';
 import { Repository } from '../core/repository/repository.ts';
 import { openBackend } from '../core/storage/open.ts';
 import { eventActor } from '../core/events.ts';
@@ -123,7 +124,16 @@ Examples:
         v,
       ]),
     );
+    if (drills['smoke-test'] !== undefined && !/^https?:\/\//.test(String(smokeSetting.url ?? '')))
+      throw new LifeboatError('CONFIG', 'drills.smoke-test.url must be an http(s) URL', {
+        hint: 'e.g. url: https://chat.example.com/api/info (or leave drills.smoke-test out)',
+      });
     const smokeUrl = str(values['smoke-test-url']) ?? (smokeSetting.url as string | undefined);
+    if (smokeUrl && !/^https?:\/\//.test(smokeUrl))
+      throw usageError(
+        `--smoke-test-url ${smokeUrl} is not an http(s) URL`,
+        'e.g. https://chat.example.com/api/info',
+      );
     const { runDrill, nextSubset } = await import('../operations/drill.ts');
     if (readDataSubset) nextSubset(readDataSubset, []); // a typo fails before anything is opened
     const repo = await openRepository(ctx, { lock: 'shared', purpose: 'integrity-check' });

@@ -32,8 +32,6 @@ export const DEFAULT_BUDGETS: Record<DrillLayer | 'total', number> = {
   total: 90 * 60_000,
 };
 
-const DURATION = '^(\\d+(\\.\\d+)?(ms|s|m|h))+$';
-
 export const DRILL_BUDGETS_SETTING: ConfigSetting = {
   path: ['drills', 'budgets'],
   schema: {
@@ -41,7 +39,10 @@ export const DRILL_BUDGETS_SETTING: ConfigSetting = {
     description:
       'RTO budget per drill layer and for the whole drill, e.g. 30m, 1h30m, 90s (over 80 % is a warning, over it a failure)',
     properties: Object.fromEntries(
-      [...DRILL_LAYERS, 'total'].map((k) => [k, { type: 'string', pattern: DURATION }]),
+      [...DRILL_LAYERS, 'total'].map((k) => [
+        k,
+        { type: 'string', description: 'a duration: 30m, 1h30m, 90s, 500ms (checked when the drill starts)' },
+      ]),
     ),
     additionalProperties: false,
   },
@@ -53,11 +54,10 @@ export const DRILL_SMOKE_TEST_SETTING: ConfigSetting = {
     type: 'object',
     description: 'HTTP GET after the drill (e.g. Rocket.Chat /api/info): must answer 2xx',
     properties: {
-      url: { type: 'string', pattern: '^https?://' },
-      'expect-field': { type: 'string' },
-      wait: { type: 'string', pattern: DURATION },
+      url: { type: 'string', description: 'http(s) URL (required)' },
+      'expect-field': { type: 'string', description: 'a field of the JSON answer that must be truthy' },
+      wait: { type: 'string', description: 'keep trying this long (a duration, default 2m)' },
     },
-    required: ['url'],
     additionalProperties: false,
   },
 };

@@ -494,4 +494,46 @@ describe('pvc and cluster-state restore drills (kube-apiserver)', () => {
       bindScratch = true;
     }
   });
+
+  test('with a smoke test configured, the drill ends with a GET that must answer 2xx', async () => {
+    const { createServer } = await import('node:http');
+    const hits: string[] = [];
+    const app = createServer((req, res) => {
+      hits.push(req.url ?? '');
+      res.setHeader('content-type', 'application/json');
+      res.end(JSON.stringify({ success: true, version: '6.12.0' }));
+    });
+    await new Promise<void>((r) => app.listen(0, '127.0.0.1', r));
+    const port = (app.address() as { port: number }).port;
+    try {
+      const config = path.join(work.path, 'smoke.yaml');
+      await writeFile(
+        config,
+        `drills:\n  smoke-test:\n    url: http://127.0.0.1:${port}/api/info\n    expect-field: success\n`,
+      );
+      const r = await runCli(
+        [
+          '--config',
+          config,
+          'integrity-check',
+          '--component',
+          'cluster-state',
+          '--read-data-subset',
+          'off',
+          '--json',
+        ],
+        { env },
+      );
+      assert.equal(r.code, 0, r.stderr);
+      const smoke = r.json.steps.find((s: any) => s.name === 'smoke-test');
+      assert.equal(smoke.status, 'success');
+      assert.deepEqual([smoke.summary.status, smoke.summary.version], [200, '6.12.0']);
+      assert.deepEqual(hits, ['/api/info']);
+      const bad = await cli(['integrity-check', '--smoke-test-url', 'chat.example.com']);
+      assert.equal(bad.code, 2);
+      assert.match(bad.stderr, /is not an http\(s\) URL/);
+    } finally {
+      app.close();
+    }
+  });
 });
