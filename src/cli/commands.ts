@@ -10,6 +10,7 @@ import { filesBackupCommand } from './cmd_files_backup.ts';
 import { filesRestoreCommand } from './cmd_files_restore.ts';
 import { forgetCommand } from './cmd_forget.ts';
 import { initCommand } from './cmd_init.ts';
+import { integrityCheckCommand } from './cmd_integrity_check.ts';
 import { mongodbBackupCommand } from './cmd_mongodb_backup.ts';
 import { mongodbExportCommand } from './cmd_mongodb_export.ts';
 import { mongodbImportCommand } from './cmd_mongodb_import.ts';
@@ -56,6 +57,7 @@ export const COMMANDS: Command<never>[] = [
   showCommand,
   checkCommand,
   validateCommand,
+  integrityCheckCommand,
   pipelineRunCommand,
   pipelineStatusCommand,
   pipelineHistoryCommand,

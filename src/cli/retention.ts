@@ -131,10 +131,13 @@ export async function forgetSnapshots(
   let removed = 0;
   let decisions: GroupDecision[];
   try {
-    // Point-in-time slices are never judged by keep-* rules (see slicesToForget).
+    // Point-in-time slices are never judged by keep-* rules (see slicesToForget); the newest verified
+    // restore point of each layer is kept whatever the policy says (drillProtected).
     decisions = applyPolicy(
       (await repo.listSnapshots(filter)).filter((s) => s.type !== SLICE_TYPE),
       policy,
+      new Date(),
+      await drillProtected(repo),
     );
     const slices = await slicesToForget(repo, filter, decisions);
     if (slices) decisions.push(slices);
@@ -195,6 +198,16 @@ async function slicesToForget(
       ...r.remove.map((s) => ({ snapshot: byId.get(s.id)!, keep: false, reasons: [] })),
     ],
   };
+}
+
+/**
+ * The newest verified restore point of each layer (the snapshot the newest successful restore drill of
+ * that layer restored and verified), kept whatever the policy says: reason "verified by drill <id>".
+ */
+async function drillProtected(repo: Repository): Promise<Map<string, string>> {
+  const { listDrills, verifiedRestorePoints } = await import('../operations/drill-records.ts');
+  const points = verifiedRestorePoints(await listDrills(repo));
+  return new Map([...points].map(([snapshot, drill]) => [snapshot, `verified by drill ${drill}`]));
 }
 
 /** After a backup: apply the backup command's retention flags to snapshots of the same type and host. */

@@ -12,6 +12,8 @@
  *   one of each group, so a stalled backup schedule never empties the repository.
  * - Whatever the policy, the newest snapshot of each group that holds data is kept: a week of empty
  *   backups (a wrong filter, `--allow-empty`) never forgets the last real one.
+ * - Whatever the policy, snapshots in `protect` are kept, with its reason (the newest restore point of
+ *   each layer that a restore drill verified: "verified by drill <id>").
  */
 import type { Snapshot } from './model.ts';
 
@@ -101,6 +103,7 @@ export function applyPolicy(
   snapshots: Snapshot[],
   policy: RetentionPolicy,
   now = new Date(),
+  protect: ReadonlyMap<string, string> = new Map(),
 ): GroupDecision[] {
   const groups = new Map<string, Snapshot[]>();
   for (const s of snapshots) {
@@ -137,6 +140,8 @@ export function applyPolicy(
           reasons.push(`younger than ${policy.retentionDays} days`);
         else if (nr === 0) reasons.push('newest snapshot (always kept)');
       }
+      const kept = protect.get(snapshot.id);
+      if (kept) reasons.push(kept);
       return { snapshot, keep: reasons.length > 0, reasons };
     });
     const newestWithData = decisions.find((d) => !isEmptySnapshot(d.snapshot));
