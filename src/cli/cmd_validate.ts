@@ -147,4 +147,17 @@ export const validateCommand: Command<ValidateResult> = {
     );
     if (r.results.length === 0) out.line('no snapshots to validate');
   },
+  effect: 'verify',
+  layer: 'repository',
+  event: (r, values) => ({
+    ...(typeof values.type === 'string' ? { layer: values.type } : {}),
+    items: r.results.length,
+    // Per type: its status and the snapshot verified (`status.mongodb: ok`, `snapshot.mongodb: …`).
+    details: Object.fromEntries(
+      r.results.flatMap((x) => [
+        [`status.${x.type}`, x.status],
+        ...(x.snapshot ? [[`snapshot.${x.type}`, x.snapshot]] : []),
+      ]),
+    ),
+  }),
 };

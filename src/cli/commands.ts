@@ -1,5 +1,7 @@
 /** Every CLI command in `lifeboat help` order (one file per command), and the global options. */
 import type { Command, OptionSpec } from './command.ts';
+import { auditListCommand } from './cmd_audit_list.ts';
+import { auditVerifyCommand } from './cmd_audit_verify.ts';
 import { checkCommand } from './cmd_check.ts';
 import { pvcRestoreCommand } from './cmd_pvc_restore.ts';
 import { pvcSnapshotCommand } from './cmd_pvc_snapshot.ts';
@@ -57,6 +59,8 @@ export const COMMANDS: Command<never>[] = [
   keyRotateCommand,
   keyRemoveCommand,
   unlockCommand,
+  auditListCommand,
+  auditVerifyCommand,
 ] as Command<never>[];
 
 /** Options every command takes (main.ts merges them with the command's own). */
