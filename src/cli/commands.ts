@@ -3,6 +3,7 @@ import type { Command, OptionSpec } from './command.ts';
 import { auditListCommand } from './cmd_audit_list.ts';
 import { auditVerifyCommand } from './cmd_audit_verify.ts';
 import { checkCommand } from './cmd_check.ts';
+import { notifyTestCommand } from './cmd_notify_test.ts';
 import { pvcRestoreCommand } from './cmd_pvc_restore.ts';
 import { pvcSnapshotCommand } from './cmd_pvc_snapshot.ts';
 import { clusterStateBackupCommand } from './cmd_cluster_state_backup.ts';
@@ -61,6 +62,7 @@ export const COMMANDS: Command<never>[] = [
   unlockCommand,
   auditListCommand,
   auditVerifyCommand,
+  notifyTestCommand,
 ] as Command<never>[];
 
 /** Options every command takes (main.ts merges them with the command's own). */

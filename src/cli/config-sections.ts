@@ -6,6 +6,8 @@
  *
  * To add one: a module next to its feature exports a `ConfigSetting`, and this list names it.
  */
+import { NOTIFY_CHANNELS_SETTING } from '../observability/notify/config.ts';
+
 export interface ConfigSetting {
   /** Section words then the key: ['pipeline', 'stages'] is `pipeline: { stages: … }`. */
   path: string[];
@@ -13,4 +15,4 @@ export interface ConfigSetting {
   schema: Record<string, unknown>;
 }
 
-export const CONFIG_SETTINGS: ConfigSetting[] = [];
+export const CONFIG_SETTINGS: ConfigSetting[] = [NOTIFY_CHANNELS_SETTING];

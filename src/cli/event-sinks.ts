@@ -11,6 +11,8 @@ import { isLifeboatError } from '../core/errors.ts';
 import { Repository } from '../core/repository/repository.ts';
 import { openBackend } from '../core/storage/open.ts';
 import { auditSink, type RepositoryAccess } from '../observability/audit.ts';
+import { channelsFrom } from '../observability/notify/config.ts';
+import { notifySink } from '../observability/notify/dispatcher.ts';
 import type { CommandContext } from './command.ts';
 import { keystoreFor } from './repo.ts';
 
@@ -77,7 +79,11 @@ function missing(reason: string): { missing: string; quiet: boolean } {
 
 export function eventSinks(ctx: CommandContext): EventSink[] {
   const access = repositoryAccess(ctx);
+  const channels = channelsFrom(ctx.section('notify'));
   return [
+    ...(channels.length
+      ? [notifySink({ channels, env: ctx.env, access, debug: (m) => ctx.log.debug(m) })]
+      : []),
     auditSink(access, (reason, event, quiet) =>
       // Without a record the log is the only trace: the event in full (it holds no secret). Quiet when
       // nothing was done, or when no repository is configured at all (a secrets-only setup).
