@@ -30,9 +30,9 @@ const QUIET = '\0';
 const NO_OPEN: Record<string, string> = {
   USAGE: QUIET + 'nothing was done (usage error)',
   CONFIG: QUIET + 'nothing was done (configuration error)',
-  NO_REPOSITORY: 'there is no repository to write it to',
-  WRONG_KEY: 'the key does not open the repository, so no record can be sealed',
-  KEY_UNAVAILABLE: 'the repository key is unavailable, so no record can be sealed',
+  NO_REPOSITORY: QUIET + 'there is no repository to write it to',
+  WRONG_KEY: QUIET + 'the key does not open the repository, so no record can be sealed',
+  KEY_UNAVAILABLE: QUIET + 'the repository key is unavailable, so no record can be sealed',
 };
 
 /**
@@ -85,9 +85,10 @@ export function eventSinks(ctx: CommandContext): EventSink[] {
       ? [notifySink({ channels, env: ctx.env, access, debug: (m) => ctx.log.debug(m) })]
       : []),
     auditSink(access, (reason, event, quiet) =>
-      // Without a record the log is the only trace: the event in full (it holds no secret). Quiet when
-      // nothing was done, or when no repository is configured at all (a secrets-only setup).
-      ctx.log.log(quiet ? 'debug' : 'warn', `no audit record written: ${reason}`, { event }),
+      // Without a record the log is the only trace: the event in full (it holds no secret). At info
+      // level when the command's own error already says why (no repository, wrong key) or nothing was
+      // done; a warning when a record should have been written and could not.
+      ctx.log.log(quiet ? 'info' : 'warn', `no audit record written: ${reason}`, { event }),
     ),
   ];
 }

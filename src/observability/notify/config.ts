@@ -61,7 +61,12 @@ export const NOTIFY_CHANNELS_SETTING: ConfigSetting = {
           items: { type: 'string' },
           description: 'scope command: only events of these layers',
         },
-        timeout: { type: 'string', pattern: DURATION, description: 'per request (default 10s)' },
+        timeout: {
+          type: ['string', 'integer'],
+          pattern: DURATION,
+          minimum: 1,
+          description: 'per request (default 10s)',
+        },
         retries: {
           type: 'integer',
           minimum: 0,
@@ -69,8 +74,9 @@ export const NOTIFY_CHANNELS_SETTING: ConfigSetting = {
           description: 'retries after the first (default 3)',
         },
         'dedup-window': {
-          type: 'string',
+          type: ['string', 'integer'],
           pattern: DURATION,
+          minimum: 0,
           description: 'send a repeat of the same outcome once per window (default 1h, 0 = off)',
         },
       },
@@ -94,8 +100,10 @@ export interface Channel {
 
 const MS: Record<string, number> = { ms: 1, s: 1e3, m: 60e3, h: 3600e3, d: 86400e3 };
 
-export function durationMs(s: string | undefined, fallback: number): number {
-  if (s === undefined) return fallback;
+/** `10s`, `5m`, `1h`, `250ms`; a bare number is seconds (`0` turns dedup off). */
+export function durationMs(value: unknown, fallback: number): number {
+  if (value === undefined) return fallback;
+  const s = String(value);
   const m = /^(\d+)(ms|s|m|h|d)?$/.exec(s);
   if (!m) throw new LifeboatError('CONFIG', `"${s}" is not a duration`, { hint: 'e.g. 10s, 5m, 1h, 0' });
   return Number(m[1]) * MS[m[2] ?? 's'];
@@ -121,9 +129,9 @@ export function channelsFrom(section: Record<string, unknown>): Channel[] {
       on: (c.on as Channel['on']) ?? 'failure',
       scope: (c.scope as Channel['scope']) ?? 'command',
       layers: c.layers as string[] | undefined,
-      timeoutMs: durationMs(c.timeout as string | undefined, 10_000),
+      timeoutMs: durationMs(c.timeout, 10_000),
       retries: (c.retries as number | undefined) ?? 3,
-      dedupWindowMs: durationMs(c['dedup-window'] as string | undefined, 3600_000),
+      dedupWindowMs: durationMs(c['dedup-window'], 3600_000),
     };
   });
 }
