@@ -270,6 +270,7 @@ describe('audit log', () => {
     const child = spawnCli(['files', 'backup', '--stdin'], { env: envFor(repo), cwd: work.path });
     let stderr = '';
     child.stderr!.on('data', (d) => (stderr += d));
+    child.stdin!.on('error', () => {}); // it may have stopped before the rest is written
     child.stdin!.write(Buffer.alloc(64 * 1024, 1));
     // Wait until the backup holds its lock (a lock object exists), then interrupt it mid-stream.
     for (let i = 0; i < 200; i++) {
