@@ -7,7 +7,7 @@
  * - notifications (src/observability/notify/): the channels of `notify:` whose filters match.
  */
 import type { EventSink, LifeboatEvent } from '../core/events.ts';
-import { isLifeboatError } from '../core/errors.ts';
+import { isLifeboatError, LifeboatError } from '../core/errors.ts';
 import { Repository } from '../core/repository/repository.ts';
 import { openBackend } from '../core/storage/open.ts';
 import { auditSink, type RepositoryAccess } from '../observability/audit.ts';
@@ -54,6 +54,10 @@ export function repositoryAccess(ctx: CommandContext): RepositoryAccess {
       try {
         const backend = await openBackend(ctx.globals.repo, ctx.env);
         try {
+          // No repository there (a secrets-only setup): nothing to open, and no keystore to ask.
+          const config = await backend.list('config', { signal })[Symbol.asyncIterator]().next();
+          if (config.done)
+            throw new LifeboatError('NO_REPOSITORY', `no Lifeboat repository at ${backend.location}`);
           const repo = await Repository.open(backend, await keystoreFor(ctx), { signal });
           ctx.defer(() => repo.close());
           return repo;
