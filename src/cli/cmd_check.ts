@@ -48,4 +48,22 @@ export const checkCommand: Command<CheckReport> = {
     out.line(`damage found: ${parts.join(', ')}`);
     for (const n of r.next) out.line(`next: ${n}`);
   },
+  effect: 'verify',
+  layer: 'repository',
+  event: (r) => ({
+    ...(r.ok && r.warnings.length ? { result: 'warning' as const } : {}),
+    items: r.snapshots,
+    details: {
+      readData: r.packsRead > 0,
+      snapshots: r.snapshots,
+      packs: r.packs,
+      packsRead: r.packsRead,
+      blobsRead: r.blobsRead,
+      errors: r.errors.length,
+      warnings: r.warnings.length,
+      damagedPacks: r.damagedPacks.length,
+      damagedSnapshots: r.damagedSnapshots.length,
+      damagedIndexFiles: r.damagedIndexFiles.length,
+    },
+  }),
 };

@@ -79,4 +79,12 @@ Examples:
         `  helm ${h.namespace}/${h.name}: ${h.chart}-${h.chartVersion} revision ${h.revision} (${h.status})`,
       );
   },
+  effect: 'change',
+  layer: 'cluster-state',
+  event: (r) => ({
+    snapshot: r.id,
+    bytesAdded: r.bytesAdded,
+    items: r.objects,
+    details: { namespaces: r.namespaces.length, objects: r.objects, helmReleases: r.helmReleases.length },
+  }),
 };

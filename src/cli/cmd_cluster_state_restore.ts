@@ -85,4 +85,15 @@ Examples:
     );
   },
   exitCode: (r) => (r.objects.some((o) => o.result === 'failed') ? 1 : 0),
+  effect: 'change',
+  layer: 'cluster-state',
+  event: (r) => {
+    const failed = r.objects.filter((o) => o.result === 'failed').length;
+    return {
+      snapshot: r.snapshot,
+      items: r.objects.length,
+      ...(failed && failed < r.objects.length ? { result: 'partial' as const } : {}),
+      details: { mode: r.mode, failed, ...r.totals },
+    };
+  },
 };

@@ -185,4 +185,22 @@ export const filesBackupCommand: Command<BackupResult> = {
       );
     printRetention(out, r.retention);
   },
+  effect: 'change',
+  layer: 'files',
+  event: (r) => ({
+    layer: r.type,
+    snapshot: r.id,
+    bytesProcessed: r.bytesProcessed,
+    bytesAdded: r.bytesAdded,
+    items: r.items,
+    ...(r.incomplete ? { result: 'partial' as const } : {}),
+    details: {
+      files: r.files,
+      filesNew: r.filesNew,
+      filesChanged: r.filesChanged,
+      filesUnchanged: r.filesUnchanged,
+      errors: r.errors,
+      retentionRemoved: r.retention?.removed ?? 0,
+    },
+  }),
 };

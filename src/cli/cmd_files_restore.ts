@@ -49,4 +49,12 @@ export const filesRestoreCommand: Command<FilesRestoreResult & { snapshot: strin
       `restored ${r.files} files, ${r.dirs} directories, ${r.symlinks} symlinks (${formatBytes(r.bytes)}) from ${r.snapshot.slice(0, 8)} into ${r.target}`,
     );
   },
+  effect: 'change',
+  layer: 'files',
+  event: (r) => ({
+    snapshot: r.snapshot,
+    bytesProcessed: r.bytes,
+    items: r.files,
+    details: { files: r.files, dirs: r.dirs, symlinks: r.symlinks },
+  }),
 };

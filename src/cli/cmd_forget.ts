@@ -63,4 +63,13 @@ export const forgetCommand: Command<ForgetResult & { reclaimedBytes?: number }> 
     out.line(r.dryRun ? 'dry run: nothing removed' : `${r.removed} snapshot(s) removed`);
     if (r.reclaimedBytes !== undefined) out.line(`prune reclaimed ${formatBytes(r.reclaimedBytes)}`);
   },
+  effect: 'change',
+  layer: 'repository',
+  event: (r) => ({
+    items: r.removed,
+    details: {
+      removed: r.removed,
+      ...(r.reclaimedBytes !== undefined ? { reclaimedBytes: r.reclaimedBytes } : {}),
+    },
+  }),
 };

@@ -40,4 +40,7 @@ back up the key file: without it (or a passphrase added with \`lifeboat key add\
     out.line(`created repository ${r.repositoryId} at ${r.location}`);
     out.line(`key protected by ${r.keystore} — keep a copy of it somewhere safe, away from the repository`);
   },
+  effect: 'change',
+  layer: 'repository',
+  event: (r) => ({ details: { repositoryId: r.repositoryId } }),
 };

@@ -94,6 +94,9 @@ export const keyAddCommand: Command<{ id: string; kind: string }> = {
   human(r, out) {
     out.line(`added ${r.kind} key ${r.id.slice(0, 12)}`);
   },
+  effect: 'change',
+  layer: 'repository',
+  event: (r) => ({ details: { kind: r.kind, added: r.id.slice(0, 12) } }),
 };
 
 export const keyRotateCommand: Command<{ added: string; removed: string; kind: string }> = {
@@ -113,6 +116,9 @@ export const keyRotateCommand: Command<{ added: string; removed: string; kind: s
   human(r, out) {
     out.line(`rotated: new ${r.kind} key ${r.added.slice(0, 12)}, removed ${r.removed.slice(0, 12)}`);
   },
+  effect: 'change',
+  layer: 'repository',
+  event: (r) => ({ details: { kind: r.kind, added: r.added.slice(0, 12), removed: r.removed.slice(0, 12) } }),
 };
 
 export const keyRemoveCommand: Command<{ removed: string }> = {
@@ -130,4 +136,7 @@ export const keyRemoveCommand: Command<{ removed: string }> = {
   human(r, out) {
     out.line(`removed key ${r.removed.slice(0, 12)}`);
   },
+  effect: 'change',
+  layer: 'repository',
+  event: (r) => ({ details: { removed: r.removed.slice(0, 12) } }),
 };

@@ -148,4 +148,18 @@ Examples:
       );
     printRetention(out, r.retention);
   },
+  effect: 'change',
+  layer: 'mongodb',
+  event: (r) => ({
+    snapshot: r.id,
+    bytesProcessed: r.totals.bytes,
+    bytesAdded: r.bytesAdded,
+    items: r.totals.collections,
+    details: {
+      collections: r.totals.collections,
+      documents: r.totals.documents,
+      oplog: Boolean(r.oplog),
+      retentionRemoved: r.retention?.removed ?? 0,
+    },
+  }),
 };

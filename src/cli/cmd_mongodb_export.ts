@@ -51,4 +51,16 @@ export const mongodbExportCommand: Command<ExportResult> = {
       `exported ${r.namespaces.length} namespace(s), ${docs} documents from ${r.snapshot.slice(0, 8)} to ${r.format} ${r.out}${r.gzip ? ' (gzip)' : ''}`,
     );
   },
+  effect: 'change',
+  layer: 'mongodb',
+  event: (r) => ({
+    snapshot: r.snapshot,
+    items: r.namespaces.length,
+    bytesProcessed: r.namespaces.reduce((n, x) => n + x.bytes, 0),
+    details: {
+      format: r.format,
+      gzip: r.gzip,
+      documents: r.namespaces.reduce((n, x) => n + x.documents, 0),
+    },
+  }),
 };

@@ -58,4 +58,12 @@ export const mongodbImportCommand: Command<ImportResult> = {
       `imported ${r.collections.length} namespace(s) from ${r.source} as snapshot ${r.id.slice(0, 8)} (${r.timestamp}), ${formatBytes(r.bytesAdded)} added`,
     );
   },
+  effect: 'change',
+  layer: 'mongodb',
+  event: (r) => ({
+    snapshot: r.id,
+    bytesAdded: r.bytesAdded,
+    items: r.collections.length,
+    details: { collections: r.collections.length },
+  }),
 };

@@ -216,4 +216,18 @@ Examples:
     for (const s of r.skipped) out.line(`  skipped ${s.ns}: ${s.reason}`);
     for (const n of r.notRestored) out.line(`  NOT restored on ${n.ns}: ${n.what} — ${n.reason}`);
   },
+  effect: 'change',
+  layer: 'mongodb',
+  event: (r) => ({
+    snapshot: r.snapshot,
+    items: r.collections.length,
+    ...(r.notRestored.length ? { result: 'partial' as const } : {}),
+    details: {
+      collections: r.collections.length,
+      documents: r.collections.reduce((n, c) => n + c.count, 0),
+      verified: r.collections.filter((c) => c.verified).length,
+      skipped: r.skipped.length,
+      notRestored: r.notRestored.length,
+    },
+  }),
 };

@@ -51,4 +51,17 @@ export const pruneCommand: Command<PruneOutput> = {
       `${r.dryRun ? 'would remove' : 'removed'} ${r.removePacks} unused and ${r.unindexedPacks} unindexed pack(s)${r.leftovers ? ` and ${r.leftovers} leftover(s) of interrupted writes` : ''}, ${r.dryRun ? 'would repack' : 'repacked'} ${r.repackPacks}; ${formatBytes(r.reclaimBytes)} ${r.dryRun ? 'reclaimable' : 'reclaimed'}`,
     );
   },
+  effect: 'change',
+  layer: 'repository',
+  event: (r) => ({
+    details: {
+      packs: r.packs,
+      removedPacks: r.removePacks,
+      repackedPacks: r.repackPacks,
+      unindexedPacks: r.unindexedPacks,
+      leftovers: r.leftovers,
+      reclaimedBytes: r.reclaimBytes,
+      storedBytes: r.totalBytes,
+    },
+  }),
 };

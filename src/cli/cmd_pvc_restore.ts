@@ -74,4 +74,15 @@ Examples:
         `${p.result.padEnd(14)} ${p.namespace}/${p.pvc} from ${p.volumeSnapshot} (${p.size})${p.retainedVolume ? `, old volume ${p.retainedVolume} retained` : ''}`,
       );
   },
+  effect: 'change',
+  layer: 'pvc-snapshots',
+  event: (r) => {
+    const failed = r.pvcs.filter((p) => p.result === 'failed' || p.result === 'rolled-back').length;
+    return {
+      snapshot: r.snapshot,
+      items: r.pvcs.length,
+      ...(failed ? { result: 'failure' as const } : {}),
+      details: { pvcs: r.pvcs.length, failed, workloads: r.workloads.length },
+    };
+  },
 };

@@ -102,4 +102,11 @@ Examples:
     for (const s of r.skipped) out.line(`  skipped ${s.namespace}/${s.pvc}: ${s.reason}`);
     if (r.deleted.length) out.line(`retention deleted ${r.deleted.length}: ${r.deleted.join(', ')}`);
   },
+  effect: 'change',
+  layer: 'pvc-snapshots',
+  event: (r) => ({
+    snapshot: r.id,
+    items: r.volumes.length,
+    details: { volumes: r.volumes.length, skipped: r.skipped.length, retentionDeleted: r.deleted.length },
+  }),
 };

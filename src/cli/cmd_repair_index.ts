@@ -36,4 +36,15 @@ header cannot be read: those packs stay unindexed — run \`lifeboat repair snap
     if (r.damagedPacks.length)
       out.line('next: lifeboat repair snapshots (lists the snapshots that needed the damaged packs)');
   },
+  effect: 'change',
+  layer: 'repository',
+  event: (r) => ({
+    ...(r.damagedPacks.length ? { result: 'partial' as const } : {}),
+    details: {
+      packs: r.packs,
+      damagedPacks: r.damagedPacks.length,
+      writtenIndexFiles: r.writtenIndexFiles,
+      removedIndexFiles: r.removedIndexFiles,
+    },
+  }),
 };

@@ -47,4 +47,10 @@ the repository, when you have one, saves the snapshot instead of forgetting it.`
       );
     else out.line(`${r.forgotten} broken snapshot(s) removed; run \`lifeboat prune\` to reclaim their space`);
   },
+  effect: 'change',
+  layer: 'repository',
+  event: (r) => ({
+    items: r.snapshots,
+    details: { snapshots: r.snapshots, broken: r.broken.length, forgotten: r.forgotten, forget: !r.dryRun },
+  }),
 };

@@ -67,4 +67,20 @@ Examples:
     );
   },
   exitCode: (r) => (r.conflicts > 0 ? 1 : 0),
+  effect: 'change',
+  layer: 'secrets',
+  // Names and counts only: never a value (the result holds none either, only salted digests).
+  event: (r) => ({
+    items: r.secrets.length,
+    ...(r.conflicts ? { result: 'partial' as const } : {}),
+    details: {
+      namespaces: r.namespaces.length,
+      created: r.secrets.filter((s) => s.action === 'created').length,
+      updated: r.secrets.filter((s) => s.action === 'updated').length,
+      unchanged: r.secrets.filter((s) => s.action === 'unchanged').length,
+      conflicts: r.conflicts,
+      skipped: r.skipped.length,
+      writes: r.writes,
+    },
+  }),
 };

@@ -64,4 +64,14 @@ Examples:
     out.line(`${r.secrets.length} Secrets (${r.mode}) from ${r.vault}`);
   },
   exitCode: (r) => (r.mode === 'diff' && r.secrets.some((s) => s.action !== 'same') ? 1 : 0),
+  effect: 'change',
+  layer: 'secrets',
+  event: (r) => {
+    const actions: Record<string, number> = {};
+    for (const s of r.secrets) actions[s.action] = (actions[s.action] ?? 0) + 1;
+    return {
+      items: r.secrets.length,
+      details: { mode: r.mode, createdNamespaces: r.createdNamespaces.length, ...actions },
+    };
+  },
 };

@@ -67,4 +67,16 @@ export const terraformBackupCommand: Command<TerraformBackupOutput> = {
       ['SOURCE', 'WORKSPACE', 'SERIAL', 'LINEAGE', 'LOCK'],
     );
   },
+  effect: 'change',
+  layer: 'terraform',
+  event: (r) => {
+    const locked = r.workspaces.filter((w) => w.leaseState === 'leased').length;
+    return {
+      snapshot: r.id,
+      bytesAdded: r.bytesAdded,
+      items: r.items,
+      ...(locked ? { result: 'warning' as const } : {}),
+      details: { workspaces: r.workspaces.length, locked, configFiles: r.configFiles.length },
+    };
+  },
 };

@@ -82,4 +82,16 @@ export const terraformRestoreCommand: Command<TerraformRestoreResult> = {
     for (const w of r.emptySkipped) out.line(`${w}: the capture was empty (no state yet), nothing written`);
     for (const f of r.configKept) out.line(`${f}: kept the one already there (--force replaces it)`);
   },
+  effect: 'change',
+  layer: 'terraform',
+  event: (r) => ({
+    snapshot: r.snapshot,
+    items: r.workspaces.length,
+    details: {
+      workspaces: r.workspaces.length,
+      forced: r.workspaces.filter((w) => w.overridden).length,
+      configWritten: r.configWritten.length,
+      emptySkipped: r.emptySkipped.length,
+    },
+  }),
 };

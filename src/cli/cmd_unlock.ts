@@ -35,4 +35,7 @@ export const unlockCommand: Command<UnlockResult> = {
         `${r.leftovers.count} leftover(s) of interrupted writes (temp files, unfinished uploads; ${formatBytes(r.leftovers.bytes)}) remain; \`lifeboat prune\` removes them`,
       );
   },
+  effect: 'change',
+  layer: 'repository',
+  event: (r) => ({ items: r.removed, details: { removed: r.removed, leftovers: r.leftovers.count } }),
 };

@@ -1,7 +1,10 @@
 /** Every CLI command in `lifeboat help` order (one file per command), and the global options. */
 import type { Command, OptionSpec } from './command.ts';
+import { auditListCommand } from './cmd_audit_list.ts';
+import { auditVerifyCommand } from './cmd_audit_verify.ts';
 import { checkCommand } from './cmd_check.ts';
 import { copyCommand } from './cmd_copy.ts';
+import { notifyTestCommand } from './cmd_notify_test.ts';
 import { pvcRestoreCommand } from './cmd_pvc_restore.ts';
 import { pvcSnapshotCommand } from './cmd_pvc_snapshot.ts';
 import { clusterStateBackupCommand } from './cmd_cluster_state_backup.ts';
@@ -73,6 +76,9 @@ export const COMMANDS: Command<never>[] = [
   keyRotateCommand,
   keyRemoveCommand,
   unlockCommand,
+  auditListCommand,
+  auditVerifyCommand,
+  notifyTestCommand,
 ] as Command<never>[];
 
 /** Options every command takes (main.ts merges them with the command's own). */

@@ -10,6 +10,7 @@ import { PIPELINE_STAGES_SETTING } from '../operations/pipeline-config.ts';
 import { VALIDATE_MAX_AGE_SETTING } from './cmd_validate.ts';
 import { RECOVER_APPS_SETTING, RECOVER_BUDGETS_SETTING, RECOVER_SMOKE_SETTING } from './recover-settings.ts';
 import { DRILL_BUDGETS_SETTING, DRILL_SMOKE_TEST_SETTING } from '../operations/drill-records.ts';
+import { NOTIFY_CHANNELS_SETTING } from '../observability/notify/config.ts';
 
 export interface ConfigSetting {
   /** Section words then the key: ['pipeline', 'stages'] is `pipeline: { stages: … }`. */
@@ -26,4 +27,5 @@ export const CONFIG_SETTINGS: ConfigSetting[] = [
   RECOVER_SMOKE_SETTING,
   DRILL_BUDGETS_SETTING,
   DRILL_SMOKE_TEST_SETTING,
+  NOTIFY_CHANNELS_SETTING,
 ];

@@ -41,7 +41,9 @@ export async function invoke<R>(
     detail: ReturnType<NonNullable<Command<R>['event']>> = {},
     error?: LifeboatError,
   ): Promise<LifeboatEvent | undefined> => {
-    if (!cmd.effect) return undefined;
+    // A dry run (or --diff) changes and verifies nothing: no event, so no audit record, no
+    // notification, and no metric that mistakes it for a backup.
+    if (!cmd.effect || values['dry-run'] === true || values.diff === true) return undefined;
     const event = makeEvent({
       operation: cmd.path.join(' '),
       effect: cmd.effect,

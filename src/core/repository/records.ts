@@ -12,6 +12,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { LifeboatError } from '../errors.ts';
+import type { Backend } from '../storage/backend.ts';
 import type { Repository } from './repository.ts';
 
 const KIND = /^[a-z][a-z0-9-]{0,31}$/;
@@ -52,8 +53,12 @@ export class Records {
     this.repo = repo;
   }
 
-  /** Writes one new record; returns its reference. `time` defaults to the repository clock. */
-  async put(kind: string, key: string, body: unknown, time?: Date): Promise<RecordRef> {
+  /**
+   * Writes one new record; returns its reference. `time` defaults to the repository clock. `via`: the
+   * repository's storage bound to another signal (`repo.detached`), for a write that must outlive the
+   * operation's cancellation; `list` and `get` take it too.
+   */
+  async put(kind: string, key: string, body: unknown, time?: Date, via?: Backend): Promise<RecordRef> {
     if (!KIND.test(kind)) throw new LifeboatError('USAGE', `record kind "${kind}" is not a valid name`);
     if (!KEY.test(key)) throw new LifeboatError('USAGE', `record key "${key}" must be 1-64 of A-Z a-z 0-9 -`);
     let at = (time ?? new Date(this.repo.clock.now())).getTime();
@@ -61,15 +66,18 @@ export class Records {
     if (last !== undefined && at <= last) at = last + 1;
     this.lastWritten.set(`${kind}_${key}`, at);
     const name = `${kind}_${key}_${recordStamp(new Date(at))}_${randomBytes(4).toString('hex')}`;
-    await this.repo.saveSealed('records', name, body);
+    await this.repo.saveSealed('records', name, body, false, via);
     return parseRecordName(name)!;
   }
 
   /** Every record of a kind (optionally one key), oldest first. Objects with foreign names are ignored. */
-  async list(kind: string, key?: string): Promise<RecordRef[]> {
+  async list(kind: string, key?: string, via?: Backend): Promise<RecordRef[]> {
     const prefix = key === undefined ? `${kind}_` : `${kind}_${key}_`;
     const refs: RecordRef[] = [];
-    for await (const info of this.repo.backend.list('records', { signal: this.repo.signal })) {
+    const listing = via
+      ? via.list('records')
+      : this.repo.backend.list('records', { signal: this.repo.signal });
+    for await (const info of listing) {
       if (!info.name.startsWith(prefix)) continue;
       const ref = parseRecordName(info.name);
       if (ref) refs.push(ref);
@@ -79,8 +87,8 @@ export class Records {
   }
 
   /** Reads and authenticates one record; a damaged one throws INTEGRITY naming it. */
-  async get<T>(ref: RecordRef | string): Promise<T> {
-    return this.repo.loadSealed<T>('records', typeof ref === 'string' ? ref : ref.name);
+  async get<T>(ref: RecordRef | string, via?: Backend): Promise<T> {
+    return this.repo.loadSealed<T>('records', typeof ref === 'string' ? ref : ref.name, via);
   }
 
   /** The newest record of each key of a kind, newest key first. */

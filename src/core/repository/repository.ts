@@ -542,16 +542,29 @@ export class Repository {
 
   // ---- sealed objects -------------------------------------------------------------------------------
 
-  async saveSealed(type: ObjectType, name: string, value: unknown, overwrite = false): Promise<void> {
-    await this.backend.save(
-      { type, name },
-      seal(this.keys.encryption, Buffer.from(JSON.stringify(value)), type),
-      { overwrite },
-    );
+  /**
+   * The same storage without this operation's cancellation, each call bounded by `signal` instead: for
+   * the one record a cancelled command still owes (its audit entry), written under a fresh short deadline.
+   */
+  detached(signal: AbortSignal): Backend {
+    return new CancellableBackend(this.storage, signal);
   }
 
-  async loadSealed<T>(type: ObjectType, name: string): Promise<T> {
-    const raw = await this.backend.load({ type, name });
+  /** `via`: another binding of this repository's storage (see `detached`). */
+  async saveSealed(
+    type: ObjectType,
+    name: string,
+    value: unknown,
+    overwrite = false,
+    via: Backend = this.backend,
+  ): Promise<void> {
+    await via.save({ type, name }, seal(this.keys.encryption, Buffer.from(JSON.stringify(value)), type), {
+      overwrite,
+    });
+  }
+
+  async loadSealed<T>(type: ObjectType, name: string, via: Backend = this.backend): Promise<T> {
+    const raw = await via.load({ type, name });
     const plain = open(this.keys.encryption, raw, `${type}/${name}`, type);
     try {
       return JSON.parse(plain.toString()) as T;
