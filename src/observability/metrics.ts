@@ -344,7 +344,7 @@ export async function collectReport(repo: Repository, options: CollectOptions): 
   const history: StoragePoint[] = [];
   let after = storedBytes;
   for (const s of [...all].reverse()) {
-    history.push({ at: ms(s.time) ?? 0, storedBytes: after });
+    history.push({ at: ms(s.time) ?? 0, storedBytes: Math.max(0, after) });
     after -= s.summary.bytesAdded;
   }
   history.reverse();

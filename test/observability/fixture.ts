@@ -101,7 +101,7 @@ export async function operation(
   }[],
   budgetMs?: number,
 ) {
-  let clock = Date.now() - HOUR;
+  let clock = Date.now() - 3 * HOUR;
   const defs: StepDefinition[] = steps.map((s) => ({
     name: `${kind}-${s.layer}`,
     layer: s.layer,
