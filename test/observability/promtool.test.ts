@@ -105,7 +105,7 @@ describe('promtool', () => {
       const series = inputSeries(text).map((s) => ({
         series: s.series,
         // One sample a minute for an hour, as a scrape of the same textfile would give.
-        values: `${s.value === '+Inf' ? 'Inf' : s.value}x60`,
+        values: s.value === '+Inf' ? Array(61).fill('Inf').join(' ') : `${s.value}x60`,
       }));
       tests.push({
         name,
