@@ -111,8 +111,7 @@ export const ALERT_RULES: AlertRule[] = [
     for: '0m',
     severity: 'critical',
     summary: 'Lifeboat found integrity errors ({{ $labels.source }})',
-    description:
-      '{{ $value }} integrity error(s) found by the newest {{ $labels.source }}: some snapshots may not restore.',
+    description: 'Integrity errors found by the newest {{ $labels.source }}: some snapshots may not restore.',
     runbook: 'lifeboatintegrityerrors',
     evaluate: (f) => where(f, 'lifeboat_integrity_errors', (v) => v > 0),
   },

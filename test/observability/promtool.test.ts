@@ -112,9 +112,9 @@ describe('promtool', () => {
         interval: '1m',
         start_timestamp: Math.floor(generated),
         input_series: series,
-        // 20 min in: past every `for:` (the longest is 15 min).
+        // 40 min in: past every `for:` (the longest is 30 min).
         alert_rule_test: rules.map((r) => ({
-          eval_time: '20m',
+          eval_time: '40m',
           alertname: r.alert,
           exp_alerts: scenario.expected
             .filter((e) => e.alert === r.alert)
