@@ -3,5 +3,7 @@ import type { Tool } from './toolbox.ts';
 import { ferretdb } from './ferretdb.ts';
 import { etcdTool, kubeApiserverTool, kubeCrdsTool } from './kube.ts';
 import { versitygw } from './versitygw.ts';
+import { promtool } from './promtool.ts';
+import { chromium } from './chromium.ts';
 
-export const ALL_TOOLS: Tool[] = [ferretdb, versitygw, etcdTool, kubeApiserverTool, kubeCrdsTool];
+export const ALL_TOOLS: Tool[] = [ferretdb, versitygw, etcdTool, kubeApiserverTool, kubeCrdsTool, promtool, chromium];

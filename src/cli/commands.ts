@@ -29,6 +29,8 @@ import { secretsSyncCommand } from './cmd_secrets_sync.ts';
 import { showCommand } from './cmd_show.ts';
 import { snapshotsCommand } from './cmd_snapshots.ts';
 import { statsCommand } from './cmd_stats.ts';
+import { metricsCommand } from './cmd_metrics.ts';
+import { serveCommand } from './cmd_serve.ts';
 import { terraformBackupCommand } from './cmd_terraform_backup.ts';
 import { terraformRestoreCommand } from './cmd_terraform_restore.ts';
 import { unlockCommand } from './cmd_unlock.ts';
@@ -71,6 +73,8 @@ export const COMMANDS: Command<never>[] = [
   repairIndexCommand,
   repairSnapshotsCommand,
   statsCommand,
+  metricsCommand,
+  serveCommand,
   keyListCommand,
   keyAddCommand,
   keyRotateCommand,
