@@ -36,7 +36,7 @@ const FORMAT = Symbol('format');
 
 type ValidateResult = ValidationReport & { [FORMAT]?: Format };
 
-const LAYER_KEYS = [...new Set(VALIDATORS.flatMap((v) => [v.layer, v.appliesTo]))];
+const LAYER_KEYS = [...new Set([...VALIDATORS.flatMap((v) => [v.layer, v.appliesTo]), 'copy'])];
 
 /** `validate.max-age` in lifeboat.yaml: a duration for every layer, or a map of layer → duration. */
 export const VALIDATE_MAX_AGE_SETTING: ConfigSetting = {
@@ -62,15 +62,15 @@ function durationMs(s: string, where: string): number {
 }
 
 /** Per-layer max age: `validate.max-age.<layer>` (layer or snapshot type name), else --max-age. */
-function maxAges(ctx: CommandContext, values: OptionValues): (type: SnapshotType) => number {
+function maxAges(ctx: CommandContext, values: OptionValues): (type: SnapshotType | 'copy') => number {
   const fallback = durationMs(str(values['max-age'])!, '--max-age');
   const setting = ctx.section('validate')['max-age'];
   const byType = new Map<string, number>();
   if (setting && typeof setting === 'object' && !Array.isArray(setting))
     for (const [k, v] of Object.entries(setting as Record<string, unknown>)) {
-      const validator = validatorFor(k);
-      if (!validator) continue; // the config check has rejected it already
-      byType.set(validator.appliesTo, durationMs(String(v), `${ctx.configFile}: validate.max-age.${k}`));
+      const key = k === 'copy' ? 'copy' : validatorFor(k)?.appliesTo;
+      if (!key) continue; // the config check has rejected it already
+      byType.set(key, durationMs(String(v), `${ctx.configFile}: validate.max-age.${k}`));
     }
   return (type) => byType.get(type) ?? fallback;
 }
@@ -99,6 +99,18 @@ async function policies(ctx: CommandContext) {
     }
     return undefined;
   };
+}
+
+/** The second location `copy` is configured for (copy.to / LIFEBOAT_COPY_TO), as its record names it. */
+async function copyTarget(ctx: CommandContext): Promise<string | undefined> {
+  const { findCommand, resolveOptions } = await import('./options.ts');
+  const { redactString } = await import('../core/log.ts');
+  const cmd = findCommand(['copy']).cmd;
+  if (!cmd || cmd.path.join(' ') !== 'copy') return undefined;
+  const to = str(resolveOptions(cmd, {}, ctx.env, ctx.config, ctx.configFile).to);
+  if (to === undefined) return undefined;
+  // As the record names it: the backend's location (an absolute path for a local repository).
+  return /^[a-z][a-z0-9+.-]*:\/\//i.test(to) ? redactString(to) : (await import('node:path')).resolve(to);
 }
 
 function vaultUrl(ctx: CommandContext, values: OptionValues): string | undefined {
@@ -157,9 +169,10 @@ export const validateCommand: Command<ValidateResult> = {
   async run(ctx, values) {
     const type = str(values.type);
     let only: LayerValidator[] | undefined;
-    if (type && type !== 'all') {
+    if (type === 'copy') only = [];
+    else if (type && type !== 'all') {
       const v = validatorFor(type);
-      if (!v) throw usageError(`--type must be one of ${LAYER_NAMES.join(', ')} or all, got "${type}"`);
+      if (!v) throw usageError(`--type must be one of ${LAYER_NAMES.join(', ')}, copy or all, got "${type}"`);
       only = [v];
     }
     const format = (values.json ? 'json' : (str(values.format) ?? 'table')) as Format;
@@ -190,6 +203,10 @@ export const validateCommand: Command<ValidateResult> = {
         },
       },
       onReadBack: (t, total) => ctx.out.progress(`validate ${t}`, total),
+      // Copies to other locations: with every layer, or alone (`--type copy`).
+      ...(only === undefined || type === 'copy'
+        ? { copies: { maxAgeMs: maxAgeMs('copy'), expected: await copyTarget(ctx) } }
+        : {}),
     });
     for (const r of report.results) for (const w of r.warnings) ctx.warn(`${r.layer}: ${w}`);
     if (!report.ok) ctx.out.note(`lifeboat: ${report.summary}`);

@@ -102,6 +102,8 @@ export const DEFAULT_STAGES: Record<string, KnownStage> = {
   'cluster-state': { command: 'cluster-state backup', layer: 'cluster-state', budget: '15m' },
   secrets: { command: 'secrets backup', layer: 'secrets', budget: '15m' },
   terraform: { command: 'terraform backup', layer: 'terraform', budget: '10m' },
+  // The second location (docs/copy.md): after the backups, so it copies what they just wrote.
+  copy: { command: 'copy', budget: '60m' },
   retention: { command: 'forget', budget: '30m' },
   validate: { command: 'validate', budget: '60m' },
   notify: { command: '', budget: '5m' },

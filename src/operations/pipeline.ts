@@ -185,6 +185,10 @@ function notConfigured(stage: StageSpec, values: OptionValues, env: NodeJS.Proce
       return values.dir || values['azurerm-account']
         ? undefined
         : 'no Terraform state configured (terraform.backup.dir or terraform.backup.azurerm-* in lifeboat.yaml)';
+    case 'copy':
+      return values.to
+        ? undefined
+        : 'no second location configured (copy.to in lifeboat.yaml or LIFEBOAT_COPY_TO)';
     default:
       return undefined;
   }

@@ -41,6 +41,7 @@ export type FindingCheck =
   | 'vault'
   | 'state'
   | 'presence'
+  | 'copy'
   | 'read-back';
 
 export interface Finding {
@@ -133,11 +134,17 @@ export interface ValidateOptions {
   readBack?: boolean;
   onReadBack?(type: SnapshotType, totalBytes: number): ReadBackProgress;
   now?: Date;
+  /**
+   * Check the copies to other locations (`lifeboat copy`, from the `copy` records this repository
+   * holds as their source): the newest copy to each target succeeded and is younger than `maxAgeMs`;
+   * `expected` names a target that must have one (copy.to in lifeboat.yaml).
+   */
+  copies?: { maxAgeMs: number; expected?: string };
 }
 
 export interface LayerResult {
   layer: string;
-  type: SnapshotType | 'unknown';
+  type: SnapshotType | 'unknown' | 'copy';
   status: LayerStatus;
   snapshot?: string;
   timestamp?: string;
@@ -390,6 +397,7 @@ export async function validateLayers(opts: ValidateOptions): Promise<ValidationR
     result.warnings = findings.filter((f) => f.level === 'warning').map((f) => f.message);
     result.problem = (findings.find((f) => f.level === 'failure') ?? findings[0])?.message;
   }
+  if (opts.copies) results.push(...(await copyResults(opts.repo, opts.copies, now)));
   const counts = { ok: 0, warning: 0, stale: 0, missing: 0, failed: 0, damaged: 0 };
   for (const r of results) counts[r.status]++;
   const failing = results.filter(
@@ -409,4 +417,76 @@ export async function validateLayers(opts: ValidateOptions): Promise<ValidationR
     counts,
     results,
   };
+}
+
+/** What `copy` records in its source (src/cli/cmd_copy.ts `CopyRecord`), as far as validation reads it. */
+interface CopyRecordView {
+  status: 'success' | 'failure';
+  finishedAt: string;
+  source: { repository: string; location: string };
+  target: { repository: string; location: string };
+  copied: { target: string }[];
+  error?: { message: string };
+}
+
+/** One result per copy target: its newest copy succeeded and is recent enough. */
+async function copyResults(
+  repo: Repository,
+  copies: NonNullable<ValidateOptions['copies']>,
+  now: Date,
+): Promise<LayerResult[]> {
+  const newest = new Map<string, CopyRecordView>();
+  const lastSuccess = new Map<string, CopyRecordView>();
+  for (const ref of await repo.records.list('copy')) {
+    const body = await repo.records.get<CopyRecordView>(ref);
+    if (body.source.repository !== repo.id) continue; // a record of copies *into* this repository
+    newest.set(body.target.repository, body);
+    if (body.status === 'success') lastSuccess.set(body.target.repository, body);
+  }
+  const results: LayerResult[] = [];
+  for (const [target, record] of newest) {
+    const findings: Finding[] = [];
+    const good = lastSuccess.get(target);
+    const ageMs = good ? now.getTime() - Date.parse(good.finishedAt) : Infinity;
+    if (record.status === 'failure')
+      findings.push({
+        level: 'failure',
+        check: 'copy',
+        message: `the newest copy to ${record.target.location} failed: ${record.error?.message ?? 'unknown error'}`,
+      });
+    if (ageMs > copies.maxAgeMs)
+      findings.push({
+        level: 'failure',
+        check: 'age',
+        message: good
+          ? `the newest successful copy to ${record.target.location} is ${(ageMs / 3600_000).toFixed(1)} h old (max age ${hoursOf(copies.maxAgeMs)} h)`
+          : `no copy to ${record.target.location} has succeeded yet`,
+      });
+    results.push({
+      layer: 'copy',
+      type: 'copy',
+      status: statusOf(findings),
+      ...(good ? { timestamp: good.finishedAt, ageHours: hoursOf(ageMs) } : {}),
+      maxAgeHours: hoursOf(copies.maxAgeMs),
+      snapshots: good?.copied.length ?? 0,
+      detail: `to ${record.target.location}`,
+      problem: findings.find((f) => f.level === 'failure')?.message,
+      findings,
+      warnings: [],
+    });
+  }
+  if (copies.expected && ![...newest.values()].some((r) => r.target.location === copies.expected)) {
+    const message = `no copy to ${copies.expected} is recorded (copy.to is set): run \`lifeboat copy\``;
+    results.push({
+      layer: 'copy',
+      type: 'copy',
+      status: 'missing',
+      snapshots: 0,
+      detail: `to ${copies.expected}`,
+      problem: message,
+      findings: [{ level: 'failure', check: 'presence', message }],
+      warnings: [],
+    });
+  }
+  return results;
 }
