@@ -2,6 +2,13 @@ import { LifeboatError } from '../core/errors.ts';
 import { applyRestore, inspectTargets, planRestore, type RestoreResult } from '../sources/mongodb/restore.ts';
 import { NamespaceRenamer } from '../sources/mongodb/nsfilter.ts';
 import { formatPosition, parseOplogLimit } from '../sources/mongodb/oplog.ts';
+import {
+  findJournals,
+  isRunning,
+  recoverInterrupted,
+  describeInterrupted,
+  type Recovery,
+} from '../sources/mongodb/journal.ts';
 import { int, list, str, usageError, type Command } from './command.ts';
 import { openRepository } from './repo.ts';
 import { CONNECTION_OPTIONS, NS_OPTIONS, connectFromOptions, nsFilter } from './mongodb-options.ts';
@@ -45,6 +52,20 @@ export const mongodbRestoreCommand: Command<RestoreResult> = {
       description: 'how long a rollback waits for an unreachable server',
     },
     'no-verify': { type: 'boolean', description: 'skip the count/hash verification after restore' },
+    resume: {
+      type: 'boolean',
+      description:
+        'only recover an interrupted restore: finish its swap, or undo it if it had not loaded everything',
+    },
+    rollback: {
+      type: 'boolean',
+      description: 'only recover an interrupted restore: undo it (the target ends as it was before it)',
+    },
+    'in-place': {
+      type: 'boolean',
+      description:
+        'restore straight into the targets: no shadow copies (no extra disk) but not atomic — a kill can leave it half-done',
+    },
     'include-users': {
       type: 'boolean',
       description:
@@ -67,6 +88,33 @@ Examples:
   lifeboat mongodb restore latest --ns-from 'rocketchat.*' --ns-to 'rocketchat_restored.*'
   lifeboat mongodb restore latest --drop --oplog-replay --oplog-limit 2024-12-01T12:03:00Z`,
   async run(ctx, values, args) {
+    const recoverMode = values.resume ? 'resume' : values.rollback ? 'rollback' : undefined;
+    if (recoverMode) {
+      if (values.resume && values.rollback) throw usageError('give either --resume or --rollback, not both');
+      if (args.length || values.timestamp)
+        throw usageError(
+          `--${recoverMode} recovers the interrupted restore recorded on the server; it takes no SNAPSHOT`,
+          'run it alone, then start a new restore if you want one',
+        );
+      const { client } = await connectFromOptions(ctx, values);
+      try {
+        const recovered = await recoverInterrupted(client, recoverMode, (m) => ctx.out.note(m));
+        if (!recovered.length)
+          throw new LifeboatError('NOT_FOUND', 'no interrupted restore on this server: nothing to recover', {
+            hint: 'a restore that ends (or fails) cleans up after itself; start a new one with `lifeboat mongodb restore`',
+          });
+        return {
+          snapshot: recovered[0].snapshot,
+          dryRun: false,
+          collections: [],
+          skipped: [],
+          notRestored: [],
+          recovered,
+        };
+      } finally {
+        await client.close().catch(() => {});
+      }
+    }
     if (args.length > 1) throw usageError('give one SNAPSHOT');
     const ts = str(values.timestamp);
     if (ts && args.length) throw usageError('give either SNAPSHOT or --timestamp, not both');
@@ -109,6 +157,15 @@ Examples:
     }
     const { client } = await connectFromOptions(ctx, values);
     try {
+      let recovered: Recovery[] | undefined;
+      if (values['dry-run']) {
+        for (const j of await findJournals(client))
+          if (!isRunning(j))
+            ctx.out.note(`lifeboat: ${describeInterrupted(j)}; the restore would recover it first`);
+      } else {
+        // An interrupted restore is finished or undone first: never restore over a half-swapped target.
+        recovered = await recoverInterrupted(client, 'auto', (m) => ctx.out.note(m));
+      }
       await inspectTargets(client, plan);
       const drop = Boolean(values.drop);
       if (values['dry-run']) {
@@ -152,7 +209,8 @@ Examples:
           })),
         };
       }
-      return await applyRestore({
+      const result = await applyRestore({
+        inPlace: Boolean(values['in-place']),
         client,
         repo,
         plan,
@@ -166,11 +224,17 @@ Examples:
         signal: ctx.signal,
         note: (m) => ctx.out.note(m),
       });
+      return recovered?.length ? { ...result, recovered } : result;
     } finally {
       await client.close().catch(() => {});
     }
   },
   human(r, out) {
+    for (const x of r.recovered ?? [])
+      out.line(
+        `interrupted restore ${x.restore} of ${x.snapshot.slice(0, 8)} ${x.outcome === 'completed' ? 'completed' : 'rolled back'}: ${x.collections.join(', ')}`,
+      );
+    if (r.recovered && !r.collections.length && !r.dryRun && !r.plan) return;
     if (r.dryRun) {
       out.line(`restore plan for snapshot ${r.snapshot.slice(0, 8)} (nothing changed):`);
       for (const p of r.plan ?? [])
@@ -180,7 +244,8 @@ Examples:
     } else {
       const docs = r.collections.reduce((n, c) => n + c.count, 0);
       out.line(
-        `restored ${r.collections.length} collection(s), ${docs} documents from ${r.snapshot.slice(0, 8)}; verified ${r.collections.filter((c) => c.verified).length}`,
+        `restored ${r.collections.length} collection(s), ${docs} documents from ${r.snapshot.slice(0, 8)}; verified ${r.collections.filter((c) => c.verified).length}` +
+          (r.atomic ? ' (atomic swap)' : r.inPlaceReason ? ` (in place: ${r.inPlaceReason})` : ''),
       );
     }
     if (r.usersAndRoles)

@@ -220,6 +220,7 @@ class Backup implements BackupSession {
       const now = new Date();
       const snapshot = await this.repo.saveSnapshot({
         type: input.type,
+        purpose: input.purpose ?? 'backup',
         time: now.toISOString(),
         timestamp: timestampLabel(now),
         host: Repository.hostname(),
