@@ -108,7 +108,9 @@ before(async () => {
   assert.equal((await cli(['init'])).code, 0);
   const client = new MongoClient(server.uri);
   try {
-    await generateSample(client, { db: DB, users: 40, rooms: 6, messages: 1500, uploads: 5, seed: 10 });
+    await generateSample(client, { db: DB, users: 20, rooms: 4, messages: 400, uploads: 3, seed: 10 });
+    // FerretDB cannot rename into a name with a dot (GridFS chunks): that restore is in place, tested below.
+    await client.db(DB).collection('rocketchat_uploads.chunks').drop();
     await client
       .db(DB)
       .collection(LONG)
@@ -317,7 +319,7 @@ describe(
       assert.match(none.stderr, /no interrupted restore on this server/);
     });
 
-    for (const ms of [400, 900, 1500, 2500, 4000]) {
+    for (const ms of [1500, 4000]) {
       test(`killed ${ms} ms after start, recovered with --resume: old or new, never half`, async () => {
         await resetToOld();
         await killedRestore({ afterMs: ms });
@@ -344,6 +346,37 @@ describe(
       assert.match(k.stderr, /restoring in place, not atomically: --in-place was given/);
       assert.equal(which(await fingerprint()), 'neither');
     });
+  },
+);
+
+test(
+  'a target with a dot in its name on FerretDB (no rename into it): restored in place, and it says why',
+  { skip: external && 'FerretDB-specific' },
+  async () => {
+    const client = new MongoClient(server.uri);
+    try {
+      await client.db('dotted').dropDatabase();
+      await client
+        .db('dotted')
+        .collection('fs.chunks')
+        .insertMany([{ n: 1 }, { n: 2 }]);
+      const b = await cli(['mongodb', 'backup', '--ns-include', 'dotted.*', '--no-retention', '--json']);
+      assert.equal(b.code, 0, b.stderr);
+      const r = await cli(['mongodb', 'restore', b.json.id, '--drop', '--json']);
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.json.atomic, false);
+      assert.match(
+        r.json.inPlaceReason,
+        /cannot rename into a collection name with a dot, as dotted\.fs\.chunks/,
+      );
+      assert.match(r.stderr, /restoring in place, not atomically/);
+      assert.equal(await client.db('dotted').collection('fs.chunks').countDocuments(), 2);
+      const names = (await client.db('dotted').listCollections().toArray()).map((c) => c.name);
+      assert.deepEqual(names, ['fs.chunks']);
+    } finally {
+      await client.db('dotted').dropDatabase();
+      await client.close();
+    }
   },
 );
 

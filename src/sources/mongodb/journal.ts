@@ -8,8 +8,8 @@
  * databases it restores into. The repository may be unreachable, read-only, or another one entirely.
  *
  * What it holds: the restore id, the snapshot, who runs it (host, pid, a heartbeat), the phase, and for
- * every collection the three names involved: the target, its shadow (`<coll>.lifeboat_shadow_<id>`) and
- * where the replaced collection is set aside (`<coll>.lifeboat_old_<id>`), and whether the target existed.
+ * every collection the three names involved: the target, its shadow (`<coll>_lifeboat_shadow_<id>`) and
+ * where the replaced collection is set aside (`<coll>_lifeboat_old_<id>`), and whether the target existed.
  *
  * Phases, and what recovery does after a kill in each:
  * - `loading`: shadows are being filled, verified and indexed; the targets are untouched. Recovery can
@@ -68,11 +68,12 @@ export function newRestoreId(): string {
 }
 
 /**
- * `<coll>.lifeboat_<kind>_<id>` beside the target, or — where that would pass the namespace length limit
- * — `lifeboat_<kind>_<id>_<hash of coll>`. The journal records the names, so recovery never recomputes them.
+ * `<coll>_lifeboat_<kind>_<id>` beside the target, or — where that would pass the namespace length limit
+ * — `lifeboat_<kind>_<id>_<hash of coll>`. An underscore, not a dot: FerretDB refuses to rename into a
+ * name with a dot. The journal records the names, so recovery never recomputes them.
  */
 export function sideName(db: string, collection: string, kind: 'shadow' | 'old', id: string): string {
-  const beside = `${collection}.lifeboat_${kind}_${id}`;
+  const beside = `${collection}_lifeboat_${kind}_${id}`;
   if (Buffer.byteLength(`${db}.${beside}`) <= MAX_NS_BYTES) return beside;
   return `lifeboat_${kind}_${id}_${createHash('sha256').update(collection).digest('hex').slice(0, 16)}`;
 }

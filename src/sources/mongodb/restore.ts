@@ -705,16 +705,32 @@ async function inPlaceReason(opts: ApplyOptions, journalDb: string | undefined):
   } catch (e) {
     throw mongoError(e, `creating a collection in ${journalDb}`);
   }
+  let at = probe;
   try {
-    await db.renameCollection(probe, `${probe}_r`);
-    await db.collection(`${probe}_r`).drop();
-    return undefined;
+    await db.renameCollection(at, `${probe}_r`);
+    at = `${probe}_r`;
   } catch (e) {
     await db
-      .collection(probe)
+      .collection(at)
       .drop()
       .catch(() => {});
     return `the server cannot rename collections (${reasonOf(e)})`;
+  }
+  // FerretDB renames, but not into a name with a dot (GridFS's `fs.chunks`, `rocketchat_uploads.chunks`).
+  const dotted = opts.plan.entries.find((e) => e.type !== 'view' && e.collection.includes('.'));
+  try {
+    if (dotted) {
+      await db.renameCollection(at, `${probe}.r`);
+      at = `${probe}.r`;
+    }
+    return undefined;
+  } catch (e) {
+    return `the server cannot rename into a collection name with a dot, as ${dotted!.target} needs (${reasonOf(e)})`;
+  } finally {
+    await db
+      .collection(at)
+      .drop()
+      .catch(() => {});
   }
 }
 
