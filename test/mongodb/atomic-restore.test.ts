@@ -329,7 +329,7 @@ describe(
       });
     }
 
-    test('a failure while loading (a bad --ns-to target) leaves the target untouched', async () => {
+    test('a failure while loading (duplicate keys without --drop) leaves the target untouched', async () => {
       await resetToOld();
       // Two source collections renamed into one target is refused at plan time; a duplicate key is not:
       // without --drop the shadow starts as a copy of the target, and the snapshot's _ids collide.
