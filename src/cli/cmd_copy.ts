@@ -15,7 +15,7 @@ import {
 } from '../core/repository/copy.ts';
 import { isEmptyPolicy } from '../core/repository/forget.ts';
 import type { Snapshot } from '../core/repository/model.ts';
-import type { Repository } from '../core/repository/repository.ts';
+import { snapshotPurpose, type Repository } from '../core/repository/repository.ts';
 import { LifeboatError, isLifeboatError } from '../core/errors.ts';
 import { int, str, usageError, type Command } from './command.ts';
 import { FILTER_OPTIONS, filterFrom } from './cmd_snapshots.ts';
@@ -150,8 +150,9 @@ export const copyCommand: Command<CopyResult> = {
       selected = [];
       for (const ref of refs) selected.push(await source.resolveSnapshot(ref, filter));
     } else {
-      selected = (await source.listSnapshots(filter)).filter(
-        (s) => values['include-pre-restore'] || !s.tags.includes('pre-restore'),
+      // Backups and imports (and drills' snapshots); the safety copies restores take only when asked.
+      selected = (await source.listSnapshots({ ...filter, purpose: 'any' })).filter(
+        (s) => values['include-pre-restore'] || snapshotPurpose(s) !== 'pre-restore',
       );
       if (latest !== undefined) {
         const byType = new Map<string, Snapshot[]>();
@@ -161,7 +162,8 @@ export const copyCommand: Command<CopyResult> = {
         );
       }
     }
-    const targetSnapshots = await target.listSnapshots();
+    // Every snapshot of the target, whatever its purpose: matching is by content.
+    const targetSnapshots = await target.listSnapshots({ purpose: 'any' });
     const plan = planCopy(selected, targetSnapshots);
     const where = (r: Repository) => ({ repository: r.id, location: redactString(r.backend.location) });
     const result: CopyResult = {

@@ -5,8 +5,10 @@ import { formatPosition, type OplogWindow } from '../sources/mongodb/oplog.ts';
 import { followBackup } from './backup-progress.ts';
 import { formatBytes, formatDuration } from './output.ts';
 import { openRepository } from './repo.ts';
+import { warnInterrupted } from '../sources/mongodb/journal.ts';
 import {
   printRetention,
+  PRE_RESTORE_RETENTION_OPTIONS,
   retentionAfterBackup,
   retentionOptionsForBackup,
   type ForgetResult,
@@ -50,6 +52,7 @@ export const mongodbBackupCommand: Command<MongoBackupResult> = {
       description: 'commit a snapshot even when no collection matches (by default that is an error)',
     },
     ...retentionOptionsForBackup(7),
+    ...PRE_RESTORE_RETENTION_OPTIONS,
   },
   help: `All databases except admin, local and config are backed up unless --ns-include narrows it.
 Examples:
@@ -66,6 +69,8 @@ Examples:
     }
     const { client, uri } = await connectFromOptions(ctx, values);
     try {
+      // A half-swapped target is not what anyone means to back up: say so (the backup goes on).
+      await warnInterrupted(client, (m) => ctx.out.note(m));
       const planned = await planBackup(client, nsFilter(values), {
         includeUsers: Boolean(values['include-users']),
       });

@@ -36,6 +36,8 @@ export const mongodbImportCommand: Command<ImportResult> = {
         : { ...(await importDir(session, dir!)), server: '', tool: '' };
       const snapshot = await session.commit({
         type: 'mongodb',
+        // Not a backup of this system: `latest` and retention leave it alone; restore it by id.
+        purpose: 'import',
         tags: ['imported', ...list(values.tag)],
         paths: [source],
         meta: { importedFrom: source, server: r.server, tool: r.tool, hashAlgorithm: HASH_ALGORITHM },

@@ -3,6 +3,13 @@ import { applyRestore, inspectTargets, planRestore, type RestoreResult } from '.
 import { NamespaceRenamer } from '../sources/mongodb/nsfilter.ts';
 import { formatPosition, parseOplogLimit } from '../sources/mongodb/oplog.ts';
 import { pitrTimeOption, resolveTimeOption, type PointInTimeReport } from './pitr-restore.ts';
+import {
+  findJournals,
+  isRunning,
+  recoverInterrupted,
+  describeInterrupted,
+  type Recovery,
+} from '../sources/mongodb/journal.ts';
 import { int, list, str, usageError, type Command } from './command.ts';
 import { openRepository } from './repo.ts';
 import { CONNECTION_OPTIONS, NS_OPTIONS, connectFromOptions, nsFilter } from './mongodb-options.ts';
@@ -46,6 +53,23 @@ export const mongodbRestoreCommand: Command<RestoreResult> = {
       description: 'how long a rollback waits for an unreachable server',
     },
     'no-verify': { type: 'boolean', description: 'skip the count/hash verification after restore' },
+    resume: {
+      type: 'boolean',
+      // Recovery actions are typed, never inherited from lifeboat.yaml or the environment.
+      flagOnly: true,
+      description:
+        'only recover an interrupted restore: finish its swap, or undo it if it had not loaded everything',
+    },
+    rollback: {
+      type: 'boolean',
+      flagOnly: true,
+      description: 'only recover an interrupted restore: undo it (the target ends as it was before it)',
+    },
+    'in-place': {
+      type: 'boolean',
+      description:
+        'restore straight into the targets: no shadow copies (no extra disk) but not atomic — a kill can leave it half-done',
+    },
     'include-users': {
       type: 'boolean',
       description:
@@ -70,6 +94,33 @@ Examples:
   lifeboat mongodb restore latest --drop --oplog-replay --oplog-limit 2024-12-01T12:03:00Z
   lifeboat mongodb restore --time 2024-12-01T12:03:00Z --drop`,
   async run(ctx, values, args) {
+    const recoverMode = values.resume ? 'resume' : values.rollback ? 'rollback' : undefined;
+    if (recoverMode) {
+      if (values.resume && values.rollback) throw usageError('give either --resume or --rollback, not both');
+      if (args.length || values.timestamp)
+        throw usageError(
+          `--${recoverMode} recovers the interrupted restore recorded on the server; it takes no SNAPSHOT`,
+          'run it alone, then start a new restore if you want one',
+        );
+      const { client } = await connectFromOptions(ctx, values);
+      try {
+        const recovered = await recoverInterrupted(client, recoverMode, (m) => ctx.out.note(m));
+        if (!recovered.length)
+          throw new LifeboatError('NOT_FOUND', 'no interrupted restore on this server: nothing to recover', {
+            hint: 'a restore that ends (or fails) cleans up after itself; start a new one with `lifeboat mongodb restore`',
+          });
+        return {
+          snapshot: recovered[0].snapshot,
+          dryRun: false,
+          collections: [],
+          skipped: [],
+          notRestored: [],
+          recovered,
+        };
+      } finally {
+        await client.close().catch(() => {});
+      }
+    }
     if (args.length > 1) throw usageError('give one SNAPSHOT');
     const ts = str(values.timestamp);
     if (ts && args.length) throw usageError('give either SNAPSHOT or --timestamp, not both');
@@ -122,6 +173,15 @@ Examples:
     }
     const { client } = await connectFromOptions(ctx, values);
     try {
+      let recovered: Recovery[] | undefined;
+      if (values['dry-run']) {
+        for (const j of await findJournals(client))
+          if (!isRunning(j))
+            ctx.out.note(`lifeboat: ${describeInterrupted(j)}; the restore would recover it first`);
+      } else {
+        // An interrupted restore is finished or undone first: never restore over a half-swapped target.
+        recovered = await recoverInterrupted(client, 'auto', (m) => ctx.out.note(m));
+      }
       await inspectTargets(client, plan);
       const drop = Boolean(values.drop);
       if (values['dry-run']) {
@@ -165,7 +225,8 @@ Examples:
           })),
         };
       }
-      const restored = await applyRestore({
+      const result = await applyRestore({
+        inPlace: Boolean(values['in-place']),
         client,
         repo,
         plan,
@@ -180,12 +241,18 @@ Examples:
         signal: ctx.signal,
         note: (m) => ctx.out.note(m),
       });
-      return pit ? Object.assign(restored, { pointInTime: pit.report() }) : restored;
+      const withPit = pit ? Object.assign(result, { pointInTime: pit.report() }) : result;
+      return recovered?.length ? { ...withPit, recovered } : withPit;
     } finally {
       await client.close().catch(() => {});
     }
   },
   human(r, out) {
+    for (const x of r.recovered ?? [])
+      out.line(
+        `interrupted restore ${x.restore} of ${x.snapshot.slice(0, 8)} ${x.outcome === 'completed' ? 'completed' : 'rolled back'}: ${x.collections.join(', ')}`,
+      );
+    if (r.recovered && !r.collections.length && !r.dryRun && !r.plan) return;
     if (r.dryRun) {
       out.line(`restore plan for snapshot ${r.snapshot.slice(0, 8)} (nothing changed):`);
       for (const p of r.plan ?? [])
@@ -195,7 +262,8 @@ Examples:
     } else {
       const docs = r.collections.reduce((n, c) => n + c.count, 0);
       out.line(
-        `restored ${r.collections.length} collection(s), ${docs} documents from ${r.snapshot.slice(0, 8)}; verified ${r.collections.filter((c) => c.verified).length}`,
+        `restored ${r.collections.length} collection(s), ${docs} documents from ${r.snapshot.slice(0, 8)}; verified ${r.collections.filter((c) => c.verified).length}` +
+          (r.atomic ? ' (atomic swap)' : r.inPlaceReason ? ` (in place: ${r.inPlaceReason})` : ''),
       );
     }
     if (r.usersAndRoles)

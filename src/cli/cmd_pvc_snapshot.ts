@@ -3,6 +3,8 @@ import { allNamespaces, snapshotPvcs, type SnapshotVolume } from '../sources/kub
 import { int, list, str, usageError, type Command } from './command.ts';
 import { KUBE_OPTIONS, kubeClient } from './kube-options.ts';
 import { openRepository } from './repo.ts';
+import { connectMongo, credentialsFromEnv } from '../sources/mongodb/connect.ts';
+import { fsyncLock } from '../sources/mongodb/fsync-lock.ts';
 
 export interface PvcSnapshotCliResult {
   id: string;
@@ -54,6 +56,23 @@ export const pvcSnapshotCommand: Command<PvcSnapshotCliResult> = {
       description: 'how often to check snapshot status',
     },
     tag: { type: 'string', multiple: true, arg: 'TAG', description: 'tag the record (repeatable)' },
+    'mongodb-uri': {
+      type: 'string',
+      arg: 'URI',
+      description:
+        'fsyncLock this MongoDB (writes flushed and held) while the snapshots are cut, fsyncUnlock after — on failure, timeout and signal too',
+    },
+    'no-fsync-lock': {
+      type: 'boolean',
+      description:
+        'with --mongodb-uri: snapshot without fsyncLock (for servers that lack it; crash-consistent only)',
+    },
+    'fsync-lock-max': {
+      type: 'string',
+      arg: 'SECONDS',
+      default: '120',
+      description: 'the longest fsyncLock is held; past it MongoDB is unlocked and the run fails',
+    },
   },
   help: `The VolumeSnapshotClass per driver: the PVC's lifeboat.io/snapshot-class annotation, else the class labelled
 lifeboat.io/snapshot-class=true, else the driver's default class. Retention only deletes VolumeSnapshots
@@ -67,6 +86,19 @@ Examples:
       if (namespaces.length) throw usageError('give --namespace or --all-namespaces, not both');
       namespaces = await allNamespaces(client);
     }
+    const mongoUri = str(values['mongodb-uri']);
+    if (values['no-fsync-lock'] && !mongoUri) throw usageError('--no-fsync-lock goes with --mongodb-uri');
+    const maxLockMs = (int(values['fsync-lock-max'], 'fsync-lock-max') ?? 120) * 1000;
+    // Connected (and a sharded cluster refused) before anything is created.
+    const mongo = mongoUri
+      ? await connectMongo({
+          uri: mongoUri,
+          ...credentialsFromEnv(ctx.env),
+          appName: 'lifeboat pvc snapshot',
+        })
+      : undefined;
+    if (mongo && values['no-fsync-lock'])
+      ctx.out.note('lifeboat: --no-fsync-lock: snapshots taken without fsyncLock (crash-consistent only)');
     const repo = await openRepository(ctx);
     const session = await startBackup(repo, 'pvc snapshot');
     try {
@@ -80,6 +112,15 @@ Examples:
         pollMs: int(values['poll-ms'], 'poll-ms'),
         tags: list(values.tag),
         signal: ctx.signal,
+        ...(mongo && !values['no-fsync-lock']
+          ? {
+              freeze: async () => {
+                const lock = await fsyncLock(mongo, { maxLockMs, note: (m) => ctx.out.note(m) });
+                ctx.out.note('lifeboat: MongoDB fsyncLocked for the snapshots');
+                return lock;
+              },
+            }
+          : {}),
       });
       return {
         id: r.snapshot.id,
@@ -91,6 +132,8 @@ Examples:
     } catch (e) {
       await session.abort().catch(() => {});
       throw e;
+    } finally {
+      await mongo?.close().catch(() => {});
     }
   },
   human(r, out) {

@@ -145,7 +145,12 @@ export const recoverCommand: Command<RecoverResult> = {
       type: 'boolean',
       description: 'print the plan (snapshots, budgets, drill times), change nothing',
     },
-    resume: { type: 'string', arg: 'last|ID', description: 'continue a stopped or killed recovery' },
+    resume: {
+      type: 'string',
+      flagOnly: true,
+      arg: 'last|ID',
+      description: 'continue a stopped or killed recovery',
+    },
     app: {
       type: 'string',
       multiple: true,

@@ -1,17 +1,22 @@
 import {
+  SNAPSHOT_PURPOSES,
   SNAPSHOT_TYPES,
   type Snapshot,
+  type SnapshotPurpose,
   type SnapshotFilter,
   type SnapshotType,
 } from '../core/repository/model.ts';
 import { list, str, usageError, type Command, type OptionValues } from './command.ts';
 import { formatBytes } from './output.ts';
+import { snapshotPurpose } from '../core/repository/repository.ts';
 import { openRepository } from './repo.ts';
 
 export interface SnapshotSummaryRow {
   id: string;
   shortId: string;
   type: string;
+  /** backup, pre-restore, import or drill. */
+  purpose: string;
   timestamp: string;
   time: string;
   host: string;
@@ -24,11 +29,23 @@ export interface SnapshotSummaryRow {
   incomplete: boolean;
 }
 
-export function filterFrom(values: OptionValues): SnapshotFilter {
+/** `defaultPurpose`: what to list without --purpose (`snapshots` lists all; `forget` only backups). */
+export function filterFrom(
+  values: OptionValues,
+  defaultPurpose: SnapshotFilter['purpose'] = 'backup',
+): SnapshotFilter {
   const type = str(values.type);
   if (type && !SNAPSHOT_TYPES.includes(type as SnapshotType))
     throw usageError(`--type must be one of ${SNAPSHOT_TYPES.join(', ')}`);
-  return { type: type as SnapshotType | undefined, tags: list(values.tag), host: str(values.host) };
+  const purpose = str(values.purpose);
+  if (purpose && purpose !== 'any' && !SNAPSHOT_PURPOSES.includes(purpose as SnapshotPurpose))
+    throw usageError(`--purpose must be one of ${SNAPSHOT_PURPOSES.join(', ')} or any`);
+  return {
+    type: type as SnapshotType | undefined,
+    tags: list(values.tag),
+    host: str(values.host),
+    purpose: (purpose as SnapshotFilter['purpose']) ?? defaultPurpose,
+  };
 }
 
 export const FILTER_OPTIONS = {
@@ -40,6 +57,11 @@ export const FILTER_OPTIONS = {
     description: 'only snapshots with this tag (repeatable)',
   },
   host: { type: 'string', arg: 'HOST', description: 'only snapshots taken on this host' },
+  purpose: {
+    type: 'string',
+    arg: 'PURPOSE',
+    description: `only this purpose: ${SNAPSHOT_PURPOSES.join(', ')} or any (default: backup; \`snapshots\` lists all)`,
+  },
 } as const;
 
 export function summarize(s: Snapshot): SnapshotSummaryRow {
@@ -47,6 +69,7 @@ export function summarize(s: Snapshot): SnapshotSummaryRow {
     id: s.id,
     shortId: s.id.slice(0, 8),
     type: s.type,
+    purpose: snapshotPurpose(s),
     timestamp: s.timestamp,
     time: s.time,
     host: s.host,
@@ -65,7 +88,7 @@ export const snapshotsCommand: Command<SnapshotSummaryRow[]> = {
   options: { ...FILTER_OPTIONS },
   async run(ctx, values) {
     const repo = await openRepository(ctx);
-    return (await repo.listSnapshots(filterFrom(values))).map(summarize);
+    return (await repo.listSnapshots(filterFrom(values, 'any'))).map(summarize);
   },
   human(rows, out) {
     if (rows.length === 0) {
@@ -77,12 +100,13 @@ export const snapshotsCommand: Command<SnapshotSummaryRow[]> = {
         r.shortId,
         r.timestamp,
         r.type,
+        r.purpose,
         r.host,
         String(r.items),
         formatBytes(r.size),
         [...r.tags, ...(r.incomplete ? ['(incomplete)'] : [])].join(','),
       ]),
-      ['ID', 'TIMESTAMP', 'TYPE', 'HOST', 'ITEMS', 'SIZE', 'TAGS'],
+      ['ID', 'TIMESTAMP', 'TYPE', 'PURPOSE', 'HOST', 'ITEMS', 'SIZE', 'TAGS'],
     );
   },
 };

@@ -21,7 +21,7 @@ export const statsCommand: Command<Stats> = {
   options: {},
   async run(ctx) {
     const repo = await openRepository(ctx);
-    const snapshots = await repo.listSnapshots();
+    const snapshots = await repo.listSnapshots({ purpose: 'any' });
     const byType: Record<string, number> = {};
     let logicalBytes = 0;
     for (const s of snapshots) {

@@ -71,6 +71,21 @@ export function retentionOptionsForBackup(defaultDays?: number): Record<string, 
   return out;
 }
 
+/**
+ * Pre-restore snapshots (what a restore replaced) have their own retention: a count, applied after each
+ * backup of the same type, so a day of restores never pushes a real backup out and the rollback copies
+ * do not pile up.
+ */
+export const PRE_RESTORE_RETENTION_OPTIONS: Record<string, OptionSpec> = {
+  'keep-pre-restore': {
+    type: 'string',
+    arg: 'N',
+    default: '3',
+    description:
+      'keep the N newest pre-restore snapshots (what restores replaced; at least 1); applied after a successful backup',
+  },
+};
+
 export function policyFrom(values: OptionValues): RetentionPolicy {
   const within = str(values['keep-within']);
   if (within) {
@@ -218,12 +233,29 @@ export async function retentionAfterBackup(
 ): Promise<ForgetResult | undefined> {
   if (values['no-retention']) return undefined;
   const policy = policyFrom(values);
-  if (isEmptyPolicy(policy)) return undefined;
+  const keepPreRestore = int(values['keep-pre-restore'], 'keep-pre-restore');
+  if (keepPreRestore !== undefined && keepPreRestore < 1)
+    throw usageError(`--keep-pre-restore ${keepPreRestore}: give 1 or more`);
+  if (isEmptyPolicy(policy) && keepPreRestore === undefined) return undefined;
   // Counting an incomplete snapshot as one of the N to keep could push a complete one out.
   if (snapshot.meta.incomplete)
     return { dryRun: false, removed: 0, groups: [], skipped: 'the snapshot is incomplete' };
   try {
-    return await forgetSnapshots(repo, { type: snapshot.type, host: snapshot.host }, policy, false);
+    const scope = { type: snapshot.type, host: snapshot.host };
+    const r: ForgetResult = isEmptyPolicy(policy)
+      ? { dryRun: false, removed: 0, groups: [] }
+      : await forgetSnapshots(repo, scope, policy, false);
+    if (keepPreRestore !== undefined) {
+      const pre = await forgetSnapshots(
+        repo,
+        { ...scope, purpose: 'pre-restore' },
+        { last: keepPreRestore },
+        false,
+      );
+      r.removed += pre.removed;
+      r.groups.push(...pre.groups.map((g) => ({ ...g, group: `pre-restore ${g.group}` })));
+    }
+    return r;
   } catch (e) {
     // Forgetting needs the exclusive lock; with other backups running side by side it is not to be had.
     // The backup itself succeeded: say so, and leave retention to the next run or `lifeboat forget`.

@@ -41,8 +41,9 @@ async function backup(
 }
 
 async function copyAll(source: Repository, target: Repository) {
-  const plan = planCopy(await source.listSnapshots(), await target.listSnapshots());
-  const reuse = reusableItems(await target.listSnapshots());
+  const all = { purpose: 'any' } as const;
+  const plan = planCopy(await source.listSnapshots(all), await target.listSnapshots(all));
+  const reuse = reusableItems(await target.listSnapshots(all));
   const copied = [];
   for (const s of plan.toCopy) copied.push(await copySnapshot(source, target, s, { reuse }));
   return { plan, copied };
@@ -90,6 +91,14 @@ describe('copy', () => {
     );
     const report = await checkRepository(target, { readData: true });
     assert.ok(report.ok, report.errors.join('; '));
+
+    // A snapshot's purpose travels with it: an import stays an import in the target.
+    const session = await startBackup(source);
+    const item = await session.addItem({ name: 'x', kind: 'file' }, pseudoRandom('imp', 10 * KiB), 'file');
+    await session.commit({ type: 'files', paths: ['/import'], items: [item], purpose: 'import' });
+    await copyAll(source, target);
+    const imported = (await target.listSnapshots({ purpose: 'import' })).map((s) => s.paths);
+    assert.deepEqual(imported, [['/import']]);
   });
 
   for (const [what, match] of [

@@ -221,6 +221,7 @@ class Backup implements BackupSession {
       const at = input.origin ? new Date(input.origin.time) : now;
       const snapshot = await this.repo.saveSnapshot({
         type: input.type,
+        purpose: input.purpose ?? 'backup',
         time: at.toISOString(),
         timestamp: timestampLabel(at),
         host: input.origin?.host ?? Repository.hostname(),

@@ -15,7 +15,7 @@ import { createHash } from 'node:crypto';
 import { LifeboatError } from '../errors.ts';
 import { startBackup } from './backup.ts';
 import type { Item, Snapshot } from './model.ts';
-import type { Repository } from './repository.ts';
+import { snapshotPurpose, type Repository } from './repository.ts';
 
 /** Identity of a snapshot across repositories: what it is of, when, and the exact content of each item. */
 export function contentKey(s: Pick<Snapshot, 'type' | 'time' | 'host' | 'paths' | 'tags' | 'items'>): string {
@@ -143,6 +143,7 @@ export async function copySnapshot(
       items,
       allowEmpty: true,
       origin: { time: snapshot.time, host: snapshot.host },
+      purpose: snapshotPurpose(snapshot),
     });
   } catch (e) {
     await session.abort().catch(() => {});

@@ -18,6 +18,18 @@ export const SNAPSHOT_TYPES = [
 export type SnapshotType = (typeof SNAPSHOT_TYPES)[number];
 
 /**
+ * Why a snapshot was taken. `latest`, `--timestamp` and retention choose among `backup` snapshots only
+ * (listSnapshots/resolveSnapshot filter on it by default): a snapshot taken for a restore's rollback, an
+ * imported dump or a drill's scratch copy must never become "the newest backup".
+ * - `backup`: a scheduled or manual backup (and every older snapshot without the tags below)
+ * - `pre-restore`: what a restore replaced, kept so it can be undone (older ones: tagged `pre-restore`)
+ * - `import`: brought in from outside (e.g. a mongodump archive; older ones: tagged `imported`)
+ * - `drill`: written by a restore drill
+ */
+export const SNAPSHOT_PURPOSES = ['backup', 'pre-restore', 'import', 'drill'] as const;
+export type SnapshotPurpose = (typeof SNAPSHOT_PURPOSES)[number];
+
+/**
  * How an item's stream is cut into chunks.
  * - `file`: content-defined chunking over bytes, ~1 MiB average (files, tarballs, Terraform state).
  * - `records`: each `write` is one whole record (a BSON document, a JSON object); cuts fall only between
@@ -49,6 +61,8 @@ export interface Item extends Required<ItemInput> {
 
 export interface SnapshotInput {
   type: SnapshotType;
+  /** Defaults to `backup`. */
+  purpose?: SnapshotPurpose;
   tags?: string[];
   /** What was backed up (paths, URIs without credentials, namespaces): groups snapshots for retention. */
   paths?: string[];
@@ -79,8 +93,13 @@ export interface SnapshotSummary {
 }
 
 export interface Snapshot extends Required<
-  Omit<SnapshotInput, 'items' | 'allowEmpty' | 'emptyHint' | 'empty' | 'origin'>
+  Omit<SnapshotInput, 'items' | 'allowEmpty' | 'emptyHint' | 'empty' | 'origin' | 'purpose'>
 > {
+  /**
+   * Always set on snapshots read from a repository (derived from the tags for older ones); optional so
+   * that snapshots built in memory need not say. Read it through `snapshotPurpose()`.
+   */
+  purpose?: SnapshotPurpose;
   /** 64 hex characters; the name of the `snapshots/` object. */
   id: string;
   /** ISO 8601 creation time. */
@@ -94,6 +113,12 @@ export interface Snapshot extends Required<
 
 export interface SnapshotFilter {
   type?: SnapshotType;
+  /**
+   * Which purposes to list: default `backup` only, so "the newest backup" is `listSnapshots({type}).at(-1)`.
+   * `'any'` lists every snapshot (prune, stats, `snapshots`: anything that must see all of them).
+   * Ids and id prefixes name a snapshot of any purpose.
+   */
+  purpose?: SnapshotPurpose | SnapshotPurpose[] | 'any';
   tags?: string[];
   host?: string;
 }

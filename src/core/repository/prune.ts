@@ -45,7 +45,8 @@ export interface PruneResult {
 /** Every blob id (data and tree) that some snapshot references. */
 export async function usedBlobs(repo: Repository): Promise<Set<string>> {
   const used = new Set<string>();
-  for (const s of await repo.listSnapshots()) {
+  // Every purpose: a pre-restore or drill snapshot's data is as referenced as a backup's.
+  for (const s of await repo.listSnapshots({ purpose: 'any' })) {
     for (const item of s.items) {
       for (const l of item.chunkLists ?? []) used.add(l);
       for await (const id of repo.chunkIds(item)) used.add(id);

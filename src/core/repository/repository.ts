@@ -30,7 +30,13 @@ import { systemClock, type Clock } from '../clock.ts';
 import { Records } from './records.ts';
 import { Lock, isStale, listLocks, type ListedLock, type LockMode, type LockStore } from './lock.ts';
 import type { BlobType, PackedBlob } from './pack.ts';
-import { SNAPSHOT_TYPES, type Item, type Snapshot, type SnapshotFilter } from './model.ts';
+import {
+  SNAPSHOT_TYPES,
+  type Item,
+  type Snapshot,
+  type SnapshotFilter,
+  type SnapshotPurpose,
+} from './model.ts';
 
 export const REPOSITORY_VERSION = 1;
 
@@ -185,7 +191,27 @@ export function decodeSnapshot(plain: Buffer, what: string): Omit<Snapshot, 'id'
   if (!Array.isArray(s.items) || !s.items.every(isItem)) throw damaged(what, 'an item is malformed');
   if (!s.summary || typeof s.summary !== 'object') throw damaged(what, 'no summary');
   if (!s.meta || typeof s.meta !== 'object') s.meta = {};
+  if (s.purpose === undefined) s.purpose = derivedPurpose(s.tags);
+  else if (typeof s.purpose !== 'string') throw damaged(what, 'its purpose is not a string');
   return s;
+}
+
+/** The purpose of a snapshot written before snapshots had one: from the tags those writers set. */
+export function derivedPurpose(tags: string[]): SnapshotPurpose {
+  if (tags.includes('pre-restore')) return 'pre-restore';
+  if (tags.includes('imported')) return 'import';
+  return 'backup';
+}
+
+export function snapshotPurpose(s: Pick<Snapshot, 'purpose' | 'tags'>): SnapshotPurpose {
+  return s.purpose ?? derivedPurpose(s.tags);
+}
+
+/** Whether a snapshot passes a filter's purpose (default: backups only). */
+export function purposeMatches(s: Snapshot, wanted: SnapshotFilter['purpose']): boolean {
+  if (wanted === 'any') return true;
+  const list: string[] = wanted === undefined ? ['backup'] : Array.isArray(wanted) ? wanted : [wanted];
+  return list.includes(snapshotPurpose(s));
 }
 
 /** A checksum over a key record's fields: tells a damaged record from a wrong passphrase. */
@@ -832,9 +858,11 @@ export class Repository {
 
   private async scanSnapshots(
     filter: SnapshotFilter,
-  ): Promise<{ snapshots: Snapshot[]; damaged: ResolvedRef[] }> {
+  ): Promise<{ snapshots: Snapshot[]; damaged: ResolvedRef[]; otherPurpose: Snapshot[] }> {
     const out: Snapshot[] = [];
     const bad: ResolvedRef[] = [];
+    // Matching all but the purpose: ids name them, and "not found" says they are there.
+    const other: Snapshot[] = [];
     for await (const o of this.backend.list('snapshots')) {
       let s: Snapshot;
       try {
@@ -848,11 +876,16 @@ export class Repository {
       if (filter.type && s.type !== filter.type) continue;
       if (filter.host && s.host !== filter.host) continue;
       if (filter.tags?.length && !filter.tags.every((t) => s.tags.includes(t))) continue;
+      if (!purposeMatches(s, filter.purpose)) {
+        other.push(s);
+        continue;
+      }
       out.push(s);
     }
     return {
       snapshots: out.sort((a, b) => a.time.localeCompare(b.time) || a.id.localeCompare(b.id)),
       damaged: bad,
+      otherPurpose: other,
     };
   }
 
@@ -872,16 +905,34 @@ export class Repository {
    * must be able to remove it. `latest` and timestamps only ever pick intact snapshots.
    */
   async resolveRef(ref: string | undefined, filter: SnapshotFilter = {}): Promise<ResolvedRef> {
-    const { snapshots: all, damaged: bad } = await this.scanSnapshots(filter);
-    const what = filter.type ? `${filter.type} snapshot` : 'snapshot';
+    const { snapshots: all, damaged: bad, otherPurpose } = await this.scanSnapshots(filter);
+    const purposes =
+      filter.purpose === undefined
+        ? 'backup'
+        : Array.isArray(filter.purpose)
+          ? filter.purpose.join('/')
+          : filter.purpose;
+    const what = [filter.type, purposes === 'any' ? '' : purposes, 'snapshot'].filter(Boolean).join(' ');
+    // Not a backup, but what the user may have meant: named by id, it is found.
+    const others = (list: Snapshot[]) =>
+      list.length
+        ? ` (not counted: ${list
+            .slice(-3)
+            .map((s) => `${s.id.slice(0, 8)} ${snapshotPurpose(s)}`)
+            .join(', ')}${list.length > 3 ? ', …' : ''} — name one by id to use it)`
+        : '';
     if (!ref || ref === 'latest') {
       const s = all.at(-1);
       if (!s)
-        throw new LifeboatError('NOT_FOUND', `no ${what} in ${this.backend.location}`, {
-          hint: bad.length
-            ? `${bad.length} damaged snapshot(s) were skipped — see \`lifeboat repair snapshots\``
-            : 'run a backup first, or check --repo',
-        });
+        throw new LifeboatError(
+          'NOT_FOUND',
+          `no ${what} in ${this.backend.location}${others(otherPurpose)}`,
+          {
+            hint: bad.length
+              ? `${bad.length} damaged snapshot(s) were skipped — see \`lifeboat repair snapshots\``
+              : 'run a backup first, or check --repo',
+          },
+        );
       return { id: s.id, snapshot: s };
     }
     let matches: ResolvedRef[];
@@ -889,7 +940,9 @@ export class Repository {
       matches = all.filter((s) => s.timestamp === ref).map((s) => ({ id: s.id, snapshot: s }));
     else if (/^[0-9a-f]{4,64}$/.test(ref))
       matches = [
-        ...all.filter((s) => s.id.startsWith(ref)).map((s) => ({ id: s.id, snapshot: s })),
+        ...[...all, ...otherPurpose]
+          .filter((s) => s.id.startsWith(ref))
+          .map((s) => ({ id: s.id, snapshot: s })),
         ...bad.filter((b) => b.id.startsWith(ref)),
       ];
     else {
@@ -906,9 +959,13 @@ export class Repository {
         .slice(-3)
         .map((s) => s.timestamp)
         .join(', ');
-      throw new LifeboatError('NOT_FOUND', `no ${what} matches "${ref}"`, {
-        hint: near ? `latest ones: ${near} — see \`lifeboat snapshots\`` : 'the repository has none yet',
-      });
+      throw new LifeboatError(
+        'NOT_FOUND',
+        `no ${what} matches "${ref}"${others(otherPurpose.filter((s) => s.timestamp === ref))}`,
+        {
+          hint: near ? `latest ones: ${near} — see \`lifeboat snapshots\`` : 'the repository has none yet',
+        },
+      );
     }
     if (matches.length > 1) {
       throw new LifeboatError(

@@ -151,6 +151,12 @@ export interface PvcSnapshotOptions {
   now?: Date;
   tags?: string[];
   signal?: AbortSignal;
+  /**
+   * Quiesces the application's data (e.g. MongoDB's fsyncLock) before the first VolumeSnapshot is created;
+   * the release it returns is awaited, in a finally, once every snapshot is cut (creationTime set, or
+   * readyToUse) — on success, failure, timeout or abort alike. A release that throws fails the run.
+   */
+  freeze?: () => Promise<{ release(): Promise<void> }>;
 }
 
 export interface PvcSnapshotResult {
@@ -213,6 +219,8 @@ async function waitReady(
   timeoutMs: number,
   pollMs: number,
   signal?: AbortSignal,
+  /** `cut`: until each snapshot has its point in time (creationTime) — or is readyToUse. */
+  until: 'ready' | 'cut' = 'ready',
 ): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   const pending = new Set(vols);
@@ -220,7 +228,8 @@ async function waitReady(
     for (const v of [...pending]) {
       const vs = await client.get(r.vs, v.namespace, v.volumeSnapshot);
       const st = vs?.status as
-        { readyToUse?: boolean; restoreSize?: string; error?: { message?: string } } | undefined;
+        | { readyToUse?: boolean; restoreSize?: string; creationTime?: string; error?: { message?: string } }
+        | undefined;
       if (!vs)
         throw new LifeboatError(
           'NOT_FOUND',
@@ -239,7 +248,7 @@ async function waitReady(
       if (st?.readyToUse) {
         v.restoreSize = st.restoreSize;
         pending.delete(v);
-      }
+      } else if (until === 'cut' && st?.creationTime) pending.delete(v);
     }
     if (pending.size === 0) return;
     if (Date.now() > deadline) {
@@ -306,6 +315,22 @@ export async function snapshotPvcs(opts: PvcSnapshotOptions): Promise<PvcSnapsho
   }
   const created: SnapshotVolume[] = [];
   try {
+    const frozen = opts.freeze ? await opts.freeze() : undefined;
+    try {
+      await createSnapshots();
+      // Held only until every snapshot is cut, not until the (possibly long) copy is readyToUse.
+      if (frozen)
+        await waitReady(client, r, volumes, opts.timeoutMs, opts.pollMs ?? 2000, opts.signal, 'cut');
+    } finally {
+      await frozen?.release();
+    }
+    await waitReady(client, r, volumes, opts.timeoutMs, opts.pollMs ?? 2000, opts.signal);
+  } catch (e) {
+    // A partial set is no consistent backup: remove what this run created, record nothing.
+    for (const v of created) await client.delete(r.vs, v.namespace, v.volumeSnapshot).catch(() => {});
+    throw e;
+  }
+  async function createSnapshots(): Promise<void> {
     for (const { pvc, v } of planned) {
       const vs: KubeObject = {
         apiVersion: 'snapshot.storage.k8s.io/v1',
@@ -330,11 +355,6 @@ export async function snapshotPvcs(opts: PvcSnapshotOptions): Promise<PvcSnapsho
       records.set(v, pvc);
       volumes.push(v);
     }
-    await waitReady(client, r, volumes, opts.timeoutMs, opts.pollMs ?? 2000, opts.signal);
-  } catch (e) {
-    // A partial set is no consistent backup: remove what this run created, record nothing.
-    for (const v of created) await client.delete(r.vs, v.namespace, v.volumeSnapshot).catch(() => {});
-    throw e;
   }
   const items = [];
   for (const v of volumes) {

@@ -13,11 +13,11 @@
 import type { Document, MongoClient } from 'mongodb';
 import { mapLimit } from '../../core/concurrency.ts';
 import { LifeboatError } from '../../core/errors.ts';
-import type { BackupSession, Item, Snapshot } from '../../core/repository/model.ts';
+import type { BackupSession, Item, Snapshot, SnapshotPurpose } from '../../core/repository/model.ts';
 import { Crc64 } from './crc64.ts';
 import { CollectionHash } from './hash.ts';
 import { EXACT_BSON, formatMetadataJson, uuidHex, type CollectionMetadata } from './metadata.ts';
-import { isSystemNamespace, type NamespaceFilter } from './nsfilter.ts';
+import { isLifeboatNamespace, isSystemNamespace, type NamespaceFilter } from './nsfilter.ts';
 import { mongoError, safeUri, serverInfo } from './connect.ts';
 import { captureOplog, oplogStart, type OplogWindow } from './oplog.ts';
 import { AUTHZ_DB, planUsersAndRoles } from './users.ts';
@@ -86,6 +86,8 @@ export async function planBackup(
       for (const info of infos.sort((a, b) => (a.name < b.name ? -1 : 1))) {
         const name = String(info.name);
         if (isSystemNamespace(db, name)) continue;
+        // A restore's journal, shadow and set-aside copies (see restore.ts) are never data to back up.
+        if (isLifeboatNamespace(name)) continue;
         if (!filter.matches(`${db}.${name}`)) continue;
         const type = (String(info.type ?? 'collection') as PlannedCollection['type']) ?? 'collection';
         const indexes: Document[] =
@@ -137,6 +139,8 @@ export interface MongoBackupOptions {
   parallel?: number;
   batchSize?: number;
   tags?: string[];
+  /** Default `backup`; a restore's rollback copy is `pre-restore` (never "latest"). */
+  purpose?: SnapshotPurpose;
   /** Capture the oplog window of the dump (replica sets only): the restore can replay it. */
   oplog?: boolean;
   /** Commit a snapshot even when no collection matched (otherwise the backup fails with EMPTY). */
@@ -211,6 +215,7 @@ export async function backupMongo(
     }
     const snapshot = await opts.session.commit({
       type: 'mongodb',
+      purpose: opts.purpose ?? 'backup',
       tags: opts.tags,
       paths: [safeUri(opts.uri)],
       meta: {

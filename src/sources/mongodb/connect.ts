@@ -5,7 +5,7 @@
  * with the password removed.
  */
 import { readFileSync } from 'node:fs';
-import type { MongoClient, MongoClientOptions } from 'mongodb';
+import type { Document, MongoClient, MongoClientOptions } from 'mongodb';
 import { LifeboatError } from '../../core/errors.ts';
 
 export interface ConnectOptions {
@@ -145,14 +145,43 @@ export async function connectMongo(opts: ConnectOptions): Promise<MongoClient> {
   } catch (e) {
     throw mongoError(e, 'connecting');
   }
+  let hello: Document;
   try {
     await client.connect();
-    await client.db('admin').command({ ping: 1 });
-    return client;
+    hello = await client.db('admin').command({ hello: 1 });
   } catch (e) {
     await client.close().catch(() => {});
     throw mongoError(e, `connecting to ${safeUri(opts.uri)}`);
   }
+  const refusal = shardedRefusal(hello);
+  if (refusal) {
+    await client.close().catch(() => {});
+    throw refusal;
+  }
+  return client;
+}
+
+/**
+ * A sharded cluster, through a mongos (`hello.msg === 'isdbgrid'`) or a config server member
+ * (`hello.configsvr`), is refused: a dump of it is not consistent across shards (chunk migrations and
+ * per-shard oplogs; docs/mongodb.md "Sharded clusters" has the design that would make it so), and a dump of
+ * the config server alone restores nothing. Replica sets and standalone servers are supported.
+ */
+export function shardedRefusal(hello: Document): LifeboatError | undefined {
+  const role =
+    hello.msg === 'isdbgrid'
+      ? 'a mongos router of a sharded cluster'
+      : hello.configsvr !== undefined
+        ? 'a config server of a sharded cluster'
+        : undefined;
+  if (!role) return undefined;
+  return new LifeboatError(
+    'UNSUPPORTED',
+    `the server is ${role}: Lifeboat backs up and restores replica sets and standalone servers, not sharded clusters`,
+    {
+      hint: 'back up each shard replica set with a tool that coordinates a common cluster time (e.g. Percona Backup for MongoDB); see docs/mongodb.md "Sharded clusters"',
+    },
+  );
 }
 
 export interface ServerInfo {

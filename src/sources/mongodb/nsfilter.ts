@@ -16,6 +16,18 @@ export function isSystemNamespace(db: string, collection: string): boolean {
   return collection.startsWith('system.');
 }
 
+/** The collection an atomic restore journals into, in the first target database (see restore.ts). */
+export const RESTORE_JOURNAL = 'lifeboat_restore_journal';
+
+/**
+ * Collections an atomic restore creates beside the data: its journal, each shadow it loads
+ * (`<coll>_lifeboat_shadow_<id>`), each replaced collection set aside (`<coll>_lifeboat_old_<id>`) and
+ * the rename probe. Never backed up, never restored over.
+ */
+export function isLifeboatNamespace(collection: string): boolean {
+  return collection === RESTORE_JOURNAL || /lifeboat_(shadow|old|probe)_[0-9a-f]{8}/.test(collection);
+}
+
 function toRegExp(pattern: string, capture: boolean): RegExp {
   const body = pattern
     .split('*')

@@ -23,7 +23,28 @@ import { decodeDocument, splitBson } from './bson-stream.ts';
 import { backupMongo, itemMeta, planBackup, type CollectionItemMeta } from './backup.ts';
 import { CollectionHash, addHashes } from './hash.ts';
 import { EXACT_BSON, indexSpecForCreate, parseMetadataJson, type CollectionMetadata } from './metadata.ts';
-import { NamespaceFilter, NamespaceRenamer, isSystemNamespace, splitNs } from './nsfilter.ts';
+import {
+  NamespaceFilter,
+  NamespaceRenamer,
+  RESTORE_JOURNAL,
+  isLifeboatNamespace,
+  isSystemNamespace,
+  splitNs,
+} from './nsfilter.ts';
+import {
+  RECOVERY_HINT,
+  newRestoreId,
+  rollBack,
+  setPhase,
+  sideName,
+  startHeartbeat,
+  testKillPoint,
+  thisHost,
+  writeJournal,
+  type JournalEntry,
+  type Recovery,
+  type RestoreJournal,
+} from './journal.ts';
 import {
   assertCanRestoreUsers,
   isAuthzNamespace,
@@ -93,6 +114,12 @@ export interface RestoreResult {
   /** With --oplog-replay: what was replayed (or, in a dry run, would be: `entries`). */
   oplog?: ReplayResult | { entries: number; start: unknown; end: unknown };
   plan?: { source: string; target: string; type: string; count: number; action: string }[];
+  /** Whether the restore went through shadows and a journaled swap (else: in place, and why). */
+  atomic?: boolean;
+  inPlaceReason?: string;
+  restoreId?: string;
+  /** Interrupted restores this one recovered first. */
+  recovered?: Recovery[];
 }
 
 /** Pure: which items go where. */
@@ -139,6 +166,10 @@ export function planRestore(
     if (!filter.matches(source)) continue;
     if (isSystemNamespace(meta.db, meta.collection)) {
       plan.skipped.push({ ns: source, reason: 'server-internal namespace' });
+      continue;
+    }
+    if (isLifeboatNamespace(meta.collection)) {
+      plan.skipped.push({ ns: source, reason: "an interrupted restore's journal or side copy" });
       continue;
     }
     const target = renamer.rename(source);
@@ -277,6 +308,8 @@ export interface ApplyOptions {
   signal?: AbortSignal;
   note?: (msg: string) => void;
   onBytes?: (n: number) => void;
+  /** Restore straight into the targets (no shadow copies: no extra disk, but not atomic). */
+  inPlace?: boolean;
 }
 
 interface Touch {
@@ -322,12 +355,17 @@ async function oplogOnlyTargets(opts: ApplyOptions): Promise<Touch[]> {
   return out;
 }
 
-async function createTarget(opts: ApplyOptions, e: RestoreEntry, notRestored: NotRestored[]): Promise<void> {
+async function createTarget(
+  opts: ApplyOptions,
+  e: RestoreEntry,
+  notRestored: NotRestored[],
+  name = e.collection,
+): Promise<void> {
   const db = opts.client.db(e.db);
   const options = { ...e.metadata.options };
   if (e.type === 'view') {
     try {
-      await db.createCollection(e.collection, options);
+      await db.createCollection(name, options);
     } catch (err) {
       if (!isUnsupported(err)) throw mongoError(err, `creating view ${e.target}`);
       notRestored.push({ ns: e.target, what: 'view', reason: reasonOf(err) });
@@ -335,11 +373,11 @@ async function createTarget(opts: ApplyOptions, e: RestoreEntry, notRestored: No
     return;
   }
   if (Object.keys(options).length === 0) {
-    await db.createCollection(e.collection);
+    await db.createCollection(name);
     return;
   }
   try {
-    await db.createCollection(e.collection, options);
+    await db.createCollection(name, options);
   } catch (err) {
     if (!isUnsupported(err)) throw mongoError(err, `creating ${e.target}`);
     if (e.type === 'timeseries') {
@@ -359,12 +397,12 @@ async function createTarget(opts: ApplyOptions, e: RestoreEntry, notRestored: No
       what: `collection options ${JSON.stringify(Object.keys(options))}`,
       reason: reasonOf(err),
     });
-    await db.createCollection(e.collection);
+    await db.createCollection(name);
   }
 }
 
-async function insertData(opts: ApplyOptions, e: RestoreEntry): Promise<void> {
-  const coll = opts.client.db(e.db).collection(e.collection);
+async function insertData(opts: ApplyOptions, e: RestoreEntry, name = e.collection): Promise<void> {
+  const coll = opts.client.db(e.db).collection(name);
   const workers = Math.max(1, opts.insertionWorkers ?? 2);
   const maxDocs = opts.batchSize ?? 1000;
   const maxBytes = 8 * 1024 * 1024;
@@ -373,7 +411,7 @@ async function insertData(opts: ApplyOptions, e: RestoreEntry): Promise<void> {
   const send = (batch: Document[]) => {
     const p = coll
       .insertMany(batch, { ordered: true, bypassDocumentValidation: true })
-      .then(() => undefined)
+      .then(() => testKillPoint('batch-inserted'))
       .catch((err) => {
         failure ??= mongoError(err, `inserting into ${e.target}`);
       })
@@ -401,9 +439,14 @@ async function insertData(opts: ApplyOptions, e: RestoreEntry): Promise<void> {
   if (failure) throw failure;
 }
 
-async function createIndexes(opts: ApplyOptions, e: RestoreEntry, notRestored: NotRestored[]): Promise<void> {
+async function createIndexes(
+  opts: ApplyOptions,
+  e: RestoreEntry,
+  notRestored: NotRestored[],
+  name = e.collection,
+): Promise<void> {
   if (e.type === 'view') return;
-  const coll = opts.client.db(e.db).collection(e.collection);
+  const coll = opts.client.db(e.db).collection(name);
   for (const spec of e.metadata.indexes) {
     if (spec.name === '_id_') continue;
     const { key, name, v: _v, ...rest } = indexSpecForCreate(spec);
@@ -434,7 +477,32 @@ async function waitForServer(client: MongoClient, ms: number, note?: (m: string)
   }
 }
 
-export async function applyRestore(opts: ApplyOptions): Promise<RestoreResult> {
+/** Backs up what a restore is about to replace, as a `pre-restore` snapshot (never "latest"). */
+async function savePreRestore(opts: ApplyOptions, planned: Awaited<ReturnType<typeof planBackup>>) {
+  opts.note?.(
+    `lifeboat: keeping ${planned.length} existing namespace(s) in a pre-restore snapshot for rollback`,
+  );
+  const session = await startBackup(opts.repo, 'mongodb pre-restore');
+  const pre = await backupMongo({
+    client: opts.client,
+    uri: 'pre-restore',
+    session,
+    collections: planned,
+    parallel: opts.parallel,
+    purpose: 'pre-restore',
+    tags: ['pre-restore', `restore-of:${opts.plan.snapshot.slice(0, 8)}`],
+    // The rollback point of what exists, whatever it holds.
+    allowEmpty: true,
+  });
+  testKillPoint('pre-restore-saved');
+  return pre;
+}
+
+/**
+ * Today's in-place restore: straight into the target collections, with the pre-restore snapshot as the
+ * way back. Used where the atomic path cannot be (see inPlaceReason) and for its own rollback.
+ */
+async function applyInPlace(opts: ApplyOptions): Promise<RestoreResult> {
   const { client, plan } = opts;
   const notRestored: NotRestored[] = [];
   const result: RestoreResult = {
@@ -463,20 +531,7 @@ export async function applyRestore(opts: ApplyOptions): Promise<RestoreResult> {
         (c.bucketsOf !== undefined && wanted.has(`${c.db}.${c.bucketsOf}`)),
     );
     if (rollback) {
-      opts.note?.(
-        `lifeboat: keeping ${planned.length} existing namespace(s) in a pre-restore snapshot for rollback`,
-      );
-      const session = await startBackup(opts.repo, 'mongodb pre-restore');
-      const pre = await backupMongo({
-        client,
-        uri: 'pre-restore',
-        session,
-        collections: planned,
-        parallel: opts.parallel,
-        tags: ['pre-restore', `restore-of:${plan.snapshot.slice(0, 8)}`],
-        // The rollback point of what exists, whatever it holds.
-        allowEmpty: true,
-      });
+      const pre = await savePreRestore(opts, planned);
       preSnapshot = pre.snapshot;
       result.preRestoreSnapshot = pre.snapshot.id;
       for (const c of pre.collections) preHashes.set(c.ns, { count: c.count, hash: c.hash });
@@ -607,7 +662,7 @@ export async function applyRestore(opts: ApplyOptions): Promise<RestoreResult> {
       if (back.length && preSnapshot) {
         const rplan = planRestore(preSnapshot, new NamespaceFilter(back), new NamespaceRenamer());
         await inspectTargets(client, rplan);
-        await applyRestore({
+        await applyInPlace({
           ...opts,
           plan: rplan,
           drop: true,
@@ -631,4 +686,322 @@ export async function applyRestore(opts: ApplyOptions): Promise<RestoreResult> {
       cause: failure,
     });
   }
+}
+
+/**
+ * Why this restore cannot take the atomic path (undefined: it can). The in-place path is today's: a kill
+ * can leave it half-done, and only the pre-restore snapshot leads back.
+ */
+async function inPlaceReason(opts: ApplyOptions, journalDb: string | undefined): Promise<string | undefined> {
+  if (opts.inPlace) return '--in-place was given';
+  if (opts.plan.oplog)
+    return 'the oplog replay (--oplog-replay) writes the target namespaces as the changes happened';
+  if (opts.plan.entries.some((e) => e.type === 'timeseries'))
+    return 'time-series collections cannot be renamed into place';
+  if (!journalDb) return undefined;
+  // Can this server rename within a database (FerretDB can; dropTarget it cannot, so the swap never uses it)?
+  const db = opts.client.db(journalDb);
+  const probe = `lifeboat_probe_${newRestoreId()}`;
+  try {
+    await db.createCollection(probe);
+  } catch (e) {
+    throw mongoError(e, `creating a collection in ${journalDb}`);
+  }
+  let at = probe;
+  try {
+    await db.renameCollection(at, `${probe}_r`);
+    at = `${probe}_r`;
+  } catch (e) {
+    await db
+      .collection(at)
+      .drop()
+      .catch(() => {});
+    return `the server cannot rename collections (${reasonOf(e)})`;
+  }
+  // FerretDB renames, but not into a name with a dot (GridFS's `fs.chunks`, `rocketchat_uploads.chunks`).
+  const dotted = opts.plan.entries.find((e) => e.type !== 'view' && e.collection.includes('.'));
+  try {
+    if (dotted) {
+      await db.renameCollection(at, `${probe}.r`);
+      at = `${probe}.r`;
+    }
+    return undefined;
+  } catch (e) {
+    return `the server cannot rename into a collection name with a dot, as ${dotted!.target} needs (${reasonOf(e)})`;
+  } finally {
+    await db
+      .collection(at)
+      .drop()
+      .catch(() => {});
+  }
+}
+
+/**
+ * Restores `opts.plan`. Atomically where it can (see applyAtomic): each collection is loaded into a shadow
+ * beside its target, verified and indexed there, then all are swapped in by renames under a journal, so a
+ * kill at any moment leaves the target recoverable to exactly the old or exactly the new state. Otherwise
+ * in place (applyInPlace), with a note saying why.
+ */
+export async function applyRestore(opts: ApplyOptions): Promise<RestoreResult> {
+  const dbs = [...new Set(opts.plan.entries.filter((e) => e.type !== 'view').map((e) => e.db))].sort();
+  const why = await inPlaceReason(opts, dbs[0]);
+  if (why === undefined) return applyAtomic(opts, dbs[0]);
+  opts.note?.(
+    `lifeboat: restoring in place, not atomically: ${why}; a kill can leave it half-done (the pre-restore snapshot is the way back)`,
+  );
+  return { ...(await applyInPlace(opts)), atomic: false, inPlaceReason: why };
+}
+
+/** What a shadow must hold once loaded: the snapshot's data, plus (without --drop) the target's own. */
+interface ShadowPlan {
+  e: RestoreEntry;
+  j: JournalEntry;
+  count: number;
+  hash: string;
+}
+
+/** Without --drop over an existing collection, the shadow starts as a copy of it (options, indexes, data). */
+async function copyExisting(opts: ApplyOptions, sp: ShadowPlan): Promise<void> {
+  const db = opts.client.db(sp.e.db);
+  const [info] = await db.listCollections({ name: sp.e.collection }, { ...EXACT_BSON }).toArray();
+  await db.createCollection(sp.j.shadow, ((info as Document | undefined)?.options as Document) ?? {});
+  const shadow = db.collection(sp.j.shadow);
+  for (const spec of await db
+    .collection(sp.e.collection)
+    .listIndexes({ ...EXACT_BSON })
+    .toArray()) {
+    if (spec.name === '_id_') continue;
+    const { key, name, v: _v, ns: _ns, ...rest } = spec as Document;
+    void _v;
+    void _ns;
+    await shadow.createIndex(key, { name, ...rest });
+  }
+  const h = new CollectionHash();
+  let batch: Document[] = [];
+  const cursor = db.collection(sp.e.collection).find({}, { raw: true, batchSize: 1000 });
+  try {
+    for await (const raw of cursor) {
+      const bytes = raw as unknown as Uint8Array;
+      h.add(bytes);
+      batch.push(decodeDocument(bytes, `${sp.e.target}`, EXACT_BSON));
+      if (batch.length >= 1000) {
+        await shadow.insertMany(batch, { ordered: true, bypassDocumentValidation: true });
+        batch = [];
+      }
+    }
+  } finally {
+    await cursor.close().catch(() => {});
+  }
+  if (batch.length) await shadow.insertMany(batch, { ordered: true, bypassDocumentValidation: true });
+  sp.count += h.count;
+  sp.hash = addHashes(sp.hash, h.hex());
+}
+
+/**
+ * The atomic restore. Order, with the journal step each kill point names (journal.ts says what recovery
+ * does after a kill in each phase):
+ *  1. pre-restore snapshot of what will be replaced (unless --no-rollback): the way back after the end;
+ *  2. journal written, phase `loading` (journal-written);
+ *  3. per collection, in parallel: shadow created (shadow-created) — a copy of the target without --drop —
+ *     data inserted (batch-inserted), count and hash verified (shadow-verified), indexes built
+ *     (indexes-built);
+ *     SEAM for point-in-time recovery (`restore --time`): an oplog-apply step belongs here, after every
+ *     shadow is verified against its base snapshot and before phase `swapping`, applying the entries up to
+ *     T to the shadows (each entry's namespace mapped to `j.shadow` via the journal entries) so the swap
+ *     puts in exactly the state at T and a kill during the replay is undone like any other `loading` kill.
+ *  4. phase `swapping` (swap-begin); per collection: target renamed aside (target-aside), shadow renamed in
+ *     (shadow-in); then every target counted;
+ *  5. phase `committed` (committed); set-aside copies dropped (old-dropped); journal removed;
+ *  6. views and users (not atomic: views have no data, users are merged), as in place.
+ * A failure before 5 undoes everything (the targets end exactly as they were); a kill is recovered by the
+ * next restore, or `restore --resume | --rollback`.
+ */
+async function applyAtomic(opts: ApplyOptions, journalDb: string | undefined): Promise<RestoreResult> {
+  const { client, plan } = opts;
+  const notRestored: NotRestored[] = [];
+  const id = newRestoreId();
+  const result: RestoreResult = {
+    snapshot: plan.snapshot,
+    dryRun: false,
+    collections: [],
+    skipped: plan.skipped,
+    notRestored,
+    atomic: true,
+    restoreId: id,
+  };
+  const rollback = opts.rollback ?? true;
+  const parallel = opts.parallel ?? 4;
+  if (plan.usersAndRoles.length) await assertCanRestoreUsers(client);
+  const views = plan.entries.filter((e) => e.type === 'view');
+  const collections = plan.entries.filter((e) => e.type !== 'view');
+
+  const existing = plan.entries.filter((e) => e.exists);
+  if (rollback && existing.length) {
+    const wanted = new Set(existing.map((e) => e.target));
+    const planned = (await planBackup(client, new NamespaceFilter())).filter((c) =>
+      wanted.has(`${c.db}.${c.collection}`),
+    );
+    result.preRestoreSnapshot = (await savePreRestore(opts, planned)).snapshot.id;
+  }
+
+  const shadows: ShadowPlan[] = collections.map((e) => ({
+    e,
+    j: {
+      db: e.db,
+      target: e.collection,
+      shadow: sideName(e.db, e.collection, 'shadow', id),
+      old: sideName(e.db, e.collection, 'old', id),
+      existed: Boolean(e.exists),
+    },
+    count: e.meta.count,
+    hash: e.meta.hash,
+  }));
+  let journal: RestoreJournal | undefined;
+  if (journalDb) {
+    const now = new Date();
+    journal = {
+      _id: id,
+      snapshot: plan.snapshot,
+      ...(result.preRestoreSnapshot ? { preRestoreSnapshot: result.preRestoreSnapshot } : {}),
+      host: thisHost(),
+      pid: process.pid,
+      started: now,
+      heartbeat: now,
+      phase: 'loading',
+      entries: shadows.map((s) => s.j),
+      journalDb,
+    };
+    await writeJournal(client, journal);
+    testKillPoint('journal-written');
+  }
+  const stopHeartbeat = journal ? startHeartbeat(client, journal) : () => {};
+  // Undoes everything before the commit: the targets end exactly as they were.
+  const undo = async (failure: unknown, stage: string): Promise<never> => {
+    stopHeartbeat();
+    const err = isLifeboatError(failure) ? failure : mongoError(failure, 'restore');
+    if (!journal) throw err;
+    opts.note?.(`lifeboat: restore failed ${stage} (${err.message}) — undoing it`);
+    try {
+      await waitForServer(client, opts.rollbackWaitMs ?? 120_000, opts.note);
+      await rollBack(client, journal);
+    } catch (rbErr) {
+      throw new LifeboatError(err.code, `${err.message}; UNDO FAILED (${(rbErr as Error).message})`, {
+        hint: `the restore journal in ${journal.journalDb} records what to undo: ${RECOVERY_HINT}`,
+        details: { restoreId: id, preRestoreSnapshot: result.preRestoreSnapshot },
+        cause: failure,
+      });
+    }
+    throw new LifeboatError(err.code, `${err.message} (undone: the target collections are unchanged)`, {
+      hint: err.hint,
+      details: { ...(err.details ?? {}), restoreId: id, preRestoreSnapshot: result.preRestoreSnapshot },
+      cause: failure,
+    });
+  };
+
+  try {
+    await mapLimit(shadows, parallel, async (sp) => {
+      const { e, j } = sp;
+      try {
+        if (e.exists && !opts.drop) await copyExisting(opts, sp);
+        else await createTarget(opts, e, notRestored, j.shadow);
+        testKillPoint('shadow-created');
+        if (!e.meta.metadataOnly) await insertData(opts, e, j.shadow);
+        if (opts.verify ?? true) {
+          const h = await hashCollection(client, e.db, j.shadow);
+          if (h.count !== sp.count || h.hex() !== sp.hash) {
+            throw new LifeboatError(
+              'VERIFY_FAILED',
+              `verification of ${e.target} failed: ${h.count} documents with hash ${h.hex().slice(0, 12)}, expected ${sp.count} with ${sp.hash.slice(0, 12)}`,
+              {
+                hint: 'the server changed or dropped data during the restore; check its logs, then restore again',
+              },
+            );
+          }
+          testKillPoint('shadow-verified');
+        }
+        await createIndexes(opts, e, notRestored, j.shadow);
+        testKillPoint('indexes-built');
+      } catch (err) {
+        throw isLifeboatError(err) ? err : mongoError(err, `restoring ${e.target}`);
+      }
+      result.collections.push({
+        source: e.source,
+        target: e.target,
+        type: e.type,
+        count: e.meta.count,
+        hash: e.meta.hash,
+        verified: opts.verify ?? true,
+      });
+    });
+  } catch (failure) {
+    return undo(failure, 'while loading');
+  }
+
+  if (journal) {
+    try {
+      await setPhase(client, journal, 'swapping');
+      testKillPoint('swap-begin');
+      for (const { j } of shadows) {
+        const db = client.db(j.db);
+        if (j.existed) {
+          await db.renameCollection(j.target, j.old);
+          testKillPoint('target-aside');
+        }
+        await db.renameCollection(j.shadow, j.target);
+        testKillPoint('shadow-in');
+      }
+      // The whole restore verified before anything set aside is let go.
+      for (const sp of shadows) {
+        const n = await client.db(sp.j.db).collection(sp.j.target).countDocuments({});
+        if (n !== sp.count)
+          throw new LifeboatError(
+            'VERIFY_FAILED',
+            `after the swap ${sp.e.target} holds ${n} documents, expected ${sp.count}`,
+            {
+              hint: 'something wrote to the target during the restore: stop the application, then restore again',
+            },
+          );
+      }
+      await setPhase(client, journal, 'committed');
+      testKillPoint('committed');
+    } catch (failure) {
+      return undo(failure, 'while swapping');
+    }
+    stopHeartbeat();
+    // Committed: from here a failure leaves only set-aside copies, which the next restore drops.
+    try {
+      for (const { j } of shadows) {
+        if (!j.existed) continue;
+        await client.db(j.db).collection(j.old).drop();
+        testKillPoint('old-dropped');
+      }
+      await client
+        .db(journal.journalDb)
+        .collection(RESTORE_JOURNAL)
+        .deleteOne({ _id: id as never });
+      if ((await client.db(journal.journalDb).collection(RESTORE_JOURNAL).countDocuments({})) === 0)
+        await client.db(journal.journalDb).collection(RESTORE_JOURNAL).drop();
+    } catch (e) {
+      opts.note?.(
+        `lifeboat: warning: the restore is complete, but its set-aside copies could not all be dropped (${reasonOf(e)}); \`lifeboat mongodb restore --resume\` drops them`,
+      );
+    }
+  }
+
+  for (const e of views) {
+    if (e.exists) await client.db(e.db).collection(e.collection).drop();
+    await createTarget(opts, e, notRestored);
+    result.collections.push({
+      source: e.source,
+      target: e.target,
+      type: 'view',
+      count: 0,
+      hash: e.meta.hash,
+      verified: false,
+    });
+  }
+  if (plan.usersAndRoles.length)
+    result.usersAndRoles = await restoreUsersAndRoles(client, opts.repo, plan.usersAndRoles, opts.drop);
+  result.collections.sort((a, b) => (a.target < b.target ? -1 : 1));
+  return result;
 }
