@@ -12,10 +12,12 @@
 import type { LifeboatEvent } from '../core/events.ts';
 import { LifeboatError } from '../core/errors.ts';
 import { redactString } from '../core/log.ts';
+import type { Snapshot } from '../core/repository/model.ts';
 import type { Repository } from '../core/repository/repository.ts';
 import type { RecordRef } from '../core/repository/records.ts';
 import type { OperationKind, OperationRecord, StepRecord } from '../operations/operation-record.ts';
 import type { MetricFamily, Sample } from './prom-text.ts';
+import { sliceOf } from '../sources/mongodb/pitr-slices.ts';
 
 /** Snapshots a restore takes of the target before overwriting it: not backups of the layer's schedule. */
 export const PRE_RESTORE_TAG = 'pre-restore';
@@ -100,6 +102,15 @@ export interface UpReport {
   drills: OperationSummary[];
   recoveries: OperationSummary[];
   integrity: IntegrityReport;
+  /** Point-in-time slices (`mongodb pitr run`) per replica set: how far they reach, and the gaps seen. */
+  pitr: PitrReport[];
+}
+
+export interface PitrReport {
+  replicaSet: string;
+  /** ms: the newest slice's `coveredUntil` (the oplog was read up to then). */
+  coveredUntil?: number;
+  gaps: number;
 }
 
 export interface DownReport {
@@ -373,7 +384,25 @@ export async function collectReport(repo: Repository, options: CollectOptions): 
     drills: drills.slice(0, RECENT_OPERATIONS).map(summarise),
     recoveries: recoveries.slice(0, RECENT_OPERATIONS).map(summarise),
     integrity,
+    pitr: pitrReports(all),
   };
+}
+
+/** From the slices' own metadata (src/sources/mongodb/pitr-slices.ts), so a restart loses nothing. */
+function pitrReports(all: Snapshot[]): PitrReport[] {
+  const byRs = new Map<string, PitrReport>();
+  for (const s of all) {
+    const slice = sliceOf(s);
+    if (!slice) continue;
+    const r = byRs.get(slice.meta.replicaSet) ?? { replicaSet: slice.meta.replicaSet, gaps: 0 };
+    byRs.set(r.replicaSet, r);
+    if (slice.meta.kind === 'gap') r.gaps++;
+    else {
+      const until = Date.parse(slice.meta.coveredUntil);
+      if (Number.isFinite(until) && until > (r.coveredUntil ?? 0)) r.coveredUntil = until;
+    }
+  }
+  return [...byRs.values()].sort((a, b) => a.replicaSet.localeCompare(b.replicaSet));
 }
 
 export function unreachableReport(error: unknown, location: string, now = Date.now()): DownReport {
@@ -401,6 +430,18 @@ const OK_OPERATION = new Set(['success', 'warning']);
 
 /** Every family the exporter can emit, in this order; docs/monitoring.md describes each. */
 export const METRIC_HELP = {
+  lifeboat_pitr_covered_until_timestamp_seconds: [
+    'gauge',
+    'How far the point-in-time slices of the replica set reach (the newest slice read the oplog up to then)',
+  ],
+  lifeboat_pitr_lag_seconds: [
+    'gauge',
+    'Now minus how far the slices reach: the point-in-time RPO of the replica set right now',
+  ],
+  lifeboat_pitr_gaps_total: [
+    'counter',
+    'Gaps the follower found (the oplog rolled over while it was down): each needs a new base backup',
+  ],
   lifeboat_repository_up: [
     'gauge',
     '1 when the repository could be opened and read; 0 (with the error code) when not',
@@ -558,6 +599,14 @@ export function metricFamilies(report: MetricsReport): MetricFamily[] {
       add('lifeboat_integrity_last_check_timestamp_seconds', sec(i.check.at));
     }
     if (i.drill) add('lifeboat_integrity_errors', i.drill.errors, { source: 'drill' });
+    for (const p of report.pitr) {
+      const rs = { replica_set: p.replicaSet };
+      if (p.coveredUntil !== undefined) {
+        add('lifeboat_pitr_covered_until_timestamp_seconds', sec(p.coveredUntil), rs);
+        add('lifeboat_pitr_lag_seconds', Math.max(0, sec(report.generatedAt - p.coveredUntil)), rs);
+      }
+      add('lifeboat_pitr_gaps_total', p.gaps, rs);
+    }
   }
   return METRIC_NAMES.map((name) => ({
     name,
