@@ -26,7 +26,7 @@ import {
   Repository,
   type IndexFile,
 } from '../../src/core/repository/repository.ts';
-import { SNAPSHOT_TYPES, type Snapshot } from '../../src/core/repository/model.ts';
+import { SNAPSHOT_PURPOSES, SNAPSHOT_TYPES, type Snapshot } from '../../src/core/repository/model.ts';
 import { openBackend } from '../../src/core/storage/open.ts';
 import { tempDir } from '../env/index.ts';
 import { summarize } from '../../src/cli/cmd_snapshots.ts';
@@ -234,6 +234,7 @@ const item = fc.record(
 
 const snapshot: fc.Arbitrary<Omit<Snapshot, 'id'>> = fc.record({
   type: fc.constantFrom(...SNAPSHOT_TYPES),
+  purpose: fc.constantFrom(...SNAPSHOT_PURPOSES),
   tags: fc.array(fc.string({ maxLength: 8 }), { maxLength: 3 }),
   paths: fc.array(fc.string({ maxLength: 8 }), { maxLength: 3 }),
   meta: fc.dictionary(fc.string({ maxLength: 6 }), fc.jsonValue({ maxDepth: 1 }), { maxKeys: 3 }),
@@ -277,6 +278,26 @@ describe('snapshot manifest', () => {
         const v = decodeSnapshot(Buffer.from(JSON.stringify(s)), 'snapshots/x');
         assert.deepEqual(v, JSON.parse(JSON.stringify(s)));
         useSnapshot(v);
+      }),
+      { numRuns: RUNS },
+    );
+  });
+
+  test('a manifest written before purposes gets the purpose its tags imply', PROPERTY_TIMEOUT, () => {
+    fc.assert(
+      fc.property(snapshot, fc.constantFrom<string[]>([], ['pre-restore'], ['imported']), (s, tags) => {
+        const { purpose: _purpose, ...old } = { ...s, tags };
+        const v = decodeSnapshot(Buffer.from(JSON.stringify(old)), 'snapshots/x');
+        const want = tags.includes('pre-restore')
+          ? 'pre-restore'
+          : tags.includes('imported')
+            ? 'import'
+            : 'backup';
+        assert.equal(v.purpose, want);
+        assert.deepEqual(
+          { ...v, purpose: undefined },
+          { ...JSON.parse(JSON.stringify(old)), purpose: undefined },
+        );
       }),
       { numRuns: RUNS },
     );
