@@ -912,7 +912,15 @@ export class Repository {
         : Array.isArray(filter.purpose)
           ? filter.purpose.join('/')
           : filter.purpose;
-    const what = [filter.type, purposes === 'any' ? '' : purposes, 'snapshot'].filter(Boolean).join(' ');
+    // "backup" is said only where it tells something: a purpose asked for, or others left out.
+    const what = (othersLeftOut: Snapshot[]) =>
+      [
+        filter.type,
+        purposes === 'any' || (filter.purpose === undefined && !othersLeftOut.length) ? '' : purposes,
+        'snapshot',
+      ]
+        .filter(Boolean)
+        .join(' ');
     // Not a backup, but what the user may have meant: named by id, it is found.
     const others = (list: Snapshot[]) =>
       list.length
@@ -926,7 +934,7 @@ export class Repository {
       if (!s)
         throw new LifeboatError(
           'NOT_FOUND',
-          `no ${what} in ${this.backend.location}${others(otherPurpose)}`,
+          `no ${what(otherPurpose)} in ${this.backend.location}${others(otherPurpose)}`,
           {
             hint: bad.length
               ? `${bad.length} damaged snapshot(s) were skipped — see \`lifeboat repair snapshots\``
@@ -955,17 +963,14 @@ export class Repository {
       );
     }
     if (matches.length === 0) {
+      const sameTime = otherPurpose.filter((s) => s.timestamp === ref);
       const near = all
         .slice(-3)
         .map((s) => s.timestamp)
         .join(', ');
-      throw new LifeboatError(
-        'NOT_FOUND',
-        `no ${what} matches "${ref}"${others(otherPurpose.filter((s) => s.timestamp === ref))}`,
-        {
-          hint: near ? `latest ones: ${near} — see \`lifeboat snapshots\`` : 'the repository has none yet',
-        },
-      );
+      throw new LifeboatError('NOT_FOUND', `no ${what(sameTime)} matches "${ref}"${others(sameTime)}`, {
+        hint: near ? `latest ones: ${near} — see \`lifeboat snapshots\`` : 'the repository has none yet',
+      });
     }
     if (matches.length > 1) {
       throw new LifeboatError(
