@@ -7,10 +7,17 @@ import { LifeboatError } from '../core/errors.ts';
 import { Repository } from '../core/repository/repository.ts';
 import { openBackend } from '../core/storage/open.ts';
 import { eventActor } from '../core/events.ts';
-import { DRILL_LAYERS, drillBudgets, parseBudget, type DrillLayer } from '../operations/drill-records.ts';
+import {
+  DRILL_LAYERS,
+  VAULT_LAYERS,
+  drillBudgets,
+  parseBudget,
+  type DrillLayer,
+} from '../operations/drill-records.ts';
 import type { OperationRecord } from '../operations/operation-record.ts';
 import { list, str, usageError, type Command, type CommandContext, type OptionValues } from './command.ts';
 import { EXIT_FAILED, EXIT_INTEGRITY, EXIT_OK } from './exit.ts';
+import { VAULT_OPTION } from './cmd_secrets_backup.ts';
 import { KUBE_OPTIONS, kubeClient } from './kube-options.ts';
 import { CONNECTION_OPTIONS, connectFromOptions } from './mongodb-options.ts';
 import { formatDuration } from './output.ts';
@@ -32,7 +39,22 @@ async function openRecords(ctx: CommandContext): Promise<Repository> {
   return repo;
 }
 
-function components(values: OptionValues): { layers: DrillLayer[]; all: boolean } {
+/** The Key Vault of the secrets layer: --vault, LIFEBOAT_SECRETS_VAULT, or secrets.vault in lifeboat.yaml. */
+function vaultUrl(ctx: CommandContext, values: OptionValues): string | undefined {
+  const section = ctx.section('secrets');
+  const fromFile = section.vault ?? (section.backup as Record<string, unknown> | undefined)?.vault;
+  const v = str(values.vault) ?? (typeof fromFile === 'string' ? fromFile : undefined);
+  return v || undefined;
+}
+
+/**
+ * The layers to drill. The secrets layer needs a Key Vault: without one, `all` leaves it out (the
+ * result's `secrets` step says so) and `--component secrets` is a usage error.
+ */
+function components(
+  values: OptionValues,
+  vault: string | undefined,
+): { layers: DrillLayer[]; all: boolean; withoutVault: DrillLayer[] } {
   const given = list(values.component);
   const words = given.length ? given : ['all'];
   for (const w of words)
@@ -41,8 +63,15 @@ function components(values: OptionValues): { layers: DrillLayer[]; all: boolean 
         `--component ${w} is not a drill layer`,
         `use one of ${DRILL_LAYERS.join(', ')} or all (e.g. --component mongodb)`,
       );
-  if (words.includes('all')) return { layers: [...DRILL_LAYERS], all: true };
-  return { layers: DRILL_LAYERS.filter((l) => words.includes(l)), all: false };
+  const all = words.includes('all');
+  const chosen = all ? [...DRILL_LAYERS] : DRILL_LAYERS.filter((l) => words.includes(l));
+  const withoutVault = vault ? [] : chosen.filter((l) => VAULT_LAYERS.has(l));
+  if (withoutVault.length && !all)
+    throw usageError(
+      `--component ${withoutVault.join(', ')} needs a Key Vault and none is given`,
+      'pass --vault https://NAME.vault.azure.net (or set LIFEBOAT_SECRETS_VAULT, or secrets.vault in lifeboat.yaml)',
+    );
+  return { layers: chosen.filter((l) => !withoutVault.includes(l)), all, withoutVault };
 }
 
 export const integrityCheckCommand: Command<IntegrityCheckResult> = {
@@ -73,6 +102,17 @@ export const integrityCheckCommand: Command<IntegrityCheckResult> = {
         'restore the MongoDB drill on this server instead of a scratch database on --uri (same credentials and TLS options)',
     },
     ...KUBE_OPTIONS,
+    vault: {
+      ...VAULT_OPTION,
+      description: `${VAULT_OPTION.description}: where the secrets drill reads the backed-up Secrets (default: secrets.vault)`,
+    },
+    'secrets-namespace': {
+      type: 'string',
+      multiple: true,
+      arg: 'NS',
+      description:
+        'drill only the Secrets backed up from this namespace (repeatable; default every manifest in the vault)',
+    },
     rto: {
       type: 'string',
       multiple: true,
@@ -96,15 +136,18 @@ export const integrityCheckCommand: Command<IntegrityCheckResult> = {
   help: `Exit code 0 when every layer was restored and verified within its budget (over 80 % of it is a
 warning), 1 when a layer failed or ran over its budget (the layer is named), 3 when damage was found.
 The drill is recorded in the repository (kind drill); the newest verified snapshot of each layer is kept
-by retention whatever the policy says. Scratch targets: MongoDB database lifeboat_drill_<id>, PVCs and
-namespaces labelled lifeboat.io/drill=<id>; removed after the drill, also when it fails or is stopped,
+by retention whatever the policy says. The secrets layer is drilled from Key Vault (--vault; without one,
+all leaves it out). Scratch targets: MongoDB database lifeboat_drill_<id>, PVCs and namespaces labelled
+lifeboat.io/drill=<id>; removed after the drill, also when it fails or is stopped,
 and by the next drill if the process was killed.
 Examples:
   lifeboat integrity-check --component mongodb                 # weekly
   lifeboat integrity-check --component pvc                     # monthly
+  lifeboat integrity-check --component secrets --vault https://rc-prod.vault.azure.net  # monthly
   lifeboat integrity-check --component all --smoke-test-url https://chat.example.com/api/info  # quarterly`,
   async run(ctx, values) {
-    const { layers, all } = components(values);
+    const vault = vaultUrl(ctx, values);
+    const { layers, all, withoutVault } = components(values, vault);
     const drills = ctx.section('drills');
     const budgets = drillBudgets(drills.budgets);
     for (const spec of list(values.rto)) {
@@ -161,6 +204,15 @@ Examples:
         const { clusterStateDrill } = await import('../operations/drills/cluster-state.ts');
         return clusterStateDrill(await kubeClient(ctx, values));
       },
+      secrets: async () => {
+        const { secretsDrill } = await import('../operations/drills/secrets.ts');
+        const { SecretsVault, parseVaultUrl } = await import('../sources/secrets/vault.ts');
+        return secretsDrill(
+          await kubeClient(ctx, values),
+          new SecretsVault(parseVaultUrl(vault), { maxRetries: 2 }, ctx.env),
+          { namespaces: list(values['secrets-namespace']) },
+        );
+      },
     };
     const bar = ctx.out.progress('drill', undefined, 'count');
     let record: OperationRecord;
@@ -168,7 +220,17 @@ Examples:
       record = await runDrill({
         repo,
         records,
-        layers: layers.map((layer) => ({ layer, required: !all, open: opens[layer] })),
+        layers: [
+          ...layers.map((layer) => ({ layer, required: !all, open: opens[layer] })),
+          // `all` without a Key Vault: the secrets layer is not drilled, and its step says why.
+          ...withoutVault.map((layer) => ({
+            layer,
+            required: false,
+            open: opens[layer],
+            skipReason:
+              'no Key Vault given (--vault, LIFEBOAT_SECRETS_VAULT or secrets.vault in lifeboat.yaml)',
+          })),
+        ],
         budgets,
         readDataSubset,
         smokeTest: smokeUrl

@@ -15,20 +15,31 @@ import type { ConfigSetting } from '../cli/config-sections.ts';
 import { listOperations } from './runner.ts';
 import type { OperationRecord } from './operation-record.ts';
 
-export const DRILL_LAYERS = ['mongodb', 'pvc', 'cluster-state'] as const;
+export const DRILL_LAYERS = ['mongodb', 'pvc', 'cluster-state', 'secrets'] as const;
 export type DrillLayer = (typeof DRILL_LAYERS)[number];
 
 export const LAYER_TYPE: Record<DrillLayer, SnapshotType> = {
   mongodb: 'mongodb',
   pvc: 'pvc-snapshots',
   'cluster-state': 'cluster-state',
+  secrets: 'secrets',
 };
 
-/** The guide's RTOs: MongoDB < 30 min, PVC < 15, cluster < 45, the whole drill < 90. */
+/**
+ * Layers whose backups are not in the repository: the secrets layer lives in Azure Key Vault (a manifest
+ * per namespace and the values, src/sources/secrets/), so its drill has no snapshot to pick.
+ */
+export const VAULT_LAYERS: ReadonlySet<DrillLayer> = new Set(['secrets']);
+
+/**
+ * The guide's RTOs: MongoDB < 30 min, PVC < 15, cluster < 45, the whole drill < 90. The guide gives none
+ * for secrets: 15 min (a restore of the Secrets is part of the cluster's RTO, and takes seconds).
+ */
 export const DEFAULT_BUDGETS: Record<DrillLayer | 'total', number> = {
   mongodb: 30 * 60_000,
   pvc: 15 * 60_000,
   'cluster-state': 45 * 60_000,
+  secrets: 15 * 60_000,
   total: 90 * 60_000,
 };
 
@@ -99,8 +110,12 @@ export function isBackupSnapshot(s: Snapshot): boolean {
   return !s.tags.includes('pre-restore') && !s.tags.includes('drill');
 }
 
-/** The newest backup of a layer (pre-restore and drill snapshots left out), or undefined. */
+/**
+ * The newest backup of a layer (pre-restore and drill snapshots left out), or undefined; always undefined
+ * for a layer kept outside the repository (VAULT_LAYERS).
+ */
 export async function newestBackup(repo: Repository, layer: DrillLayer): Promise<Snapshot | undefined> {
+  if (VAULT_LAYERS.has(layer)) return undefined;
   const all = await repo.listSnapshots({ type: LAYER_TYPE[layer] });
   return all.filter(isBackupSnapshot).at(-1);
 }

@@ -6,7 +6,8 @@
  * 1. `read-data`: `check --read-data` over a rotating subset of the packs — with 10 %, the n-th drill
  *    reads subset n of 10 (`n/10`), so all data is read within ten drills. The counter is the subset the
  *    previous drill's record says it read.
- * 2. one step per layer: the newest backup of the layer restored into a scratch target, verified (counts,
+ * 2. one step per layer: the newest backup of the layer (for secrets, kept in Key Vault rather than the
+ *    repository, the namespace manifests there: no snapshot, see vaultLayerStep) restored into a scratch target, verified (counts,
  *    content hashes, digests) and removed again — in a `finally`, and once more when the command ends, so
  *    a failed or interrupted drill leaves nothing behind; scratch targets of a drill that was killed
  *    outright are found by their name/label and removed by the next drill.
@@ -21,11 +22,11 @@ import { hostname } from 'node:os';
 import { LifeboatError } from '../core/errors.ts';
 import { checkRepository } from '../core/repository/check.ts';
 import type { Repository } from '../core/repository/repository.ts';
-import { LAYER_TYPE, listDrills, newestBackup, type DrillLayer } from './drill-records.ts';
+import { LAYER_TYPE, VAULT_LAYERS, listDrills, newestBackup, type DrillLayer } from './drill-records.ts';
 import type { OperationRecord, StepRecord } from './operation-record.ts';
 import { newOperationId, runOperation, type StepDefinition } from './runner.ts';
 import { runSmokeTest, type SmokeTest } from './smoke.ts';
-import type { LayerDrill, LayerDrillContext } from './drills/types.ts';
+import type { LayerDrill, LayerDrillContext, RestorePoint } from './drills/types.ts';
 
 export interface DrillOptions {
   /** Reads the data (cancelled by `signal`). */
@@ -34,9 +35,10 @@ export interface DrillOptions {
   records: Repository;
   /**
    * The layers to drill, in order; `open` connects (only when the layer has a backup to drill). A layer
-   * that is not `required` (`--component all`) and has no backup is recorded as skipped.
+   * that is not `required` (`--component all`) and has no backup is recorded as skipped; one with a
+   * `skipReason` (not configured: the secrets layer without a Key Vault) is skipped, saying why.
    */
-  layers: { layer: DrillLayer; required: boolean; open(): Promise<LayerDrill> }[];
+  layers: { layer: DrillLayer; required: boolean; open(): Promise<LayerDrill>; skipReason?: string }[];
   budgets: Record<DrillLayer | 'total', number>;
   /** `p%` (rotating `n/t` subsets, t = 100/p), `n/t` as given, or undefined to read nothing. */
   readDataSubset?: string;
@@ -108,6 +110,72 @@ export async function abandonedCheck(
   };
 }
 
+async function removeLeftovers(
+  options: DrillOptions,
+  ctx: LayerDrillContext,
+  drill: LayerDrill,
+): Promise<string[]> {
+  const leftovers = await drill.cleanupLeftovers(ctx).catch((e: unknown) => {
+    options.note(`lifeboat: could not remove the scratch targets of earlier drills: ${(e as Error).message}`);
+    return [] as string[];
+  });
+  for (const l of leftovers) options.note(`lifeboat: removed ${l}, left by an interrupted drill`);
+  return leftovers;
+}
+
+/**
+ * The step of a layer kept outside the repository (VAULT_LAYERS): there is no snapshot, so the drill is
+ * opened first and `pick`s its restore point (for secrets: the namespace manifests in Key Vault); the
+ * step records what it picked in its summary and when it was written as `snapshotTime`, and no snapshot.
+ * A pick that fails (no vault access, a damaged manifest) is the step's failure, not the drill's.
+ */
+async function vaultLayerStep(
+  options: DrillOptions,
+  ctx: LayerDrillContext,
+  layer: DrillLayer,
+  required: boolean,
+  open: () => Promise<LayerDrill>,
+): Promise<StepDefinition> {
+  let drill: LayerDrill | undefined;
+  let point: RestorePoint | undefined;
+  let pickError: unknown;
+  try {
+    drill = await open();
+    if (!drill.pick) throw new Error(`the ${layer} drill cannot pick a restore point`);
+    point = await drill.pick(ctx);
+  } catch (e) {
+    pickError = e;
+  }
+  return {
+    name: layer,
+    layer: LAYER_TYPE[layer],
+    enabled: point !== undefined || pickError !== undefined || required,
+    budgetMs: options.budgets[layer],
+    onFailure: 'continue',
+    async run(signal, step) {
+      if (pickError !== undefined) throw pickError;
+      if (!drill || !point)
+        throw new LifeboatError('NOT_FOUND', `no ${layer} backup in Key Vault to drill`, {
+          hint: `take one first: \`lifeboat ${layer} backup\` (see docs/operations.md)`,
+        });
+      if (point.time) step.snapshotTime = point.time;
+      const leftovers = await removeLeftovers(options, ctx, drill);
+      const result = await drill.run({ ...ctx, signal }, undefined, point);
+      for (const w of result.warnings ?? []) options.note(`lifeboat: ${layer}: ${w}`);
+      return {
+        status: result.warnings?.length ? 'warning' : 'success',
+        ...(point.time ? { snapshotTime: point.time } : {}),
+        summary: {
+          ...point.summary,
+          ...result.summary,
+          ...(leftovers.length ? { leftoversRemoved: leftovers.length } : {}),
+          ...(result.warnings?.length ? { warnings: result.warnings.length } : {}),
+        },
+      };
+    },
+  };
+}
+
 export async function runDrill(options: DrillOptions): Promise<OperationRecord> {
   const previous = await listDrills(options.records);
   const id = newOperationId();
@@ -153,7 +221,22 @@ export async function runDrill(options: DrillOptions): Promise<OperationRecord> 
     },
   });
 
-  for (const { layer, required, open } of options.layers) {
+  for (const { layer, required, open, skipReason } of options.layers) {
+    if (skipReason) {
+      steps.push({
+        name: layer,
+        layer: LAYER_TYPE[layer],
+        enabled: false,
+        skipReason,
+        onFailure: 'continue',
+        run: () => Promise.reject(new Error(`${layer} is not drilled: ${skipReason}`)),
+      });
+      continue;
+    }
+    if (VAULT_LAYERS.has(layer)) {
+      steps.push(await vaultLayerStep(options, ctx, layer, required, open));
+      continue;
+    }
     const snapshot = await newestBackup(options.repo, layer);
     steps.push({
       name: layer,
@@ -170,13 +253,7 @@ export async function runDrill(options: DrillOptions): Promise<OperationRecord> 
         step.snapshot = snapshot.id;
         step.snapshotTime = snapshot.time;
         const drill = await open();
-        const leftovers = await drill.cleanupLeftovers(ctx).catch((e: unknown) => {
-          options.note(
-            `lifeboat: could not remove the scratch targets of earlier drills: ${(e as Error).message}`,
-          );
-          return [] as string[];
-        });
-        for (const l of leftovers) options.note(`lifeboat: removed ${l}, left by an interrupted drill`);
+        const leftovers = await removeLeftovers(options, ctx, drill);
         const result = await drill.run({ ...ctx, signal }, snapshot);
         for (const w of result.warnings ?? []) options.note(`lifeboat: ${layer}: ${w}`);
         return {

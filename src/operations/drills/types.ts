@@ -25,12 +25,36 @@ export interface LayerDrillResult {
   warnings?: string[];
 }
 
+/**
+ * What a layer kept outside the repository (the secrets layer, in Key Vault) drills instead of a
+ * snapshot: its `summary` (what it is: namespaces, counts — never a value) goes into the step's summary,
+ * its `time` (ISO, when it was last written) is the step's `snapshotTime`.
+ */
+export interface RestorePoint {
+  summary: Record<string, string | number | boolean>;
+  time?: string;
+}
+
 export interface LayerDrill {
   layer: DrillLayer;
+  /**
+   * `vault`: the layer's backups are not in the repository; the runner asks `pick` for the restore point
+   * instead of looking for a snapshot, and `run` gets it in place of one.
+   */
+  source?: 'vault';
+  /** The restore point to drill (source `vault`), or undefined when there is none. */
+  pick?(ctx: LayerDrillContext): Promise<RestorePoint | undefined>;
   /** Removes scratch targets that earlier, killed drills left; returns what it removed. */
   cleanupLeftovers(ctx: LayerDrillContext): Promise<string[]>;
-  /** Restores `snapshot` into a scratch target, verifies it, and removes the scratch target again. */
-  run(ctx: LayerDrillContext, snapshot: Snapshot): Promise<LayerDrillResult>;
+  /**
+   * Restores `snapshot` (or, source `vault`, the picked restore point) into a scratch target, verifies
+   * it, and removes the scratch target again.
+   */
+  run(
+    ctx: LayerDrillContext,
+    snapshot: Snapshot | undefined,
+    point?: RestorePoint,
+  ): Promise<LayerDrillResult>;
   /** Closes connections. */
   close(): Promise<void>;
 }

@@ -33,6 +33,8 @@ export interface VaultOptions {
 export interface VaultEntry {
   name: string;
   tags: Record<string, string>;
+  /** When its current version was written (ISO), when the vault says. */
+  updatedOn?: string;
 }
 
 /** A bearer token from the environment (`az account get-access-token --resource https://vault.azure.net`). */
@@ -101,7 +103,11 @@ export class SecretsVault {
     const out = new Map<string, VaultEntry>();
     try {
       for await (const p of (await this.sdk()).listPropertiesOfSecrets())
-        out.set(p.name.toLowerCase(), { name: p.name, tags: p.tags ?? {} });
+        out.set(p.name.toLowerCase(), {
+          name: p.name,
+          tags: p.tags ?? {},
+          ...(p.updatedOn ? { updatedOn: p.updatedOn.toISOString() } : {}),
+        });
     } catch (e) {
       throw this.toError(e, 'list secrets');
     }
