@@ -191,11 +191,14 @@ describe('pipeline run against MongoDB, Kubernetes, Key Vault and Terraform stat
         ['cluster-state', 'success'],
         ['secrets', 'success'],
         ['terraform', 'success'],
+        ['copy', 'skipped'],
         ['retention', 'success'],
         ['validate', 'success'],
         ['notify', 'success'],
       ],
     );
+    // No second location configured: the default copy stage says why it did nothing.
+    assert.match(byName.copy.reason, /no second location configured \(copy\.to/);
     const snapshots = (await cli(['snapshots', '--json'])).json;
     for (const [stage, type] of [
       ['mongodb', 'mongodb'],
@@ -288,6 +291,7 @@ describe('pipeline run against MongoDB, Kubernetes, Key Vault and Terraform stat
       'cluster-state': 1,
       secrets: 1,
       terraform: 1,
+      copy: undefined, // skipped: no second location configured
       retention: 1,
       validate: 1,
       notify: 1,
