@@ -240,3 +240,29 @@ export async function asShippedServiceAccount(
     'lifeboat',
   );
 }
+
+/**
+ * AKS's disk StorageClass `managed-csi` and its default VolumeSnapshotClass `csi-azuredisk-vsc`, as the
+ * PVC layer expects them (docs/kubernetes.md).
+ */
+export async function createAzureDiskClasses(
+  kube: KubeTestCluster,
+  deletionPolicy: 'Delete' | 'Retain' = 'Delete',
+): Promise<void> {
+  const a = admin(kube);
+  await a.post('/apis/storage.k8s.io/v1/storageclasses', {
+    metadata: { name: 'managed-csi' },
+    provisioner: 'disk.csi.azure.com',
+    volumeBindingMode: 'Immediate',
+  });
+  await a.post('/apis/snapshot.storage.k8s.io/v1/volumesnapshotclasses', {
+    apiVersion: 'snapshot.storage.k8s.io/v1',
+    kind: 'VolumeSnapshotClass',
+    metadata: {
+      name: 'csi-azuredisk-vsc',
+      annotations: { 'snapshot.storage.kubernetes.io/is-default-class': 'true' },
+    },
+    driver: 'disk.csi.azure.com',
+    deletionPolicy,
+  });
+}

@@ -30,7 +30,7 @@ import {
   setSnapshotStatus,
   type ControllerLoop,
 } from '../env/kube-controllers.ts';
-import { createRocketChat } from '../env/kube-fixtures.ts';
+import { createRocketChat, createAzureDiskClasses } from '../env/kube-fixtures.ts';
 
 async function drillRecords(repoPath: string) {
   const repo = await Repository.open(
@@ -388,22 +388,7 @@ describe('pvc and cluster-state restore drills (kube-apiserver)', () => {
       XDG_CONFIG_HOME: path.join(work.path, 'cfg'),
     };
     await createRocketChat(kube, NS);
-    const a = admin(kube);
-    await a.post('/apis/storage.k8s.io/v1/storageclasses', {
-      metadata: { name: 'managed-csi' },
-      provisioner: 'disk.csi.azure.com',
-      volumeBindingMode: 'Immediate',
-    });
-    await a.post('/apis/snapshot.storage.k8s.io/v1/volumesnapshotclasses', {
-      apiVersion: 'snapshot.storage.k8s.io/v1',
-      kind: 'VolumeSnapshotClass',
-      metadata: {
-        name: 'csi-azuredisk-vsc',
-        annotations: { 'snapshot.storage.kubernetes.io/is-default-class': 'true' },
-      },
-      driver: 'disk.csi.azure.com',
-      deletionPolicy: 'Delete',
-    });
+    await createAzureDiskClasses(kube);
     await bindPvc(kube, NS, 'datadir-mongodb-0');
     loop = controllerLoop(async () => {
       // The CSI snapshot controller: every new VolumeSnapshot becomes ready.

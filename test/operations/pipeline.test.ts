@@ -26,7 +26,7 @@ import {
   setSnapshotStatus,
   type ControllerLoop,
 } from '../env/kube-controllers.ts';
-import { asShippedServiceAccount, createRocketChat } from '../env/kube-fixtures.ts';
+import { asShippedServiceAccount, createRocketChat, createAzureDiskClasses } from '../env/kube-fixtures.ts';
 import { startKeyVault, VALID_TOKEN, type TestKeyVault } from '../env/keyvault.ts';
 import { generateSample } from '../../src/sources/mongodb/sample-data.ts';
 
@@ -114,22 +114,7 @@ describe('pipeline run against MongoDB, Kubernetes, Key Vault and Terraform stat
     await client.close();
 
     await createRocketChat(kube, NS);
-    const a = admin(kube);
-    await a.post('/apis/storage.k8s.io/v1/storageclasses', {
-      metadata: { name: 'managed-csi' },
-      provisioner: 'disk.csi.azure.com',
-      volumeBindingMode: 'Immediate',
-    });
-    await a.post('/apis/snapshot.storage.k8s.io/v1/volumesnapshotclasses', {
-      apiVersion: 'snapshot.storage.k8s.io/v1',
-      kind: 'VolumeSnapshotClass',
-      metadata: {
-        name: 'csi-azuredisk-vsc',
-        annotations: { 'snapshot.storage.kubernetes.io/is-default-class': 'true' },
-      },
-      driver: 'disk.csi.azure.com',
-      deletionPolicy: 'Delete',
-    });
+    await createAzureDiskClasses(kube);
     await bindPvc(kube, NS, 'datadir-mongodb-0');
     // The CSI snapshot controller, played: ready at once, or (mode `never`) not until the mode changes.
     loop = controllerLoop(async () => {

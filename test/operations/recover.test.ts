@@ -26,7 +26,12 @@ import {
   setSnapshotStatus,
   type ControllerLoop,
 } from '../env/kube-controllers.ts';
-import { MONGO_PASSWORD, createRocketChat, rocketChatObjectPaths } from '../env/kube-fixtures.ts';
+import {
+  MONGO_PASSWORD,
+  createRocketChat,
+  rocketChatObjectPaths,
+  createAzureDiskClasses,
+} from '../env/kube-fixtures.ts';
 import { startKeyVault, VALID_TOKEN, type TestKeyVault } from '../env/keyvault.ts';
 import { startFerretDB, type MongoTestServer } from '../env/ferretdb.ts';
 import { hashCollection } from '../../src/sources/mongodb/restore.ts';
@@ -137,22 +142,7 @@ describe('lifeboat recover against FerretDB, kube-apiserver and Key Vault', () =
       LIFEBOAT_MONGODB_URI: mongo.uri,
     };
     await createRocketChat(kube, NS);
-    const a = admin(kube);
-    await a.post('/apis/storage.k8s.io/v1/storageclasses', {
-      metadata: { name: 'managed-csi' },
-      provisioner: 'disk.csi.azure.com',
-      volumeBindingMode: 'Immediate',
-    });
-    await a.post('/apis/snapshot.storage.k8s.io/v1/volumesnapshotclasses', {
-      apiVersion: 'snapshot.storage.k8s.io/v1',
-      kind: 'VolumeSnapshotClass',
-      metadata: {
-        name: 'csi-azuredisk-vsc',
-        annotations: { 'snapshot.storage.kubernetes.io/is-default-class': 'true' },
-      },
-      driver: 'disk.csi.azure.com',
-      deletionPolicy: 'Retain',
-    });
+    await createAzureDiskClasses(kube, 'Retain');
     await bindPvc(kube, NS, 'datadir-mongodb-0');
     loop = controllerLoop(async () => {
       for (const vs of (await get(VS)).items ?? [])

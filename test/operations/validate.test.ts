@@ -24,7 +24,7 @@ import {
   setSnapshotStatus,
   type ControllerLoop,
 } from '../env/kube-controllers.ts';
-import { createRocketChat, MONGO_PASSWORD } from '../env/kube-fixtures.ts';
+import { createRocketChat, MONGO_PASSWORD, createAzureDiskClasses } from '../env/kube-fixtures.ts';
 import { startKeyVault, staticCredential, VALID_TOKEN, type TestKeyVault } from '../env/keyvault.ts';
 import { vaultName } from '../../src/sources/secrets/names.ts';
 import { mongodbValidator } from '../../src/sources/mongodb/validate.ts';
@@ -66,21 +66,7 @@ describe('validate: fast checks of every layer against real peers', () => {
     };
     await createRocketChat(kube, NS);
     const a = admin(kube);
-    await a.post('/apis/storage.k8s.io/v1/storageclasses', {
-      metadata: { name: 'managed-csi' },
-      provisioner: 'disk.csi.azure.com',
-      volumeBindingMode: 'Immediate',
-    });
-    await a.post('/apis/snapshot.storage.k8s.io/v1/volumesnapshotclasses', {
-      apiVersion: 'snapshot.storage.k8s.io/v1',
-      kind: 'VolumeSnapshotClass',
-      metadata: {
-        name: 'csi-azuredisk-vsc',
-        annotations: { 'snapshot.storage.kubernetes.io/is-default-class': 'true' },
-      },
-      driver: 'disk.csi.azure.com',
-      deletionPolicy: 'Delete',
-    });
+    await createAzureDiskClasses(kube);
     await bindPvc(kube, NS, 'datadir-mongodb-0');
     // The CSI snapshot controller: every new VolumeSnapshot becomes ready.
     loop = controllerLoop(async () => {
