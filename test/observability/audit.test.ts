@@ -268,6 +268,8 @@ describe('audit log', () => {
   test('an interrupted command still gets its record (written past the cancelled signal)', async () => {
     const repo = await copyRepo('interrupted');
     const child = spawnCli(['files', 'backup', '--stdin'], { env: envFor(repo), cwd: work.path });
+    // Listen at once: a child that ends while we wait below must not be missed.
+    const closed = new Promise<number | null>((r) => child.on('close', (c) => r(c)));
     let stderr = '';
     child.stderr!.on('data', (d) => (stderr += d));
     child.stdin!.on('error', () => {}); // it may have stopped before the rest is written
@@ -282,7 +284,9 @@ describe('audit log', () => {
     // Reading stdin does not watch the signal: more data makes the backup reach storage, which does.
     await new Promise((r) => setTimeout(r, 300));
     child.stdin!.end(Buffer.alloc(20 * 1024 * 1024, 2));
-    const code = await new Promise<number | null>((r) => child.on('close', (c) => r(c)));
+    // A child that never ends is a failure with its stderr, not a twenty-minute test timeout.
+    const guard = setTimeout(() => child.kill('SIGKILL'), 120_000);
+    const code = await closed.finally(() => clearTimeout(guard));
     assert.equal(code, 130, stderr);
     const r = await cli(repo, ['audit', 'list', '--operation', 'files backup', '--json']);
     const last = r.json.at(-1);
