@@ -17,6 +17,11 @@ export const THRESHOLDS = {
   storageUsedRatio: 0.85,
   /** Storage that reaches its quota sooner than this (at the fitted growth rate) is "full soon". */
   storageFullWithinSeconds: 7 * 86_400,
+  /**
+   * Point-in-time slices that reach less recently than this: the follower writes one at least every 60 s,
+   * so five minutes is several missed slices — it is down, stuck or cannot write, and the RPO is slipping.
+   */
+  pitrMaxLagSeconds: 5 * 60,
 } as const;
 
 export type Severity = 'critical' | 'warning';
@@ -157,6 +162,17 @@ export const ALERT_RULES: AlertRule[] = [
       'The newest recovery did not finish every phase within its budget: the application may not be fully back.',
     runbook: 'lifeboatrecoveryfailed',
     evaluate: (f) => where(f, 'lifeboat_recovery_last_status', (v) => v === 0),
+  },
+  {
+    alert: 'LifeboatPitrLagging',
+    expr: `lifeboat_pitr_lag_seconds > ${T.pitrMaxLagSeconds}`,
+    for: '5m',
+    severity: 'critical',
+    summary: 'Point-in-time slices of {{ $labels.replica_set }} are more than 5 minutes behind',
+    description:
+      'The newest oplog slice of `mongodb pitr run` reaches more than 5 minutes back: the follower is down, stuck or cannot write, and the point-in-time RPO grows with every minute.',
+    runbook: 'lifeboatpitrlagging',
+    evaluate: (f) => where(f, 'lifeboat_pitr_lag_seconds', (v) => v > T.pitrMaxLagSeconds),
   },
   {
     alert: 'LifeboatStorageAboveThreshold',

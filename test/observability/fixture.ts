@@ -14,6 +14,7 @@ import type { SnapshotType } from '../../src/core/repository/model.ts';
 import { LocalBackend } from '../../src/core/storage/local.ts';
 import { LifeboatError } from '../../src/core/errors.ts';
 import { runOperation, type StepDefinition } from '../../src/operations/runner.ts';
+import { SLICE_TAG, SLICE_TYPE, type SliceMeta } from '../../src/sources/mongodb/pitr-slices.ts';
 
 export const PASSWORD = 'metrics-test-pw';
 export const keystore = () => new PassphraseKeystore(PASSWORD, 'test', { N: 1024, r: 8, p: 1 });
@@ -55,6 +56,24 @@ export async function pastSnapshot(repo: Repository, type: SnapshotType, at: num
     summary: { bytesProcessed: bytesAdded * 2, bytesAdded, items: 0, durationMs: 42_000 },
     items: [],
   });
+}
+
+/** A point-in-time slice as `mongodb pitr run` writes it, reaching up to `coveredUntil` (ms). */
+export async function pitrSlice(repo: Repository, replicaSet: string, coveredUntil: number) {
+  const t = Math.floor(coveredUntil / 1000);
+  const meta: SliceMeta = {
+    pitr: 1,
+    kind: 'slice',
+    replicaSet,
+    from: { t: t - 60, i: 1 },
+    to: { t, i: 1 },
+    entries: 1,
+    coveredFrom: new Date(coveredUntil - 60_000).toISOString(),
+    coveredUntil: new Date(coveredUntil).toISOString(),
+  };
+  const session = await startBackup(repo, 'test slice');
+  const item = await session.addItem({ name: 'oplog', kind: 'oplog' }, randomBytes(64), 'file');
+  return session.commit({ type: SLICE_TYPE, tags: [SLICE_TAG], meta: { ...meta }, items: [item] });
 }
 
 let seq = 0;
@@ -140,6 +159,7 @@ export async function healthyRepo(dir: string): Promise<Scenario> {
   for (const days of [3, 2, 1]) await pastSnapshot(repo, 'mongodb', now - days * 24 * HOUR, 1000);
   const mongo = await realBackup(repo, 'mongodb', 4000);
   await realBackup(repo, 'files', 1500);
+  await pitrSlice(repo, 'rs0', Date.now());
   await auditEvent(repo, 'files backup', 'success', Date.now(), { layer: 'files' });
   await auditEvent(repo, 'check', 'success', Date.now(), { details: { errors: 0 } });
   await operation(
@@ -164,7 +184,7 @@ export async function healthyRepo(dir: string): Promise<Scenario> {
 /**
  * Everything wrong at once: mongodb's newest real backup is 30 h old (a newer pre-restore snapshot must
  * not hide that), the newest files backup failed, a check found 2 errors, the drill failed on integrity
- * and ran over budget, the recovery failed, and storage is at 90 % of its quota and growing.
+ * and ran over budget, the recovery failed, point-in-time slices stopped an hour ago, and storage is at 90 % of its quota and growing.
  */
 export async function failingRepo(dir: string): Promise<Scenario> {
   const repo = await createRepo(dir);
@@ -173,6 +193,7 @@ export async function failingRepo(dir: string): Promise<Scenario> {
   await pastSnapshot(repo, 'mongodb', now - 30 * HOUR, 3000);
   await realBackup(repo, 'mongodb', 3000, ['pre-restore']);
   await realBackup(repo, 'files', 5000);
+  await pitrSlice(repo, 'rs0', now - HOUR);
   await auditEvent(repo, 'files backup', 'failure', Date.now() + 1000, {
     layer: 'files',
     error: { code: 'UNREACHABLE', message: 'storage unreachable' },
@@ -206,6 +227,7 @@ export async function failingRepo(dir: string): Promise<Scenario> {
       { alert: 'LifeboatDrillOverBudget', labels: {} },
       { alert: 'LifeboatDrillOverBudget', labels: { layer: 'files' } },
       { alert: 'LifeboatRecoveryFailed', labels: {} },
+      { alert: 'LifeboatPitrLagging', labels: { replica_set: 'rs0' } },
       { alert: 'LifeboatStorageAboveThreshold', labels: {} },
       { alert: 'LifeboatStorageFullSoon', labels: {} },
     ],
