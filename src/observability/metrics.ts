@@ -13,14 +13,11 @@ import type { LifeboatEvent } from '../core/events.ts';
 import { LifeboatError } from '../core/errors.ts';
 import { redactString } from '../core/log.ts';
 import type { Snapshot } from '../core/repository/model.ts';
-import type { Repository } from '../core/repository/repository.ts';
+import { isBackup, type Repository } from '../core/repository/repository.ts';
 import type { RecordRef } from '../core/repository/records.ts';
 import type { OperationKind, OperationRecord, StepRecord } from '../operations/operation-record.ts';
 import type { MetricFamily, Sample } from './prom-text.ts';
 import { sliceOf } from '../sources/mongodb/pitr-slices.ts';
-
-/** Snapshots a restore takes of the target before overwriting it: not backups of the layer's schedule. */
-export const PRE_RESTORE_TAG = 'pre-restore';
 
 /** How far back the linear fit of stored size looks (older growth says little about next week). */
 export const GROWTH_WINDOW_MS = 30 * 86_400_000;
@@ -247,8 +244,9 @@ export function growthRate(points: StoragePoint[]): number | undefined {
 export async function collectReport(repo: Repository, options: CollectOptions): Promise<UpReport> {
   const now = options.now ?? Date.now();
   const cache = options.recordCache;
-  const all = await repo.listSnapshots();
-  const snapshots = all.filter((s) => !s.tags.includes(PRE_RESTORE_TAG));
+  // Every snapshot takes space (sizes per layer); only backups count as a layer's last success.
+  const all = await repo.listSnapshots({ purpose: 'any' });
+  const snapshots = all.filter(isBackup);
   const [runs, drills, recoveries, audit] = [
     await operations(repo, 'run', cache),
     await operations(repo, 'drill', cache),

@@ -103,21 +103,13 @@ export function drillBudgets(setting: unknown): Record<DrillLayer | 'total', num
   return out;
 }
 
-/** Snapshots that are not backups of the layer: rollback points of a restore, and a drill's own. */
-export function isBackupSnapshot(s: Snapshot): boolean {
-  const purpose = s.meta?.purpose;
-  if (purpose !== undefined && purpose !== 'backup') return false;
-  return !s.tags.includes('pre-restore') && !s.tags.includes('drill');
-}
-
 /**
- * The newest backup of a layer (pre-restore and drill snapshots left out), or undefined; always undefined
- * for a layer kept outside the repository (VAULT_LAYERS).
+ * The newest backup of a layer (listSnapshots lists backups only: pre-restore and drill snapshots are left
+ * out), or undefined; always undefined for a layer kept outside the repository (VAULT_LAYERS).
  */
 export async function newestBackup(repo: Repository, layer: DrillLayer): Promise<Snapshot | undefined> {
   if (VAULT_LAYERS.has(layer)) return undefined;
-  const all = await repo.listSnapshots({ type: LAYER_TYPE[layer] });
-  return all.filter(isBackupSnapshot).at(-1);
+  return (await repo.listSnapshots({ type: LAYER_TYPE[layer] })).at(-1);
 }
 
 /** Drill records, newest first. */

@@ -13,7 +13,7 @@
  */
 import { LifeboatError } from '../core/errors.ts';
 import type { Snapshot, SnapshotType } from '../core/repository/model.ts';
-import type { Repository } from '../core/repository/repository.ts';
+import { isBackup, type Repository } from '../core/repository/repository.ts';
 import { stepIsDone, type OperationRecord, type StepRecord } from './operation-record.ts';
 import { newOperationId, runOperation, type OperationOptions, type StepDefinition } from './runner.ts';
 import { finishScaleUp, recordedReplicas, runPhase, scaleUp, type PhaseContext } from './recover-phases.ts';
@@ -191,9 +191,8 @@ export interface PlanInputs {
 }
 
 /**
- * The snapshots of a layer a recovery may restore, oldest first, at or before `timestamp`: never the
- * `pre-restore` copies a restore keeps for its own rollback (the one place that rule lives, so a
- * snapshot purpose added later changes only this).
+ * The snapshots of a layer a recovery may restore, oldest first, at or before `timestamp`: backups only,
+ * never the `pre-restore` copies a restore keeps for its own rollback.
  */
 export function restorableSnapshots(
   snapshots: Snapshot[],
@@ -201,7 +200,7 @@ export function restorableSnapshots(
   timestamp?: string,
 ): Snapshot[] {
   return snapshots
-    .filter((s) => s.type === type && !s.tags.includes('pre-restore'))
+    .filter((s) => s.type === type && isBackup(s))
     .filter((s) => !timestamp || s.timestamp <= timestamp)
     .sort((a, b) => (a.time < b.time ? -1 : a.time > b.time ? 1 : 0));
 }

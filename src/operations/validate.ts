@@ -108,14 +108,6 @@ export function validatorFor(name: string): LayerValidator | undefined {
   return VALIDATORS.find((v) => v.layer === name || v.appliesTo === name);
 }
 
-/**
- * The snapshots that are backups: not the safety copies a restore takes first (tagged `pre-restore`).
- * One place, so the snapshot purpose (backup | pre-restore | import | drill) replaces it in one edit.
- */
-export function backupsOnly(snapshots: Snapshot[]): Snapshot[] {
-  return snapshots.filter((s) => !s.tags.includes('pre-restore'));
-}
-
 export interface ReadBackProgress {
   update(done: number): void;
   finish(): void;
@@ -326,7 +318,7 @@ export async function validateLayers(opts: ValidateOptions): Promise<ValidationR
   let packs: Set<string> | undefined;
   for (const v of chosen) {
     opts.signal.throwIfAborted();
-    const history = backupsOnly(all.filter((s) => s.type === v.appliesTo));
+    const history = all.filter((s) => s.type === v.appliesTo); // backups only: listSnapshots' default
     const snap = history.at(-1);
     const result: LayerResult = {
       layer: v.layer,

@@ -10,7 +10,7 @@ import { makeEvent } from '../../src/core/events.ts';
 import { PassphraseKeystore } from '../../src/core/keystore/passphrase.ts';
 import { timestampLabel } from '../../src/core/repository/repository.ts';
 import { Repository } from '../../src/core/repository/repository.ts';
-import type { SnapshotType } from '../../src/core/repository/model.ts';
+import type { SnapshotPurpose, SnapshotType } from '../../src/core/repository/model.ts';
 import { LocalBackend } from '../../src/core/storage/local.ts';
 import { LifeboatError } from '../../src/core/errors.ts';
 import { runOperation, type StepDefinition } from '../../src/operations/runner.ts';
@@ -32,14 +32,20 @@ export async function createRepo(dir: string): Promise<Repository> {
 }
 
 /** A real backup of `size` random bytes (new blobs), committed now. */
-export async function realBackup(repo: Repository, type: SnapshotType, size: number, tags: string[] = []) {
+export async function realBackup(
+  repo: Repository,
+  type: SnapshotType,
+  size: number,
+  tags: string[] = [],
+  purpose?: SnapshotPurpose,
+) {
   const session = await startBackup(repo, 'test backup');
   const item = await session.addItem(
     { name: `data-${type}`, kind: 'file', meta: {} },
     randomBytes(size),
     'file',
   );
-  return session.commit({ type, items: [item], tags, paths: [`/${type}`] });
+  return session.commit({ type, items: [item], tags, paths: [`/${type}`], purpose });
 }
 
 /** A snapshot as an earlier day's schedule left it (no new data: its bytesAdded stands for that day's). */
@@ -191,7 +197,7 @@ export async function failingRepo(dir: string): Promise<Scenario> {
   const now = Date.now();
   await pastSnapshot(repo, 'mongodb', now - 54 * HOUR, 3000);
   await pastSnapshot(repo, 'mongodb', now - 30 * HOUR, 3000);
-  await realBackup(repo, 'mongodb', 3000, ['pre-restore']);
+  await realBackup(repo, 'mongodb', 3000, ['pre-restore'], 'pre-restore');
   await realBackup(repo, 'files', 5000);
   await pitrSlice(repo, 'rs0', now - HOUR);
   await auditEvent(repo, 'files backup', 'failure', Date.now() + 1000, {

@@ -207,6 +207,14 @@ export function snapshotPurpose(s: Pick<Snapshot, 'purpose' | 'tags'>): Snapshot
   return s.purpose ?? derivedPurpose(s.tags);
 }
 
+/**
+ * A backup, as opposed to a restore's safety copy, an import or a drill's own snapshot. `listSnapshots`
+ * lists only these by default; this is the same rule for snapshots that came from elsewhere.
+ */
+export function isBackup(s: Pick<Snapshot, 'purpose' | 'tags'>): boolean {
+  return snapshotPurpose(s) === 'backup';
+}
+
 /** Whether a snapshot passes a filter's purpose (default: backups only). */
 export function purposeMatches(s: Snapshot, wanted: SnapshotFilter['purpose']): boolean {
   if (wanted === 'any') return true;
