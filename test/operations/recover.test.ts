@@ -12,6 +12,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { MongoClient } from 'mongodb';
 import { runCli, spawnCli, type CliResult } from '../env/cli.ts';
@@ -468,6 +469,43 @@ describe('lifeboat recover against FerretDB, kube-apiserver and Key Vault', () =
     const d = await get(DEPLOY);
     assert.ok(d.spec.template.metadata.annotations['kubectl.kubernetes.io/restartedAt'], 'rollout restarted');
     assert.equal(steps.get('smoke-test').status, 'success');
+  });
+  test('full with --include-terraform: the state files come back first, byte for byte, then the rest', async () => {
+    const tf = path.join(work.path, 'infrastructure', 'terraform');
+    await mkdir(tf, { recursive: true });
+    const state = `${JSON.stringify({ version: 4, terraform_version: '1.10.6', serial: 12, lineage: 'lin-aks', outputs: {}, resources: [] }, null, 2)}\n`;
+    await writeFile(path.join(tf, 'terraform.tfstate'), state);
+    const b = await cli(['terraform', 'backup', '--dir', tf, '--json']);
+    assert.equal(b.code, 0, b.stderr);
+    // The infrastructure is gone with its state: the recovery writes the state where the operator says.
+    const target = path.join(work.path, 'recovered-tf');
+    await mkdir(target);
+    const r = await cli([
+      'recover',
+      '--plan',
+      'full',
+      '--include-terraform',
+      '--terraform-target',
+      target,
+      ...appArgs,
+      '--smoke-test-url',
+      smokeUrl,
+      '--json',
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    const steps: any[] = r.json.recovery.steps;
+    const tfStep = steps.find((s) => s.name === 'terraform-state');
+    assert.equal(tfStep.status, 'success');
+    assert.equal(tfStep.snapshot, b.json.id);
+    assert.equal(tfStep.summary.workspaces, 1);
+    // Before everything that needs the infrastructure (after the preflight, which changes nothing).
+    const order = steps.filter((s) => s.status !== 'not-run').map((s) => s.name);
+    assert.ok(order.indexOf('terraform-state') < order.indexOf('secrets'), order.join(' → '));
+    assert.equal(await readFile(path.join(target, 'terraform.tfstate'), 'utf8'), state);
+    assert.ok(
+      r.json.plan.operator.some((o: string) => /terraform apply/.test(o)),
+      'terraform apply stays the operator’s, and the plan says so',
+    );
   });
   test('the human output: one line per phase with its time and budget, and the recovery id', async () => {
     const r = await cli(['recover', '--plan', 'data-only', ...appArgs, '--skip', 'validate']);
