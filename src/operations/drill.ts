@@ -25,7 +25,7 @@ import type { Repository } from '../core/repository/repository.ts';
 import { LAYER_TYPE, VAULT_LAYERS, listDrills, newestBackup, type DrillLayer } from './drill-records.ts';
 import type { OperationRecord, StepRecord } from './operation-record.ts';
 import { newOperationId, runOperation, type StepDefinition } from './runner.ts';
-import { runSmokeTest, type SmokeTest } from './smoke.ts';
+import { runSmokeTest, smokeSummary, type SmokeTest } from './smoke.ts';
 import type { LayerDrill, LayerDrillContext, RestorePoint } from './drills/types.ts';
 
 export interface DrillOptions {
@@ -277,14 +277,7 @@ export async function runDrill(options: DrillOptions): Promise<OperationRecord> 
       onFailure: 'continue',
       async run(signal) {
         const r = await runSmokeTest(test, signal);
-        return {
-          summary: {
-            url: r.url,
-            status: r.status,
-            attempts: r.attempts,
-            ...(r.version ? { version: r.version } : {}),
-          },
-        };
+        return { summary: smokeSummary(r) };
       },
     });
   }

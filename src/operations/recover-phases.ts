@@ -22,7 +22,7 @@ import type { SecretsVault } from '../sources/secrets/vault.ts';
 import { restoreTerraform } from '../sources/terraform/terraform.ts';
 import type { StepRecord } from './operation-record.ts';
 import type { StepResult } from './runner.ts';
-import { runSmokeTest, type SmokeTest } from './smoke.ts';
+import { runSmokeTest, smokeSummary, type SmokeTest } from './smoke.ts';
 import {
   kubectlRef,
   workloadKey,
@@ -427,14 +427,7 @@ async function terraformState(c: PhaseContext, phase: PlannedPhase): Promise<Ste
 
 async function smoke(c: PhaseContext, signal: AbortSignal): Promise<StepResult> {
   const r = await runSmokeTest({ ...c.smoke, url: c.plan.smokeTestUrl! }, signal);
-  return {
-    summary: {
-      url: r.url,
-      status: r.status,
-      attempts: r.attempts,
-      ...(r.version ? { version: r.version } : {}),
-    },
-  };
+  return { summary: smokeSummary(r) };
 }
 
 export async function runPhase(

@@ -25,6 +25,11 @@ export interface SmokeResult {
   version?: string;
 }
 
+/** What drills and recoveries record of a smoke test: the same fields in both records. */
+export function smokeSummary(r: SmokeResult): Record<string, string | number> {
+  return { url: r.url, status: r.status, attempts: r.attempts, ...(r.version ? { version: r.version } : {}) };
+}
+
 function field(value: unknown, dotPath: string): unknown {
   let v = value;
   for (const part of dotPath.split('.'))
