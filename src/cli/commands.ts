@@ -35,6 +35,7 @@ import { terraformBackupCommand } from './cmd_terraform_backup.ts';
 import { terraformRestoreCommand } from './cmd_terraform_restore.ts';
 import { unlockCommand } from './cmd_unlock.ts';
 import { validateCommand } from './cmd_validate.ts';
+import { healthCommand } from './cmd_health.ts';
 import { recoverCommand } from './cmd_recover.ts';
 import { pipelineRunCommand } from './cmd_pipeline_run.ts';
 import { pipelineStatusCommand } from './cmd_pipeline_status.ts';
@@ -67,6 +68,7 @@ export const COMMANDS: Command<never>[] = [
   pipelineStatusCommand,
   pipelineHistoryCommand,
   recoverCommand,
+  healthCommand,
   forgetCommand,
   pruneCommand,
   copyCommand,

@@ -22,6 +22,7 @@ import type { SecretsVault } from '../sources/secrets/vault.ts';
 import { restoreTerraform } from '../sources/terraform/terraform.ts';
 import type { StepRecord } from './operation-record.ts';
 import type { StepResult } from './runner.ts';
+import { rolloutState } from './health.ts';
 import { runSmokeTest, smokeSummary, type SmokeTest } from './smoke.ts';
 import {
   kubectlRef,
@@ -103,12 +104,6 @@ interface WorkloadSpec {
   replicas?: number;
   selector?: { matchLabels?: Record<string, string> };
 }
-interface WorkloadStatus {
-  observedGeneration?: number;
-  replicas?: number;
-  readyReplicas?: number;
-  updatedReplicas?: number;
-}
 
 async function setReplicas(client: KubeClient, res: ResourceInfo, w: WorkloadRef, replicas: number) {
   await client.mergePatch(res, w.namespace, w.name, { spec: { replicas } }, 'scale');
@@ -156,20 +151,12 @@ async function waitReady(c: PhaseContext, client: KubeClient, w: WorkloadRef, si
   const deadline = Date.now() + c.waitMs;
   for (;;) {
     const obj = await client.get(res, w.namespace, w.name);
-    const spec = (obj?.spec ?? {}) as WorkloadSpec;
-    const st = (obj?.status ?? {}) as WorkloadStatus;
-    const want = spec.replicas ?? 1;
-    const generation = (obj?.metadata as { generation?: number } | undefined)?.generation ?? 0;
-    const seen = (st.observedGeneration ?? 0) >= generation;
-    const ready =
-      want === 0
-        ? (st.replicas ?? 0) === 0
-        : (st.readyReplicas ?? 0) >= want && (st.updatedReplicas ?? 0) >= want;
-    if (obj && seen && ready) return;
+    const state = obj ? rolloutState(obj) : { ready: false, detail: 'it does not exist' };
+    if (state.ready) return;
     if (Date.now() > deadline)
       throw new LifeboatError(
         'TIMEOUT',
-        `${kubectlRef(w)} not ready ${Math.round(c.waitMs / 1000)} s after the change: ${st.readyReplicas ?? 0}/${want} ready`,
+        `${kubectlRef(w)} not ready ${Math.round(c.waitMs / 1000)} s after the change: ${state.detail}`,
         { hint: `look at \`kubectl rollout status ${kubectlRef(w)}\` and the pods' events` },
       );
     await sleep(c.pollMs, signal);
