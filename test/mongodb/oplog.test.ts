@@ -251,6 +251,13 @@ describe('oplog capture and replay against a replica set member', () => {
     assert.equal(out.oplog.method, external ? 'applyOps' : 'writes');
     assert.ok(out.oplog.applied >= 7, `applied ${out.oplog.applied}`);
     assert.ok(out.oplog.namespaces.includes(`${DB}.c`));
+    assert.equal(out.atomic, true, 'replayed into shadow copies, then swapped in');
+    assert.doesNotMatch(r.stderr, /restoring in place/);
+    // What the result records is what the replay left, and what the target now holds.
+    for (const c of out.collections as { target: string; count: number; hash: string }[]) {
+      const h = await hashCollection(client, DB, c.target.slice(DB.length + 1));
+      assert.deepEqual([c.count, c.hash], [h.count, h.hex()], c.target);
+    }
     assert.deepEqual(await state(), finalState);
     assert.ok(await coll('c').findOne({ _id: 1 }));
   });
@@ -371,7 +378,7 @@ describe('oplog capture and replay against a replica set member', () => {
   });
 
   test(
-    'a replay that fails half-way is rolled back: the target is as it was',
+    'a replay that fails half-way is undone: the target is as it was (the replay went into shadow copies)',
     {
       skip:
         external && 'needs a server without applyOps (FerretDB), where a collMod entry cannot be replayed',
@@ -427,7 +434,9 @@ describe('oplog capture and replay against a replica set member', () => {
       const r = await cli(['mongodb', 'restore', id.slice(0, 12), '--oplog-replay', '--drop']);
       assert.equal(r.code, 1, r.stdout);
       assert.match(r.stderr, /command collMod .* cannot be replayed without it/);
-      assert.match(r.stderr, /rolled back: .*lifeboat_oplog_test\.x/);
+      assert.match(r.stderr, /restore failed while replaying the oplog .*undoing it/);
+      assert.match(r.stderr, /undone: the target collections are unchanged/);
+      assert.doesNotMatch(r.stderr, /restoring in place/);
       assert.deepEqual(await state(), before);
     },
   );
