@@ -628,6 +628,30 @@ describe('oplog capture and replay against a replica set member', () => {
       }
     },
   );
+
+  test(
+    'a replay that writes a collection with a dot in its name on FerretDB (no rename into it): in place, and it says why',
+    { skip: external && 'FerretDB-specific' },
+    async () => {
+      const ts = (i: number) => new Timestamp({ t: 300, i });
+      const id = await importArchive('dotted', { files: [{ _id: 1 }] }, [
+        { ts: ts(1), op: 'i', ns: `${DB}.fs.chunks`, o: { _id: 1, n: 0 } },
+        { ts: ts(2), op: 'i', ns: `${DB}.files`, o: { _id: 2 } },
+      ]);
+      await client.db(DB).dropDatabase();
+      const r = await cli(['--json', 'mongodb', 'restore', id.slice(0, 12), '--oplog-replay', '--drop']);
+      assert.equal(r.code, 0, r.stderr);
+      const out = JSON.parse(r.stdout);
+      assert.equal(out.atomic, false);
+      assert.match(
+        out.inPlaceReason,
+        /cannot rename into a collection name with a dot, as lifeboat_oplog_test\.fs\.chunks/,
+      );
+      assert.match(r.stderr, /restoring in place, not atomically/);
+      assert.deepEqual(Object.keys(await state()), ['files', 'fs.chunks']);
+      assert.equal(await coll('files').countDocuments(), 2);
+    },
+  );
 });
 
 describe('oplog on a standalone server', () => {

@@ -330,14 +330,15 @@ const touchOf = (e: RestoreEntry): Touch => ({
   existed: Boolean(e.exists),
 });
 
-/**
- * Namespaces the oplog replay will write to beyond the planned collections (created or changed during
- * the backup window), with whether each exists on the target now: rollback must cover them too.
- */
+/** The entries to replay: `restore --time`'s (base window + slices) or the snapshot's own oplog item. */
 function oplogSource(opts: ApplyOptions, item: Item): AsyncIterable<Uint8Array> {
   return opts.oplogEntries?.() ?? splitBson(opts.repo.readItem(item), `snapshot item ${OPLOG_ITEM}`);
 }
 
+/**
+ * Namespaces the oplog replay will write to beyond the planned collections (created or changed during
+ * the backup window), with whether each exists on the target now: rollback must cover them too.
+ */
 async function oplogOnlyTargets(opts: ApplyOptions): Promise<Touch[]> {
   if (!opts.plan.oplog) return [];
   const planned = new Set(opts.plan.entries.map((e) => e.target));
