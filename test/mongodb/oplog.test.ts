@@ -29,7 +29,10 @@ import {
   applyDiff,
   applyOpsEntry,
   isReplayable,
+  opNamespaces,
   parseOplogLimit,
+  redirectOp,
+  scanOplog,
   targetNamespace,
 } from '../../src/sources/mongodb/oplog.ts';
 
@@ -124,6 +127,91 @@ describe('oplog, no server', () => {
       o2: { _id: 1 },
     };
     assert.deepEqual(applyOpsEntry(entry), { op: 'u', ns: 'rc.m', o: { $v: 2, diff: {} }, o2: { _id: 1 } });
+  });
+
+  test('atomic replay: every namespace an operation names is pointed at its shadow; what names none is found first', async () => {
+    const shadows: Record<string, string> = {
+      'rc.m': 'rc.m_s',
+      'rc.a': 'rc.a_s',
+      'rc.b': 'rc.b_s',
+    };
+    const map = (ns: string) => shadows[ns];
+    assert.deepEqual(redirectOp({ op: 'i', ns: 'rc.m', o: { _id: 1 } }, map), {
+      op: 'i',
+      ns: 'rc.m_s',
+      o: { _id: 1 },
+    });
+    assert.equal(redirectOp({ op: 'i', ns: 'rc.other', o: { _id: 1 } }, map), undefined);
+    assert.deepEqual(
+      redirectOp(
+        {
+          op: 'c',
+          ns: 'rc.$cmd',
+          o: { create: 'm', idIndex: { key: { _id: 1 }, name: '_id_', ns: 'rc.m' } },
+        },
+        map,
+      ),
+      {
+        op: 'c',
+        ns: 'rc.$cmd',
+        o: { create: 'm_s', idIndex: { key: { _id: 1 }, name: '_id_', ns: 'rc.m_s' } },
+      },
+    );
+    for (const k of ['drop', 'collMod', 'createIndexes', 'dropIndexes', 'commitIndexBuild'])
+      assert.equal(redirectOp({ op: 'c', ns: 'rc.$cmd', o: { [k]: 'a' } }, map)?.o[k], 'a_s', k);
+    assert.deepEqual(
+      redirectOp(
+        { op: 'c', ns: 'admin.$cmd', o: { renameCollection: 'rc.a', to: 'rc.b', dropTarget: false } },
+        map,
+      )?.o,
+      { renameCollection: 'rc.a_s', to: 'rc.b_s', dropTarget: false },
+    );
+    // A transaction keeps only its operations inside the restore, each redirected.
+    const txn = redirectOp(
+      {
+        op: 'c',
+        ns: 'admin.$cmd',
+        o: {
+          applyOps: [
+            { op: 'i', ns: 'rc.a', o: { _id: 1 } },
+            { op: 'i', ns: 'elsewhere.x', o: { _id: 2 } },
+          ],
+        },
+      },
+      map,
+    );
+    assert.deepEqual(txn?.o.applyOps, [{ op: 'i', ns: 'rc.a_s', o: { _id: 1 } }]);
+    assert.equal(redirectOp({ op: 'c', ns: 'rc.$cmd', o: { dropDatabase: 1 } }, map), undefined);
+    assert.deepEqual(
+      opNamespaces({ op: 'c', ns: 'admin.$cmd', o: { renameCollection: 'rc.a', to: 'rc.b' } }),
+      ['rc.a', 'rc.b'],
+    );
+    assert.equal(opNamespaces({ op: 'c', ns: 'rc.$cmd', o: { dropDatabase: 1 } }), undefined);
+
+    // The scan counts what the replay will apply, per namespace, with the replay's own rules.
+    const ts = (i: number) => new Timestamp({ t: 100, i });
+    const entries = [
+      { ts: ts(1), op: 'n', ns: '', o: { msg: 'noop' } },
+      { ts: ts(2), op: 'i', ns: 'rc.a', o: { _id: 1 } },
+      { ts: ts(3), op: 'u', ns: 'rc.a', o: { $set: { x: 1 } }, o2: { _id: 1 } },
+      { ts: ts(4), op: 'i', ns: 'config.system.sessions', o: { _id: 1 } },
+      { ts: ts(5), op: 'c', ns: 'rc.$cmd', o: { create: 'v', viewOn: 'a', pipeline: [] } },
+      { ts: ts(6), op: 'c', ns: 'admin.$cmd', o: { renameCollection: 'rc.a', to: 'rc.b' } },
+      { ts: ts(7), op: 'c', ns: 'rc.$cmd', o: { dropDatabase: 1 } },
+      { ts: ts(8), op: 'd', ns: 'rc.m', o: { _id: 1 } },
+    ];
+    const gen = async function* (upTo = entries.length) {
+      for (const e of entries.slice(0, upTo)) yield serialize(e);
+    };
+    const scan = await scanOplog(gen());
+    assert.equal(scan.total, 5);
+    assert.deepEqual(scan.expected, { 'rc.a': 2, 'rc.v': 1, 'rc.b': 1, 'rc.m': 1 });
+    assert.deepEqual(scan.namespaces, ['rc.a', 'rc.b', 'rc.m', 'rc.v']);
+    assert.deepEqual(scan.special, [{ ns: 'rc.v', what: 'view' }]);
+    assert.equal(scan.unredirectable, 'dropDatabase on rc.$cmd at 100:7');
+    const limited = await scanOplog(gen(), { t: 100, i: 4 });
+    assert.equal(limited.total, 2);
+    assert.equal(limited.unredirectable, undefined);
   });
 
   test('--oplog-limit takes SECONDS[:ORDINAL] or an ISO time, and rejects anything else', () => {
@@ -251,6 +339,13 @@ describe('oplog capture and replay against a replica set member', () => {
     assert.equal(out.oplog.method, external ? 'applyOps' : 'writes');
     assert.ok(out.oplog.applied >= 7, `applied ${out.oplog.applied}`);
     assert.ok(out.oplog.namespaces.includes(`${DB}.c`));
+    assert.equal(out.atomic, true, 'replayed into shadow copies, then swapped in');
+    assert.doesNotMatch(r.stderr, /restoring in place/);
+    // What the result records is what the replay left, and what the target now holds.
+    for (const c of out.collections as { target: string; count: number; hash: string }[]) {
+      const h = await hashCollection(client, DB, c.target.slice(DB.length + 1));
+      assert.deepEqual([c.count, c.hash], [h.count, h.hex()], c.target);
+    }
     assert.deepEqual(await state(), finalState);
     assert.ok(await coll('c').findOne({ _id: 1 }));
   });
@@ -371,7 +466,7 @@ describe('oplog capture and replay against a replica set member', () => {
   });
 
   test(
-    'a replay that fails half-way is rolled back: the target is as it was',
+    'a replay that fails half-way is undone: the target is as it was (the replay went into shadow copies)',
     {
       skip:
         external && 'needs a server without applyOps (FerretDB), where a collMod entry cannot be replayed',
@@ -427,8 +522,134 @@ describe('oplog capture and replay against a replica set member', () => {
       const r = await cli(['mongodb', 'restore', id.slice(0, 12), '--oplog-replay', '--drop']);
       assert.equal(r.code, 1, r.stdout);
       assert.match(r.stderr, /command collMod .* cannot be replayed without it/);
-      assert.match(r.stderr, /rolled back: .*lifeboat_oplog_test\.x/);
+      assert.match(r.stderr, /restore failed while replaying the oplog .*undoing it/);
+      assert.match(r.stderr, /undone: the target collections are unchanged/);
+      assert.doesNotMatch(r.stderr, /restoring in place/);
       assert.deepEqual(await state(), before);
+    },
+  );
+
+  /** A mongodump archive of `collections` whose oplog holds `oplog`, imported; returns the snapshot id. */
+  async function importArchive(name: string, collections: Record<string, Document[]>, oplog: Document[]) {
+    const file = path.join(work.path, `${name}.archive`);
+    const chunks: Buffer[] = [];
+    const w = new ArchiveWriter({ write: async (d) => void chunks.push(Buffer.from(d)) });
+    await w.writeHeader({
+      concurrentCollections: 4,
+      version: '0.1',
+      serverVersion: '7.0.0',
+      toolVersion: 'test',
+    });
+    for (const c of Object.keys(collections))
+      await w.writeCollection({
+        db: DB,
+        collection: c,
+        metadata: formatMetadataJson({ options: {}, indexes: [], collectionName: c }),
+        size: 0,
+        type: 'collection',
+      });
+    await w.writeCollection({ db: '', collection: 'oplog', metadata: '', size: 0 });
+    await w.endPrelude();
+    const gen = async function* (docs: Document[]) {
+      for (const d of docs) yield serialize(d);
+    };
+    for (const [c, docs] of Object.entries(collections))
+      await w.writeNamespace({ db: DB, collection: c }, gen(docs));
+    await w.writeNamespace({ db: '', collection: 'oplog' }, gen(oplog));
+    await w.finish();
+    await writeFile(file, Buffer.concat(chunks));
+    const imp = await cli(['--json', 'mongodb', 'import', '--archive', file]);
+    assert.equal(imp.code, 0, imp.stderr);
+    return JSON.parse(imp.stdout).id as string;
+  }
+
+  test(
+    'a replay that drops one collection and creates another, SIGKILLed at each step: --resume or --rollback gives exactly the old or the new state',
+    { skip: external && 'needs the FerretDB the test starts (the restore is killed mid-way)' },
+    async () => {
+      const ts = (i: number) => new Timestamp({ t: 200, i });
+      const id = await importArchive('drop-create', { w: [{ _id: 1, v: 'snapshot' }], y: [{ _id: 1 }] }, [
+        { ts: ts(1), op: 'i', ns: `${DB}.w`, o: { _id: 2, v: 'oplog' } },
+        { ts: ts(2), op: 'c', ns: `${DB}.$cmd`, o: { drop: 'y' } },
+        { ts: ts(3), op: 'i', ns: `${DB}.z`, o: { _id: 1, v: 'oplog' } },
+        { ts: ts(4), op: 'u', ns: `${DB}.w`, o: { $v: 1, $set: { v: 'updated' } }, o2: { _id: 1 } },
+      ]);
+      const reset = async () => {
+        await client.db(DB).dropDatabase();
+        await coll('w').insertOne({ _id: 9, v: 'current' });
+        await coll('y').insertOne({ _id: 1, v: 'current' });
+        await coll('z').insertOne({ _id: 5, v: 'current' });
+      };
+      await reset();
+      const oldState = await state();
+      const restore = ['mongodb', 'restore', id.slice(0, 12), '--oplog-replay', '--drop'];
+      const clean = await cli(['--json', ...restore]);
+      assert.equal(clean.code, 0, clean.stderr);
+      const out = JSON.parse(clean.stdout);
+      assert.equal(out.atomic, true);
+      assert.deepEqual(
+        out.collections.map((c: { target: string; count: number }) => [c.target, c.count]),
+        [
+          [`${DB}.w`, 2],
+          [`${DB}.z`, 1],
+        ],
+      );
+      const newState = await state();
+      // The oplog dropped y; z holds only what the oplog wrote (with --drop the replay starts it empty).
+      assert.deepEqual(Object.keys(newState), ['w', 'z']);
+      assert.equal((await coll('z').findOne({}))?.v, 'oplog');
+      assert.equal((await coll('w').findOne({ _id: 1 }))?.v, 'updated');
+
+      const cases: [string, 'resume' | 'rollback', 'old' | 'new'][] = [
+        ['replay-started', 'resume', 'old'],
+        ['replay-mid:2', 'resume', 'old'],
+        ['replay-done', 'rollback', 'old'],
+        ['swap-begin', 'resume', 'new'],
+        ['target-aside:2', 'resume', 'new'],
+        ['target-aside:3', 'rollback', 'old'],
+        ['committed', 'resume', 'new'],
+      ];
+      for (const [at, recovery, expected] of cases) {
+        await reset();
+        const k = await runCli(['--repo', repoPath, ...restore], {
+          env: { ...env, LIFEBOAT_TEST_KILL_AT: at },
+          cwd: work.path,
+        });
+        assert.equal(k.signal, 'SIGKILL', `the kill point ${at} was not reached: ${k.stderr}`);
+        const r = await cli(['mongodb', 'restore', `--${recovery}`]);
+        assert.equal(r.code, 0, `${at}: ${r.stderr}`);
+        if (at.startsWith('replay'))
+          assert.match(r.stderr, /it was replaying the oplog into its shadow copies/);
+        assert.deepEqual(
+          await state(),
+          expected === 'old' ? oldState : newState,
+          `killed at ${at}, --${recovery}`,
+        );
+      }
+    },
+  );
+
+  test(
+    'a replay that writes a collection with a dot in its name on FerretDB (no rename into it): in place, and it says why',
+    { skip: external && 'FerretDB-specific' },
+    async () => {
+      const ts = (i: number) => new Timestamp({ t: 300, i });
+      const id = await importArchive('dotted', { files: [{ _id: 1 }] }, [
+        { ts: ts(1), op: 'i', ns: `${DB}.fs.chunks`, o: { _id: 1, n: 0 } },
+        { ts: ts(2), op: 'i', ns: `${DB}.files`, o: { _id: 2 } },
+      ]);
+      await client.db(DB).dropDatabase();
+      const r = await cli(['--json', 'mongodb', 'restore', id.slice(0, 12), '--oplog-replay', '--drop']);
+      assert.equal(r.code, 0, r.stderr);
+      const out = JSON.parse(r.stdout);
+      assert.equal(out.atomic, false);
+      assert.match(
+        out.inPlaceReason,
+        /cannot rename into a collection name with a dot, as lifeboat_oplog_test\.fs\.chunks/,
+      );
+      assert.match(r.stderr, /restoring in place, not atomically/);
+      assert.deepEqual(Object.keys(await state()), ['files', 'fs.chunks']);
+      assert.equal(await coll('files').countDocuments(), 2);
     },
   );
 });

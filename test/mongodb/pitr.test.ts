@@ -326,7 +326,78 @@ describe('point-in-time recovery against a replica set member', () => {
     assert.equal(r.code, 0, r.stderr);
     assert.equal(r.json.pointInTime.base, b.json.id);
     assert.ok(r.json.pointInTime.entries > 0, JSON.stringify(r.json.pointInTime));
+    assert.equal(r.json.atomic, true, 'replayed into shadow copies, then swapped in');
+    assert.doesNotMatch(r.stderr, /restoring in place/);
     assert.deepEqual(await fingerprint(SCRATCH), atT);
+    // What the restore reports is what the target holds: the state as of T, not the base's counts.
+    for (const c of r.json.collections as { target: string; count: number }[])
+      assert.equal(c.count, Number(atT[c.target.slice(SCRATCH.length + 1)].split(':')[0]), c.target);
+  });
+
+  test('restore --time is atomic: SIGKILLed at each replay and swap step, recovered: exactly the old state or exactly the state as of T', async () => {
+    const args = [
+      'mongodb',
+      'restore',
+      '--time',
+      T,
+      '--drop',
+      '--ns-include',
+      `${DB}.*`,
+      '--ns-from',
+      `${DB}.*`,
+      '--ns-to',
+      `${SCRATCH}.*`,
+    ];
+    // The old state: other content in a and c (c only exists after the base: the replay creates it),
+    // and a collection the restore does not touch.
+    const scratch = (n: string) => client.db(SCRATCH).collection<AnyDoc>(n);
+    const reset = async () => {
+      await client.db(SCRATCH).dropDatabase();
+      await scratch('a').insertMany([
+        { _id: 1, v: 'old' },
+        { _id: 5000, v: 'old' },
+      ]);
+      await scratch('c').insertOne({ _id: 1, v: 'old' });
+      await scratch('keep').insertOne({ _id: 1, v: 'kept' });
+    };
+    const names = async () =>
+      (await client.db(SCRATCH).listCollections({}, { nameOnly: true }).toArray()).map((c) => c.name).sort();
+    await reset();
+    const oldState = await fingerprint(SCRATCH);
+    const newState = { ...atT, keep: oldState.keep };
+    assert.notDeepEqual(oldState, newState);
+    const ends = async (): Promise<'old' | 'new' | 'neither'> => {
+      const fp = await fingerprint(SCRATCH);
+      // Nothing left beside the data (no shadow, set-aside copy or journal, even an empty one).
+      if (JSON.stringify(await names()) !== JSON.stringify(Object.keys(fp).sort())) return 'neither';
+      const same = (x: Record<string, string>) => JSON.stringify(x) === JSON.stringify(fp);
+      return same(oldState) ? 'old' : same(newState) ? 'new' : 'neither';
+    };
+    const cases: [string, 'resume' | 'rollback' | 'restore', 'old' | 'new'][] = [
+      ['replay-started', 'resume', 'old'],
+      ['replay-mid:3', 'rollback', 'old'],
+      ['replay-mid:6', 'resume', 'old'],
+      ['replay-mid:4', 'restore', 'new'],
+      ['replay-done', 'resume', 'old'],
+      ['swap-begin', 'resume', 'new'],
+      ['shadow-in:2', 'rollback', 'old'],
+      ['shadow-in:2', 'resume', 'new'],
+      ['committed', 'resume', 'new'],
+    ];
+    for (const [at, recovery, expected] of cases) {
+      await reset();
+      const k = await runCli(['--repo', repoPath, ...args], {
+        env: { ...env, LIFEBOAT_TEST_KILL_AT: at },
+        cwd: work.path,
+      });
+      assert.equal(k.signal, 'SIGKILL', `the kill point ${at} was not reached: ${k.stderr}`);
+      assert.equal(await ends(), 'neither', `killed at ${at}: something is left to recover`);
+      const r = await cli(recovery === 'restore' ? args : ['mongodb', 'restore', `--${recovery}`]);
+      assert.equal(r.code, 0, `${at}: ${r.stderr}`);
+      if (at.startsWith('replay'))
+        assert.match(r.stderr, /it was replaying the oplog into its shadow copies/);
+      assert.equal(await ends(), expected, `killed at ${at}, recovered with ${recovery}`);
+    }
   });
 
   test('a restart of the follower continues the chain: no gap, no duplicate', async () => {

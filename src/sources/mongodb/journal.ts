@@ -12,7 +12,8 @@
  * where the replaced collection is set aside (`<coll>_lifeboat_old_<id>`), and whether the target existed.
  *
  * Phases, and what recovery does after a kill in each:
- * - `loading`: shadows are being filled, verified and indexed; the targets are untouched. Recovery can
+ * - `loading`: shadows are being filled, verified and indexed — and, for `--oplog-replay` and `--time`,
+ *   the oplog replayed into them (`replay` records its progress); the targets are untouched. Recovery can
  *   only undo: drop the shadows (the target is exactly the old state).
  * - `swapping`: every shadow is verified; targets are renamed aside and shadows renamed in, one by one.
  *   `--resume` (and the default) finishes the swap (exactly the new state); `--rollback` renames the old
@@ -40,6 +41,22 @@ export interface JournalEntry {
   shadow: string;
   old: string;
   existed: boolean;
+  /** Only written to by the oplog replay (a collection created in its window): the shadow may never appear. */
+  oplogOnly?: boolean;
+  /** With a replay: how many operations it must apply here, and how many it has. */
+  ops?: number;
+  applied?: number;
+  /** The replay dropped (or renamed away) the collection: the new state has none, so the swap only sets the target aside. */
+  absent?: boolean;
+}
+
+/** Progress of the oplog replay into the shadows (phase `loading`; see restore.ts for why recovery undoes it). */
+export interface ReplayProgress {
+  state: 'running' | 'done';
+  /** Operations to apply in all, and applied so far (saved every few hundred, and at the end). */
+  ops: number;
+  applied: number;
+  last?: { t: number; i: number };
 }
 
 export interface RestoreJournal {
@@ -52,6 +69,7 @@ export interface RestoreJournal {
   heartbeat: Date;
   phase: JournalPhase;
   entries: JournalEntry[];
+  replay?: ReplayProgress;
   /** The database holding this document. */
   journalDb: string;
 }
@@ -82,7 +100,8 @@ export function sideName(db: string, collection: string, kind: 'shadow' | 'old',
  * Test hook, for the kill-anywhere test only: `LIFEBOAT_TEST_KILL_AT=<step>[:<n>]` makes the process
  * SIGKILL itself the n-th time (default 1st) it reaches the named step, exactly as the OOM killer or an
  * expired grace period would. Steps: pre-restore-saved, journal-written, shadow-created, batch-inserted,
- * shadow-verified, indexes-built, swap-begin, target-aside, shadow-in, committed, old-dropped,
+ * shadow-verified, (with an oplog replay: replay-started, replay-mid — after each applied operation —,
+ * replay-done,) indexes-built, swap-begin, target-aside, shadow-in, committed, old-dropped,
  * recovery-step. Without the variable it does nothing.
  */
 const killHits = new Map<string, number>();
@@ -114,6 +133,15 @@ export async function setPhase(client: MongoClient, j: RestoreJournal, phase: Jo
   await journalColl(client, j.journalDb).updateOne(
     { _id: j._id },
     { $set: { phase, heartbeat: j.heartbeat } },
+  );
+}
+
+/** Saves the replay's progress and the per-collection counts (the whole entries array: few, small). */
+export async function saveReplay(client: MongoClient, j: RestoreJournal): Promise<void> {
+  j.heartbeat = new Date();
+  await journalColl(client, j.journalDb).updateOne(
+    { _id: j._id },
+    { $set: { replay: j.replay, entries: j.entries, heartbeat: j.heartbeat } },
   );
 }
 
@@ -176,7 +204,9 @@ export function thisHost(): string {
 export function describeInterrupted(j: RestoreJournal): string {
   const what =
     j.phase === 'loading'
-      ? 'it was loading data; the collections are unchanged'
+      ? j.replay
+        ? `it was replaying the oplog into its shadow copies (${j.replay.state === 'done' ? 'done' : `${j.replay.applied} of ${j.replay.ops} operations applied`}); the collections are unchanged`
+        : 'it was loading data; the collections are unchanged'
       : j.phase === 'swapping'
         ? 'it was swapping collections in; some may hold the new data and others the old'
         : 'it had finished; only its set-aside copies remain';
@@ -238,6 +268,19 @@ export async function rollForward(client: MongoClient, j: RestoreJournal): Promi
             );
         }
         await rename(client, e.db, e.shadow, e.target);
+      } else if (e.absent) {
+        // The new state has no such collection: the target only goes aside (and is dropped on commit).
+        if (has.has(e.target)) {
+          if (e.existed && !has.has(e.old)) await rename(client, e.db, e.target, e.old);
+          else
+            throw new LifeboatError(
+              'CONFLICT',
+              `cannot finish restore ${j._id}: ${e.db}.${e.target} exists, but the restored state has no such collection${e.existed ? ` and the set-aside ${e.old} exists too` : ''}`,
+              {
+                hint: `something else created ${e.db}.${e.target} during the restore: look at it, drop what is not wanted, then run \`lifeboat mongodb restore --resume\` again`,
+              },
+            );
+        }
       } else if (!has.has(e.target)) {
         throw new LifeboatError(
           'INTEGRITY',
@@ -278,7 +321,7 @@ export async function rollBack(client: MongoClient, j: RestoreJournal): Promise<
     if (has.has(e.old)) {
       if (has.has(e.target)) await drop(client, e.db, e.target);
       await rename(client, e.db, e.old, e.target);
-    } else if (!e.existed && j.phase === 'swapping' && has.has(e.target) && !has.has(e.shadow)) {
+    } else if (!e.existed && !e.absent && j.phase === 'swapping' && has.has(e.target) && !has.has(e.shadow)) {
       // The shadow was swapped into a namespace that did not exist before: it is ours.
       await drop(client, e.db, e.target);
     }

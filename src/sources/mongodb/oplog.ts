@@ -223,6 +223,8 @@ export interface ReplayResult {
   last?: OplogPosition;
   /** Namespaces the replay wrote to. */
   namespaces: string[];
+  /** Operations applied per namespace (as targetNamespace names it): what an atomic restore verifies. */
+  perNamespace?: Record<string, number>;
 }
 
 /** Entries on these are never replayed: server internals that a restore must not rewrite. */
@@ -457,6 +459,13 @@ export interface ReplayOptions {
   limit?: OplogPosition;
   signal?: AbortSignal;
   note?: (msg: string) => void;
+  /**
+   * Rewrites each operation before it is applied (an atomic restore points it at the shadow collections,
+   * redirectOp); undefined skips it. Namespaces and counts in the result stay those of the original.
+   */
+  redirect?: (op: Document) => Document | undefined;
+  /** Called after each applied operation (progress in the restore journal, kill points). */
+  onApplied?: (applied: number, ts: OplogPosition | undefined) => void | Promise<void>;
 }
 
 /** Replays the raw oplog entries of a snapshot, in order, onto the target. */
@@ -474,6 +483,7 @@ export async function replayOplog(
   };
   if (options.limit) result.limit = options.limit;
   const namespaces = new Set<string>();
+  const perNamespace: Record<string, number> = {};
   const txns = new TransactionAssembler();
   const admin = client.db('admin');
   for await (const raw of entries) {
@@ -488,8 +498,13 @@ export async function replayOplog(
       result.skipped++;
       continue;
     }
-    for (const op of txns.take(entry)) {
-      if (!isReplayable(op)) {
+    for (const original of txns.take(entry)) {
+      if (!isReplayable(original)) {
+        result.skipped++;
+        continue;
+      }
+      const op = options.redirect ? options.redirect(original) : original;
+      if (!op) {
         result.skipped++;
         continue;
       }
@@ -510,14 +525,146 @@ export async function replayOplog(
         if (e instanceof LifeboatError) throw e;
         throw mongoError(e, `replaying oplog entry ${describeEntry(op)}`);
       }
-      const target = targetNamespace(op);
-      if (target) namespaces.add(target);
+      const target = targetNamespace(original);
+      if (target) {
+        namespaces.add(target);
+        perNamespace[target] = (perNamespace[target] ?? 0) + 1;
+      }
       result.applied++;
+      await options.onApplied?.(result.applied, ts);
     }
     if (ts) result.last = ts;
   }
   result.namespaces = [...namespaces].sort();
+  result.perNamespace = perNamespace;
   return result;
+}
+
+/** Commands whose value is the one collection (in the command's database) they act on. */
+const COLLECTION_COMMANDS = [
+  'create',
+  'drop',
+  'collMod',
+  'createIndexes',
+  'dropIndexes',
+  'deleteIndexes',
+  'startIndexBuild',
+  'commitIndexBuild',
+  'abortIndexBuild',
+] as const;
+
+/**
+ * Every namespace an operation names (a rename: both ends), or undefined for a command that names no
+ * single collection (dropDatabase, anything unknown): such a command cannot be pointed at a shadow.
+ */
+export function opNamespaces(op: Document): string[] | undefined {
+  const ns = String(op.ns ?? '');
+  if (op.op !== 'c') return [ns];
+  const db = ns.slice(0, ns.indexOf('.'));
+  const o = (op.o ?? {}) as Document;
+  if (Array.isArray(o.applyOps)) {
+    const out: string[] = [];
+    for (const inner of o.applyOps as Document[]) {
+      const names = opNamespaces(inner);
+      if (!names) return undefined;
+      out.push(...names);
+    }
+    return out;
+  }
+  for (const k of COLLECTION_COMMANDS) if (typeof o[k] === 'string') return [`${db}.${o[k]}`];
+  if (typeof o.renameCollection === 'string' && typeof o.to === 'string') return [o.renameCollection, o.to];
+  return undefined;
+}
+
+/**
+ * The operation with every namespace it names replaced through `map` (undefined: the operation is
+ * outside the restore and skipped). Pure. `map` must keep the database: a shadow lives beside its target,
+ * so a command's `<db>.$cmd` stays right.
+ */
+export function redirectOp(op: Document, map: (ns: string) => string | undefined): Document | undefined {
+  const collectionOf = (ns: string) => ns.slice(ns.indexOf('.') + 1);
+  if (op.op !== 'c') {
+    const ns = map(String(op.ns ?? ''));
+    return ns === undefined ? undefined : { ...op, ns };
+  }
+  const ns = String(op.ns ?? '');
+  const db = ns.slice(0, ns.indexOf('.'));
+  const o = (op.o ?? {}) as Document;
+  if (Array.isArray(o.applyOps)) {
+    const inner = (o.applyOps as Document[])
+      .map((i) => redirectOp(i, map))
+      .filter((i): i is Document => i !== undefined);
+    return inner.length ? { ...op, o: { ...o, applyOps: inner } } : undefined;
+  }
+  for (const k of COLLECTION_COMMANDS) {
+    if (typeof o[k] !== 'string') continue;
+    const to = map(`${db}.${o[k]}`);
+    if (to === undefined) return undefined;
+    const out: Document = { ...o, [k]: collectionOf(to) };
+    // Older servers log the _id index with its namespace; the server checks it against the collection.
+    if (typeof (o.idIndex as Document | undefined)?.ns === 'string')
+      out.idIndex = { ...(o.idIndex as Document), ns: to };
+    return { ...op, o: out };
+  }
+  if (typeof o.renameCollection === 'string' && typeof o.to === 'string') {
+    const from = map(o.renameCollection);
+    const to = map(o.to);
+    if (from === undefined || to === undefined) return undefined;
+    return { ...op, o: { ...o, renameCollection: from, to } };
+  }
+  return undefined;
+}
+
+export interface OplogScan {
+  /** Operations the replay will apply (as replayOplog counts `applied`). */
+  total: number;
+  /** Per namespace (targetNamespace), what replayOplog's perNamespace must come to. */
+  expected: Record<string, number>;
+  /** Every namespace named (rename sources too). */
+  namespaces: string[];
+  /** Namespaces the oplog creates as views or time-series collections (which cannot be renamed into place). */
+  special: { ns: string; what: 'view' | 'time-series collection' }[];
+  /** The first command that names no single collection (it cannot be pointed at a shadow). */
+  unredirectable?: string;
+}
+
+/**
+ * A first pass over the entries a replay will apply, with replayOplog's own rules (limit, no-ops,
+ * transactions, server internals), so the atomic restore knows before it touches anything which
+ * namespaces need a shadow and how many operations each must receive.
+ */
+export async function scanOplog(
+  entries: AsyncIterable<Uint8Array>,
+  limit?: OplogPosition,
+): Promise<OplogScan> {
+  const scan: OplogScan = { total: 0, expected: {}, namespaces: [], special: [] };
+  const names = new Set<string>();
+  const txns = new TransactionAssembler();
+  for await (const raw of entries) {
+    const entry = decodeDocument(raw, 'oplog entry', { promoteValues: false });
+    if (limit && isTimestamp(entry.ts) && comparePositions(position(entry.ts), limit) >= 0) continue;
+    if (entry.op === 'n') continue;
+    for (const op of txns.take(entry)) {
+      if (!isReplayable(op)) continue;
+      const named = opNamespaces(op);
+      if (!named) {
+        scan.unredirectable ??= `${Object.keys((op.o ?? {}) as Document)[0] ?? '?'} ${describeEntry(op).slice(2)}`;
+        continue;
+      }
+      for (const ns of named) names.add(ns);
+      const o = (op.o ?? {}) as Document;
+      if (op.op === 'c' && typeof o.create === 'string') {
+        if (o.viewOn !== undefined) scan.special.push({ ns: named[0], what: 'view' });
+        else if (o.timeseries !== undefined)
+          scan.special.push({ ns: named[0], what: 'time-series collection' });
+      }
+      const target = targetNamespace(op);
+      if (target) scan.expected[target] = (scan.expected[target] ?? 0) + 1;
+      scan.total++;
+    }
+  }
+  scan.namespaces = [...names].sort();
+  return scan;
 }
 
 /** The namespaces an oplog writes to (a first pass before replay, so rollback can cover them). */

@@ -35,6 +35,7 @@ import {
   RECOVERY_HINT,
   newRestoreId,
   rollBack,
+  saveReplay,
   setPhase,
   sideName,
   startHeartbeat,
@@ -56,8 +57,11 @@ import {
   OPLOG_ITEM,
   formatPosition,
   oplogNamespaces,
+  redirectOp,
   replayOplog,
+  scanOplog,
   type OplogPosition,
+  type OplogScan,
   type ReplayResult,
 } from './oplog.ts';
 
@@ -325,6 +329,11 @@ const touchOf = (e: RestoreEntry): Touch => ({
   target: e.target,
   existed: Boolean(e.exists),
 });
+
+/** The entries to replay: `restore --time`'s (base window + slices) or the snapshot's own oplog item. */
+function oplogSource(opts: ApplyOptions, item: Item): AsyncIterable<Uint8Array> {
+  return opts.oplogEntries?.() ?? splitBson(opts.repo.readItem(item), `snapshot item ${OPLOG_ITEM}`);
+}
 
 /**
  * Namespaces the oplog replay will write to beyond the planned collections (created or changed during
@@ -692,12 +701,21 @@ async function applyInPlace(opts: ApplyOptions): Promise<RestoreResult> {
  * Why this restore cannot take the atomic path (undefined: it can). The in-place path is today's: a kill
  * can leave it half-done, and only the pre-restore snapshot leads back.
  */
-async function inPlaceReason(opts: ApplyOptions, journalDb: string | undefined): Promise<string | undefined> {
+async function inPlaceReason(
+  opts: ApplyOptions,
+  journalDb: string | undefined,
+  scan: OplogScan | undefined,
+): Promise<string | undefined> {
   if (opts.inPlace) return '--in-place was given';
-  if (opts.plan.oplog)
-    return 'the oplog replay (--oplog-replay) writes the target namespaces as the changes happened';
   if (opts.plan.entries.some((e) => e.type === 'timeseries'))
     return 'time-series collections cannot be renamed into place';
+  if (scan?.unredirectable)
+    return `the oplog replay holds ${scan.unredirectable}, a command that names no single collection, so it cannot be pointed at the shadow copies`;
+  if (scan?.special.length)
+    return `the oplog replay creates ${scan.special[0].what} ${scan.special[0].ns}, which cannot be renamed into place`;
+  const replayed = (scan?.namespaces ?? []).map(splitNs);
+  if (replayed.some((n) => n.collection.startsWith('system.buckets.')))
+    return 'the oplog replay writes time-series buckets, and time-series collections cannot be renamed into place';
   if (!journalDb) return undefined;
   // Can this server rename within a database (FerretDB can; dropTarget it cannot, so the swap never uses it)?
   const db = opts.client.db(journalDb);
@@ -719,7 +737,10 @@ async function inPlaceReason(opts: ApplyOptions, journalDb: string | undefined):
     return `the server cannot rename collections (${reasonOf(e)})`;
   }
   // FerretDB renames, but not into a name with a dot (GridFS's `fs.chunks`, `rocketchat_uploads.chunks`).
-  const dotted = opts.plan.entries.find((e) => e.type !== 'view' && e.collection.includes('.'));
+  const dotted = [
+    ...opts.plan.entries.filter((e) => e.type !== 'view'),
+    ...replayed.map((n) => ({ ...n, target: `${n.db}.${n.collection}` })),
+  ].find((e) => e.collection.includes('.'));
   try {
     if (dotted) {
       await db.renameCollection(at, `${probe}.r`);
@@ -743,31 +764,150 @@ async function inPlaceReason(opts: ApplyOptions, journalDb: string | undefined):
  * in place (applyInPlace), with a note saying why.
  */
 export async function applyRestore(opts: ApplyOptions): Promise<RestoreResult> {
-  const dbs = [...new Set(opts.plan.entries.filter((e) => e.type !== 'view').map((e) => e.db))].sort();
-  const why = await inPlaceReason(opts, dbs[0]);
-  if (why === undefined) return applyAtomic(opts, dbs[0]);
+  // Read before anything is touched: which namespaces the replay writes (each needs a shadow too) and
+  // how many operations each must receive (what the replay is verified against).
+  const scan =
+    opts.plan.oplog && !opts.inPlace
+      ? await scanOplog(oplogSource(opts, opts.plan.oplog), opts.oplogLimit)
+      : undefined;
+  const dbs = [
+    ...new Set([
+      ...opts.plan.entries.filter((e) => e.type !== 'view').map((e) => e.db),
+      ...(scan?.namespaces ?? []).map((ns) => splitNs(ns).db),
+    ]),
+  ].sort();
+  const why = await inPlaceReason(opts, dbs[0], scan);
+  if (why === undefined) return applyAtomic(opts, dbs[0], scan);
   opts.note?.(
     `lifeboat: restoring in place, not atomically: ${why}; a kill can leave it half-done (the pre-restore snapshot is the way back)`,
   );
   return { ...(await applyInPlace(opts)), atomic: false, inPlaceReason: why };
 }
 
-/** What a shadow must hold once loaded: the snapshot's data, plus (without --drop) the target's own. */
+/**
+ * What a shadow must hold once loaded: the snapshot's data, plus (without --drop) the target's own; after
+ * an oplog replay, what the replay left in it. `e` is absent for a namespace only the replay writes.
+ */
 interface ShadowPlan {
-  e: RestoreEntry;
+  e?: RestoreEntry;
+  /** The target namespace. */
+  ns: string;
   j: JournalEntry;
   count: number;
   hash: string;
 }
 
+async function collectionNames(client: MongoClient, db: string): Promise<Set<string>> {
+  const list = await client.db(db).listCollections({}, { nameOnly: true }).toArray();
+  return new Set(list.map((c) => c.name));
+}
+
+/** How often the replay's progress is saved in the journal (informational: recovery undoes a replay). */
+const REPLAY_PROGRESS_EVERY = 500;
+
+/**
+ * Step 3b of applyAtomic: the oplog into the shadows, verified, and what each shadow then holds recorded
+ * (`sp.count`/`sp.hash`, the journal entries, `result.collections`).
+ */
+async function replayIntoShadows(
+  opts: ApplyOptions,
+  oplog: Item,
+  scan: OplogScan,
+  shadows: ShadowPlan[],
+  journal: RestoreJournal | undefined,
+  result: RestoreResult,
+): Promise<void> {
+  const { client } = opts;
+  const shadowOf = new Map(shadows.map((sp) => [sp.ns, `${sp.j.db}.${sp.j.shadow}`]));
+  for (const sp of shadows) {
+    sp.j.ops = scan.expected[sp.ns] ?? 0;
+    sp.j.applied = 0;
+  }
+  const progress = { state: 'running' as const, ops: scan.total, applied: 0 };
+  if (journal) {
+    journal.replay = progress;
+    await saveReplay(client, journal);
+  }
+  testKillPoint('replay-started');
+  const replay = await replayOplog(client, oplogSource(opts, oplog), {
+    limit: opts.oplogLimit,
+    signal: opts.signal,
+    note: opts.note,
+    redirect: (op) => redirectOp(op, (ns) => shadowOf.get(ns)),
+    onApplied: async (applied, ts) => {
+      testKillPoint('replay-mid');
+      if (journal && applied % REPLAY_PROGRESS_EVERY === 0) {
+        journal.replay = { ...progress, applied, ...(ts ? { last: ts } : {}) };
+        await saveReplay(client, journal);
+      }
+    },
+  });
+  // The entries are read a second time here: had they changed meanwhile (a slice forgotten or added
+  // under the restore), the shadows would hold something no one asked for.
+  const wrong = Object.keys({ ...scan.expected, ...replay.perNamespace }).find(
+    (ns) => (scan.expected[ns] ?? 0) !== (replay.perNamespace?.[ns] ?? 0),
+  );
+  if (wrong !== undefined || replay.applied !== scan.total) {
+    const ns = wrong ?? 'the restore';
+    throw new LifeboatError(
+      'VERIFY_FAILED',
+      `verification of the oplog replay failed: ${wrong !== undefined ? (replay.perNamespace?.[wrong] ?? 0) : replay.applied} operations applied to ${ns}, expected ${wrong !== undefined ? (scan.expected[wrong] ?? 0) : scan.total}`,
+      {
+        hint: 'the oplog in the repository changed while the restore read it (a `forget` or `pitr run` at the same time?); restore again',
+      },
+    );
+  }
+  const names = new Map<string, Set<string>>();
+  for (const sp of shadows) {
+    sp.j.applied = replay.perNamespace?.[sp.ns] ?? 0;
+    if (!names.has(sp.j.db)) names.set(sp.j.db, await collectionNames(client, sp.j.db));
+    if (!names.get(sp.j.db)!.has(sp.j.shadow)) {
+      sp.j.absent = true;
+      continue;
+    }
+    if (opts.verify ?? true) {
+      const h = await hashCollection(client, sp.j.db, sp.j.shadow);
+      sp.count = h.count;
+      sp.hash = h.hex();
+    } else {
+      sp.count = await client.db(sp.j.db).collection(sp.j.shadow).countDocuments({});
+      sp.hash = '';
+    }
+    result.collections.push({
+      source: sp.e?.source ?? OPLOG_ITEM,
+      target: sp.ns,
+      type: sp.e?.type ?? 'collection',
+      count: sp.count,
+      hash: sp.hash,
+      verified: opts.verify ?? true,
+    });
+  }
+  if (journal) {
+    journal.replay = {
+      state: 'done',
+      ops: scan.total,
+      applied: replay.applied,
+      ...(replay.last ? { last: replay.last } : {}),
+    };
+    await saveReplay(client, journal);
+  }
+  testKillPoint('replay-done');
+  result.oplog = replay;
+  opts.note?.(
+    `lifeboat: replayed ${replay.applied} oplog entries into the shadow copies` +
+      (replay.last ? ` up to ${formatPosition(replay.last)}` : '') +
+      ` (${replay.method})`,
+  );
+}
+
 /** Without --drop over an existing collection, the shadow starts as a copy of it (options, indexes, data). */
 async function copyExisting(opts: ApplyOptions, sp: ShadowPlan): Promise<void> {
-  const db = opts.client.db(sp.e.db);
-  const [info] = await db.listCollections({ name: sp.e.collection }, { ...EXACT_BSON }).toArray();
+  const db = opts.client.db(sp.j.db);
+  const [info] = await db.listCollections({ name: sp.j.target }, { ...EXACT_BSON }).toArray();
   await db.createCollection(sp.j.shadow, ((info as Document | undefined)?.options as Document) ?? {});
   const shadow = db.collection(sp.j.shadow);
   for (const spec of await db
-    .collection(sp.e.collection)
+    .collection(sp.j.target)
     .listIndexes({ ...EXACT_BSON })
     .toArray()) {
     if (spec.name === '_id_') continue;
@@ -778,12 +918,12 @@ async function copyExisting(opts: ApplyOptions, sp: ShadowPlan): Promise<void> {
   }
   const h = new CollectionHash();
   let batch: Document[] = [];
-  const cursor = db.collection(sp.e.collection).find({}, { raw: true, batchSize: 1000 });
+  const cursor = db.collection(sp.j.target).find({}, { raw: true, batchSize: 1000 });
   try {
     for await (const raw of cursor) {
       const bytes = raw as unknown as Uint8Array;
       h.add(bytes);
-      batch.push(decodeDocument(bytes, `${sp.e.target}`, EXACT_BSON));
+      batch.push(decodeDocument(bytes, sp.ns, EXACT_BSON));
       if (batch.length >= 1000) {
         await shadow.insertMany(batch, { ordered: true, bypassDocumentValidation: true });
         batch = [];
@@ -804,19 +944,32 @@ async function copyExisting(opts: ApplyOptions, sp: ShadowPlan): Promise<void> {
  *  2. journal written, phase `loading` (journal-written);
  *  3. per collection, in parallel: shadow created (shadow-created) — a copy of the target without --drop —
  *     data inserted (batch-inserted), count and hash verified (shadow-verified), indexes built
- *     (indexes-built);
- *     SEAM for point-in-time recovery (`restore --time`): an oplog-apply step belongs here, after every
- *     shadow is verified against its base snapshot and before phase `swapping`, applying the entries up to
- *     T to the shadows (each entry's namespace mapped to `j.shadow` via the journal entries) so the swap
- *     puts in exactly the state at T and a kill during the replay is undone like any other `loading` kill.
+ *     (indexes-built; with an oplog, after the replay);
+ *  3b. with an oplog (--oplog-replay, --time): the replay into the shadows, after every shadow is verified
+ *     against its snapshot: each operation's namespaces pointed at their shadows (redirectOp), including
+ *     those of collections only the oplog writes, which got journal entries of their own up front (started
+ *     as a copy of the target without --drop, else from nothing, as the oplog creates them). Journal
+ *     progress `replay` (replay-started, replay-mid after each operation, replay-done); then the replay is
+ *     verified — every namespace received exactly the operations the scan before the restore counted — and
+ *     each shadow's count and hash recorded (the backup's no longer apply), then indexes built
+ *     (indexes-built), after the data as in place. A kill during the replay is undone like any other
+ *     `loading` kill, never resumed from where it stopped: resuming needs the repository and the exact
+ *     entry stream (the base window plus the slices up to T, selected and renamed), which recovery does not
+ *     have (it works from the server's journal alone), and a half-replayed shadow is worth nothing on its
+ *     own. Undoing is always exact, and running the same restore again redoes it from scratch;
  *  4. phase `swapping` (swap-begin); per collection: target renamed aside (target-aside), shadow renamed in
- *     (shadow-in); then every target counted;
+ *     (shadow-in) — or, where the replay left no collection, only the target set aside; then every target
+ *     counted against its shadow;
  *  5. phase `committed` (committed); set-aside copies dropped (old-dropped); journal removed;
  *  6. views and users (not atomic: views have no data, users are merged), as in place.
  * A failure before 5 undoes everything (the targets end exactly as they were); a kill is recovered by the
  * next restore, or `restore --resume | --rollback`.
  */
-async function applyAtomic(opts: ApplyOptions, journalDb: string | undefined): Promise<RestoreResult> {
+async function applyAtomic(
+  opts: ApplyOptions,
+  journalDb: string | undefined,
+  scan: OplogScan | undefined,
+): Promise<RestoreResult> {
   const { client, plan } = opts;
   const notRestored: NotRestored[] = [];
   const id = newRestoreId();
@@ -835,9 +988,27 @@ async function applyAtomic(opts: ApplyOptions, journalDb: string | undefined): P
   const views = plan.entries.filter((e) => e.type === 'view');
   const collections = plan.entries.filter((e) => e.type !== 'view');
 
-  const existing = plan.entries.filter((e) => e.exists);
+  // Namespaces only the oplog replay writes: set aside and swapped like the others.
+  const plannedTargets = new Set(plan.entries.map((e) => e.target));
+  const oplogOnly: { db: string; collection: string; existed: boolean }[] = [];
+  try {
+    const byDb = new Map<string, Set<string>>();
+    for (const ns of scan?.namespaces ?? []) {
+      if (plannedTargets.has(ns)) continue;
+      const { db, collection } = splitNs(ns);
+      if (!byDb.has(db)) byDb.set(db, await collectionNames(client, db));
+      oplogOnly.push({ db, collection, existed: byDb.get(db)!.has(collection) });
+    }
+  } catch (e) {
+    throw mongoError(e, 'inspecting the target');
+  }
+
+  const existing = [
+    ...plan.entries.filter((e) => e.exists).map((e) => e.target),
+    ...oplogOnly.filter((o) => o.existed).map((o) => `${o.db}.${o.collection}`),
+  ];
   if (rollback && existing.length) {
-    const wanted = new Set(existing.map((e) => e.target));
+    const wanted = new Set(existing);
     const planned = (await planBackup(client, new NamespaceFilter())).filter((c) =>
       wanted.has(`${c.db}.${c.collection}`),
     );
@@ -846,6 +1017,7 @@ async function applyAtomic(opts: ApplyOptions, journalDb: string | undefined): P
 
   const shadows: ShadowPlan[] = collections.map((e) => ({
     e,
+    ns: e.target,
     j: {
       db: e.db,
       target: e.collection,
@@ -856,6 +1028,20 @@ async function applyAtomic(opts: ApplyOptions, journalDb: string | undefined): P
     count: e.meta.count,
     hash: e.meta.hash,
   }));
+  for (const o of oplogOnly)
+    shadows.push({
+      ns: `${o.db}.${o.collection}`,
+      j: {
+        db: o.db,
+        target: o.collection,
+        shadow: sideName(o.db, o.collection, 'shadow', id),
+        old: sideName(o.db, o.collection, 'old', id),
+        existed: o.existed,
+        oplogOnly: true,
+      },
+      count: 0,
+      hash: new CollectionHash().hex(),
+    });
   let journal: RestoreJournal | undefined;
   if (journalDb) {
     const now = new Date();
@@ -901,6 +1087,11 @@ async function applyAtomic(opts: ApplyOptions, journalDb: string | undefined): P
   try {
     await mapLimit(shadows, parallel, async (sp) => {
       const { e, j } = sp;
+      if (!e) {
+        // Without --drop the replay goes on top of what is there, as in place; with it, from nothing.
+        if (j.existed && !opts.drop) await copyExisting(opts, sp);
+        return;
+      }
       try {
         if (e.exists && !opts.drop) await copyExisting(opts, sp);
         else await createTarget(opts, e, notRestored, j.shadow);
@@ -919,22 +1110,38 @@ async function applyAtomic(opts: ApplyOptions, journalDb: string | undefined): P
           }
           testKillPoint('shadow-verified');
         }
-        await createIndexes(opts, e, notRestored, j.shadow);
-        testKillPoint('indexes-built');
+        if (!scan) {
+          await createIndexes(opts, e, notRestored, j.shadow);
+          testKillPoint('indexes-built');
+        }
       } catch (err) {
         throw isLifeboatError(err) ? err : mongoError(err, `restoring ${e.target}`);
       }
-      result.collections.push({
-        source: e.source,
-        target: e.target,
-        type: e.type,
-        count: e.meta.count,
-        hash: e.meta.hash,
-        verified: opts.verify ?? true,
-      });
+      if (!scan)
+        result.collections.push({
+          source: e.source,
+          target: e.target,
+          type: e.type,
+          count: e.meta.count,
+          hash: e.meta.hash,
+          verified: opts.verify ?? true,
+        });
     });
   } catch (failure) {
     return undo(failure, 'while loading');
+  }
+
+  if (scan && plan.oplog) {
+    try {
+      await replayIntoShadows(opts, plan.oplog, scan, shadows, journal, result);
+      await mapLimit(shadows, parallel, async (sp) => {
+        if (!sp.e || sp.j.absent) return;
+        await createIndexes(opts, sp.e, notRestored, sp.j.shadow);
+        testKillPoint('indexes-built');
+      });
+    } catch (failure) {
+      return undo(failure, 'while replaying the oplog');
+    }
   }
 
   if (journal) {
@@ -947,16 +1154,29 @@ async function applyAtomic(opts: ApplyOptions, journalDb: string | undefined): P
           await db.renameCollection(j.target, j.old);
           testKillPoint('target-aside');
         }
+        if (j.absent) continue;
         await db.renameCollection(j.shadow, j.target);
         testKillPoint('shadow-in');
       }
-      // The whole restore verified before anything set aside is let go.
+      // The whole restore verified before anything set aside is let go: each target against what its
+      // shadow held (after a replay, the counts taken once it was done).
       for (const sp of shadows) {
+        if (sp.j.absent) {
+          if ((await collectionNames(client, sp.j.db)).has(sp.j.target))
+            throw new LifeboatError(
+              'VERIFY_FAILED',
+              `after the swap ${sp.ns} exists, but the oplog replay had dropped it`,
+              {
+                hint: 'something wrote to the target during the restore: stop the application, then restore again',
+              },
+            );
+          continue;
+        }
         const n = await client.db(sp.j.db).collection(sp.j.target).countDocuments({});
         if (n !== sp.count)
           throw new LifeboatError(
             'VERIFY_FAILED',
-            `after the swap ${sp.e.target} holds ${n} documents, expected ${sp.count}`,
+            `after the swap ${sp.ns} holds ${n} documents, expected ${sp.count}`,
             {
               hint: 'something wrote to the target during the restore: stop the application, then restore again',
             },
