@@ -8,7 +8,7 @@
  * go.sum pins every dependency). Cold build (empty module and build caches, 2 shared cores): see
  * tools/helm/README.md; ensureTool caches it per machine.
  */
-import { mkdir, readFile } from 'node:fs/promises';
+import { copyFile, mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { PROJECT_ROOT, run, type Tool } from './toolbox.ts';
 
@@ -29,5 +29,35 @@ export const helm: Tool = {
       cwd: MODULE_DIR,
       env: { ...process.env, CGO_ENABLED: '0', GOFLAGS: '-p=2 -mod=readonly -buildvcs=false' },
     });
+  },
+};
+
+const PROMETHEUS_OPERATOR_MODULE = 'github.com/prometheus-operator/prometheus-operator';
+const PROMETHEUS_OPERATOR_VERSION = 'v0.85.0';
+/** The Prometheus Operator CRDs the chart's ServiceMonitor and PrometheusRule need, as shipped upstream. */
+export const MONITORING_CRD_FILES = [
+  'monitoring.coreos.com_servicemonitors.yaml',
+  'monitoring.coreos.com_prometheusrules.yaml',
+];
+
+/**
+ * The Prometheus Operator's CRDs, taken from its Go module (the module zip carries example/), so the
+ * test apiserver validates the chart's ServiceMonitor and PrometheusRule against their real schemas.
+ */
+export const monitoringCrdsTool: Tool = {
+  name: 'monitoring-crds',
+  version: PROMETHEUS_OPERATOR_VERSION.slice(1),
+  files: MONITORING_CRD_FILES.map((f) => `crds/${f}`),
+  async install(dir: string): Promise<void> {
+    const out = await run('go', ['mod', 'download', '-json', `${PROMETHEUS_OPERATOR_MODULE}@${PROMETHEUS_OPERATOR_VERSION}`], {
+      cwd: MODULE_DIR,
+      env: { ...process.env, GOFLAGS: '-mod=mod' },
+      quiet: true,
+    });
+    const info = JSON.parse(out.slice(out.indexOf('{'))) as { Dir?: string; Error?: string };
+    if (!info.Dir) throw new Error(`go mod download ${PROMETHEUS_OPERATOR_MODULE}: ${info.Error ?? 'no directory'}`);
+    await mkdir(path.join(dir, 'crds'), { recursive: true });
+    for (const f of MONITORING_CRD_FILES)
+      await copyFile(path.join(info.Dir, 'example', 'prometheus-operator-crd', f), path.join(dir, 'crds', f));
   },
 };
