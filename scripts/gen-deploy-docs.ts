@@ -82,7 +82,8 @@ export function valuesReference(): string {
 export function deploymentDoc(current = readFileSync(DEPLOYMENT_DOC, 'utf8')): string {
   const start = current.indexOf(BEGIN);
   const end = current.indexOf(END);
-  if (start < 0 || end < start) throw new Error(`${DEPLOYMENT_DOC}: the values reference markers are missing`);
+  if (start < 0 || end < start)
+    throw new Error(`${DEPLOYMENT_DOC}: the values reference markers are missing`);
   return current.slice(0, start) + valuesReference() + current.slice(end + END.length);
 }
 

@@ -89,7 +89,11 @@ describe('azure-pipelines/backup-automation.yml', async () => {
     );
     const expected = [['mongodb'], ['pvc'], ['cluster-state'], ['validate'], ['notify']];
     stages.forEach((s, i) => {
-      if (i > 0) assert.ok([s.dependsOn].flat().includes(stages[i - 1].stage), `${s.stage} after ${stages[i - 1].stage}`);
+      if (i > 0)
+        assert.ok(
+          [s.dependsOn].flat().includes(stages[i - 1].stage),
+          `${s.stage} after ${stages[i - 1].stage}`,
+        );
       const calls = s.jobs
         .flatMap((j: any) => j.steps.map((st: any) => st.inputs?.inlineScript ?? ''))
         .flatMap(lifeboatCalls)
@@ -123,10 +127,15 @@ describe('azure-pipelines/backup-automation.yml', async () => {
   test("the validation report is the run's Markdown summary", () => {
     const v = (doc.stages as any[]).find((s) => s.stage === 'Validation');
     const script: string = v.jobs[0].steps.find((st: any) => st.inputs?.inlineScript).inputs.inlineScript;
-    const report = lifeboatCalls(script).map(checkCall).find((c) => c.path === 'validate');
+    const report = lifeboatCalls(script)
+      .map(checkCall)
+      .find((c) => c.path === 'validate');
     assert.ok(report);
     assert.equal(report.flags.get('format'), 'markdown');
-    assert.match(COMMANDS.find((c) => c.path.join(' ') === 'validate')!.options.format.description, /markdown/);
+    assert.match(
+      COMMANDS.find((c) => c.path.join(' ') === 'validate')!.options.format.description,
+      /markdown/,
+    );
     assert.match(script, /##vso\[task\.uploadsummary\]\$AGENT_TEMPDIRECTORY\/validation\.md/);
     assert.equal(v.condition, 'not(canceled())', 'validation runs after a failed layer too');
   });

@@ -101,7 +101,12 @@ describe('Helm chart deploy/helm/lifeboat', () => {
     try {
       const r = await execFileP(helmBin, args, {
         maxBuffer: 32 * 1024 * 1024,
-        env: { ...process.env, HELM_CACHE_HOME: tmp.path, HELM_CONFIG_HOME: tmp.path, HELM_DATA_HOME: tmp.path },
+        env: {
+          ...process.env,
+          HELM_CACHE_HOME: tmp.path,
+          HELM_CONFIG_HOME: tmp.path,
+          HELM_DATA_HOME: tmp.path,
+        },
       });
       return { code: 0, out: r.stdout + r.stderr };
     } catch (e: any) {
@@ -195,7 +200,10 @@ describe('Helm chart deploy/helm/lifeboat', () => {
     const pod = cj.spec.jobTemplate.spec.template.spec;
     assert.deepEqual(pod.containers[0].args, ['pipeline', 'run', '--reason', 'schedule']);
     for (const workload of defaults.filter((d) => d.kind === 'CronJob' || d.kind === 'Deployment')) {
-      const spec = workload.kind === 'CronJob' ? workload.spec.jobTemplate.spec.template.spec : workload.spec.template.spec;
+      const spec =
+        workload.kind === 'CronJob'
+          ? workload.spec.jobTemplate.spec.template.spec
+          : workload.spec.template.spec;
       assert.equal(spec.securityContext.runAsNonRoot, true);
       const c = spec.containers[0];
       assert.equal(c.securityContext.readOnlyRootFilesystem, true);
@@ -249,9 +257,18 @@ describe('Helm chart deploy/helm/lifeboat', () => {
     const pitr = byName.get('Deployment/lifeboat-pitr');
     assert.equal(pitr.spec.strategy.type, 'Recreate');
     assert.equal(pitr.spec.replicas, 1);
-    assert.deepEqual(pitr.spec.template.spec.containers[0].args, ['mongodb', 'pitr', 'run', '--slice-interval', '60']);
+    assert.deepEqual(pitr.spec.template.spec.containers[0].args, [
+      'mongodb',
+      'pitr',
+      'run',
+      '--slice-interval',
+      '60',
+    ]);
     const sa = byName.get('ServiceAccount/lifeboat');
-    assert.equal(sa.metadata.annotations['azure.workload.identity/client-id'], '00000000-0000-0000-0000-000000000001');
+    assert.equal(
+      sa.metadata.annotations['azure.workload.identity/client-id'],
+      '00000000-0000-0000-0000-000000000001',
+    );
     assert.equal(pitr.spec.template.metadata.labels['azure.workload.identity/use'], 'true');
     const spc = byName.get('SecretProviderClass/lifeboat');
     assert.equal(spc.spec.provider, 'azure');
@@ -285,7 +302,10 @@ describe('Helm chart deploy/helm/lifeboat', () => {
         JSON.stringify(doc),
         'application/apply-patch+yaml',
       );
-      assert.ok(res.status === 201 || res.status === 200, `${doc.kind}/${doc.metadata.name}: ${JSON.stringify(res.body)}`);
+      assert.ok(
+        res.status === 201 || res.status === 200,
+        `${doc.kind}/${doc.metadata.name}: ${JSON.stringify(res.body)}`,
+      );
       const back = await rawRequest(kube, kube.tokens.admin, 'GET', urlOf(doc));
       assert.equal(back.status, 200);
       applied.push(back.body);
@@ -293,7 +313,10 @@ describe('Helm chart deploy/helm/lifeboat', () => {
     const cj = applied.find((d) => d.kind === 'CronJob' && d.metadata.name === 'lifeboat-pipeline');
     assert.equal(cj.spec.schedule, '0 2 * * *');
     assert.equal(cj.spec.timeZone, 'Etc/UTC');
-    assert.equal(cj.spec.jobTemplate.spec.template.spec.containers[0].securityContext.readOnlyRootFilesystem, true);
+    assert.equal(
+      cj.spec.jobTemplate.spec.template.spec.containers[0].securityContext.readOnlyRootFilesystem,
+      true,
+    );
     const rule = applied.find((d) => d.kind === 'PrometheusRule');
     assert.ok(rule.spec.groups[0].rules.length > 0);
   });
@@ -343,7 +366,13 @@ describe('Helm chart deploy/helm/lifeboat', () => {
       ['GET', '/api/v1/nodes'],
       ['POST', '/api/v1/namespaces/rocketchat/pods'],
     ] as const) {
-      const denied = await rawRequest(kube, token, method, url, method === 'POST' ? { metadata: { name: 'x' } } : undefined);
+      const denied = await rawRequest(
+        kube,
+        token,
+        method,
+        url,
+        method === 'POST' ? { metadata: { name: 'x' } } : undefined,
+      );
       assert.equal(denied.status, 403, `${method} ${url}: ${JSON.stringify(denied.body)}`);
     }
   });

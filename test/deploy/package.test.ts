@@ -26,7 +26,11 @@ interface Run {
   stderr: string;
 }
 
-function run(cmd: string, args: string[], opts: { env: NodeJS.ProcessEnv; cwd: string; uid?: number }): Promise<Run> {
+function run(
+  cmd: string,
+  args: string[],
+  opts: { env: NodeJS.ProcessEnv; cwd: string; uid?: number },
+): Promise<Run> {
   return new Promise((resolve, reject) => {
     const child = spawn(cmd, args, {
       cwd: opts.cwd,
@@ -62,8 +66,9 @@ describe('npm pack → npm install -g → lifeboat', () => {
 
   before(async () => {
     tmp = await tempDir('lifeboat-package-');
-    version = (JSON.parse(await readFile(path.join(PROJECT_ROOT, 'package.json'), 'utf8')) as { version: string })
-      .version;
+    version = (
+      JSON.parse(await readFile(path.join(PROJECT_ROOT, 'package.json'), 'utf8')) as { version: string }
+    ).version;
     const packed = await execFileP('npm', ['pack', '--json', '--pack-destination', tmp.path], {
       cwd: PROJECT_ROOT,
       env: { ...process.env, PATH: pathEnv },
@@ -127,7 +132,10 @@ describe('npm pack → npm install -g → lifeboat', () => {
     const repo = path.join(tmp.path, 'repo');
     const init = await run(bin, ['--repo', repo, 'init'], { env, cwd: tmp.path });
     assert.equal(init.code, 0, init.stderr);
-    const backup = await run(bin, ['--repo', repo, 'files', 'backup', data, '--json'], { env, cwd: tmp.path });
+    const backup = await run(bin, ['--repo', repo, 'files', 'backup', data, '--json'], {
+      env,
+      cwd: tmp.path,
+    });
     assert.equal(backup.code, 0, backup.stderr);
     const target = path.join(tmp.path, 'restored');
     const restore = await run(bin, ['--repo', repo, 'files', 'restore', 'latest', '--target', target], {
