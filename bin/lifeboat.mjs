@@ -8,7 +8,7 @@
 // src/ wins whenever it is there outside node_modules, so a dist/ left over from an earlier `npm pack`
 // never shadows the sources being edited and tested.
 import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
+import { URL, fileURLToPath } from 'node:url';
 
 const major = Number(process.versions.node.split('.')[0]);
 if (major < 24) {
