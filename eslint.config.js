@@ -2,7 +2,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['node_modules/', '.tools/', 'tools/', 'scratch/', 'test/data/repo-*/'] },
+  { ignores: ['node_modules/', 'dist/', '.tools/', 'tools/', 'scratch/', 'test/data/repo-*/'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   { languageOptions: { globals: { process: 'readonly', console: 'readonly' } } },

@@ -1,12 +1,23 @@
 #!/usr/bin/env node
-// Lifeboat's entry point. The CLI is TypeScript run directly by Node 24 (type stripping); inside the
-// project `npx lifeboat` and the scripts/ wrappers use the Node 24 that package.json brings.
+// Lifeboat's entry point, for a checkout and for the installed package alike.
+// - Checkout: the CLI is the TypeScript in src/, run directly by Node 24 (type stripping); `npx lifeboat`
+//   and the scripts/ wrappers use the Node 24 that package.json brings on Linux x64.
+// - Installed package (`npm install -g lifeboat-X.tgz`, the container image): Node refuses to strip types
+//   under node_modules, so the package ships dist/, the same modules compiled 1:1 to JavaScript by
+//   `npm run build` (prepack), and no src/.
+// src/ wins whenever it is there outside node_modules, so a dist/ left over from an earlier `npm pack`
+// never shadows the sources being edited and tested.
+import { existsSync } from 'node:fs';
+import { URL, fileURLToPath } from 'node:url';
+
 const major = Number(process.versions.node.split('.')[0]);
 if (major < 24) {
   console.error(
-    `lifeboat: needs Node.js 24 or newer, this is ${process.version} — run "npx lifeboat" inside the project (it uses the bundled Node 24) or install Node 24`,
+    `lifeboat: needs Node.js 24 or newer, this is ${process.version} — install Node 24 (inside a checkout, "npx lifeboat" uses the bundled Node 24 on Linux x64)`,
   );
   process.exit(2);
 }
-const { main } = await import('../src/cli/main.ts');
+const sources = new URL('../src/cli/main.ts', import.meta.url);
+const packaged = !existsSync(sources) || fileURLToPath(sources).split(/[\\/]/).includes('node_modules');
+const { main } = await import(packaged ? '../dist/cli/main.js' : '../src/cli/main.ts');
 process.exitCode = await main(process.argv.slice(2));

@@ -5,5 +5,6 @@ import { etcdTool, kubeApiserverTool, kubeCrdsTool } from './kube.ts';
 import { versitygw } from './versitygw.ts';
 import { promtool } from './promtool.ts';
 import { chromium } from './chromium.ts';
+import { helm, monitoringCrdsTool } from './helm.ts';
 
-export const ALL_TOOLS: Tool[] = [ferretdb, versitygw, etcdTool, kubeApiserverTool, kubeCrdsTool, promtool, chromium];
+export const ALL_TOOLS: Tool[] = [ferretdb, versitygw, etcdTool, kubeApiserverTool, kubeCrdsTool, promtool, chromium, helm, monitoringCrdsTool];

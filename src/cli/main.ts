@@ -30,7 +30,7 @@ export function helpText(cmd?: Command): string {
     lines.push('', 'Global options:', ...Object.entries(GLOBAL_OPTIONS).map(([n, s]) => opt(n, s)));
     lines.push(
       '',
-      'Run `lifeboat <command> --help` for a command; docs/ has runbooks. Exit codes: 0 ok, 1 failed, 2 usage, 3 damage found, 4 busy (already running).',
+      'Run `lifeboat <command> --help` for a command, `lifeboat --version` for the version; docs/ has runbooks. Exit codes: 0 ok, 1 failed, 2 usage, 3 damage found, 4 busy (already running).',
     );
     return lines.join('\n');
   }
@@ -60,6 +60,18 @@ function printDefault(value: unknown, out: Output, indent = ''): void {
       printDefault(v, out, indent + '  ');
     } else out.line(`${indent}${k}: ${v}`);
   }
+}
+
+/**
+ * The version of the installed package. Read from package.json next to src/ (a checkout) or dist/ (the
+ * packed package, where dist/cli/main.js sits at the same depth), so the version has one source.
+ */
+async function packageVersion(): Promise<string> {
+  const { readFile } = await import('node:fs/promises');
+  const pkg = JSON.parse(await readFile(new URL('../../package.json', import.meta.url), 'utf8')) as {
+    version: string;
+  };
+  return pkg.version;
 }
 
 export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
@@ -104,6 +116,10 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
       }
       words.push(a);
       wordIndex.push(i);
+    }
+    if (words.length === 0 && (argv[0] === '--version' || argv[0] === '-V')) {
+      process.stdout.write(`lifeboat ${await packageVersion()}\n`);
+      return EXIT_OK;
     }
     if (words[0] === 'help') {
       const { cmd } = findCommand(words.slice(1));
