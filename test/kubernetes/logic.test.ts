@@ -16,7 +16,7 @@ import {
   isGenerated,
   type KubeObject,
 } from '../../src/sources/kubernetes/objects.ts';
-import { RESTORE_ORDER, sortForRestore } from '../../src/sources/kubernetes/order.ts';
+import { DEFAULT_PRIORITIES, sortForRestore } from '../../src/sources/kubernetes/order.ts';
 import { diffObjects, formatChange, planRestore } from '../../src/sources/kubernetes/diff.ts';
 import { isLifeboatError } from '../../src/core/errors.ts';
 
@@ -254,18 +254,24 @@ describe('namespace map', () => {
 });
 
 describe('restore order', () => {
-  test('follows RESTORE_ORDER, unknown kinds last, stable by key', () => {
-    const o = (kind: string, name: string, namespace?: string) => ({ kind, metadata: { name, namespace } });
+  test('follows DEFAULT_PRIORITIES by group-qualified resource, unknown kinds last, stable by key', () => {
+    const o = (apiVersion: string, kind: string, name: string, namespace?: string) => ({
+      apiVersion,
+      kind,
+      metadata: { name, namespace },
+    });
     const sorted = sortForRestore([
-      o('Ingress', 'web', 'rc'),
-      o('Widget', 'w', 'rc'),
-      o('Certificate', 'tls', 'rc'),
-      o('Secret', 'tls', 'rc'),
-      o('Deployment', 'rc', 'rc'),
-      o('Namespace', 'rc'),
-      o('CustomResourceDefinition', 'certificates.cert-manager.io'),
-      o('Secret', 'a', 'rc'),
-      o('PersistentVolumeClaim', 'data', 'rc'),
+      o('networking.k8s.io/v1', 'Ingress', 'web', 'rc'),
+      o('example.com/v1', 'Widget', 'w', 'rc'),
+      o('cert-manager.io/v1', 'Certificate', 'tls', 'rc'),
+      o('v1', 'Secret', 'tls', 'rc'),
+      o('apps/v1', 'Deployment', 'rc', 'rc'),
+      o('v1', 'Namespace', 'rc'),
+      o('apiextensions.k8s.io/v1', 'CustomResourceDefinition', 'certificates.cert-manager.io'),
+      o('v1', 'Secret', 'a', 'rc'),
+      o('v1', 'PersistentVolumeClaim', 'data', 'rc'),
+      // Same kind name in another group: not the core Secret's place.
+      o('example.com/v1', 'Secret', 'x', 'rc'),
     ]);
     assert.deepEqual(
       sorted.map((x) => `${x.kind}/${x.metadata.name}`),
@@ -278,12 +284,35 @@ describe('restore order', () => {
         'Certificate/tls',
         'Deployment/rc',
         'Ingress/web',
+        'Secret/x',
         'Widget/w',
       ],
     );
     assert.ok(
-      RESTORE_ORDER.indexOf('Secret') < RESTORE_ORDER.indexOf('Certificate'),
+      DEFAULT_PRIORITIES.indexOf('secrets') < DEFAULT_PRIORITIES.indexOf('certificates.cert-manager.io'),
       'cert-manager Secrets before Certificates',
+    );
+  });
+
+  test('configured priorities replace the default, CRDs and Namespaces stay first', () => {
+    const o = (apiVersion: string, kind: string, name: string, namespace?: string) => ({
+      apiVersion,
+      kind,
+      metadata: { name, namespace },
+    });
+    const sorted = sortForRestore(
+      [
+        o('v1', 'ConfigMap', 'c', 'rc'),
+        o('monitoring.coreos.com/v1', 'ServiceMonitor', 'sm', 'rc'),
+        o('v1', 'Namespace', 'rc'),
+        o('apiextensions.k8s.io/v1', 'CustomResourceDefinition', 'servicemonitors.monitoring.coreos.com'),
+        o('v1', 'Secret', 's', 'rc'),
+      ],
+      ['servicemonitors.monitoring.coreos.com', 'secrets'],
+    );
+    assert.deepEqual(
+      sorted.map((x) => x.kind),
+      ['CustomResourceDefinition', 'Namespace', 'ServiceMonitor', 'Secret', 'ConfigMap'],
     );
   });
 });
@@ -300,7 +329,7 @@ describe('restore planning and diff', () => {
     const liveMap = new Map([['rc/ConfigMap/cfg', cm({ a: '1' })]]);
     const desired = [cm({ a: '2' }), cm({ b: '1' }, 'new')];
     assert.deepEqual(
-      planRestore(desired, liveMap, 'skip').map((p) => [p.name, p.action]),
+      planRestore(desired, liveMap, 'none').map((p) => [p.name, p.action]),
       [
         ['cfg', 'skip'],
         ['new', 'create'],
