@@ -131,9 +131,14 @@ export async function collectClusterState(
     skipped.push({ resource: u.groupVersion, reason: `API group not available: ${u.reason}` });
 
   const raw: { r: ResourceInfo; o: KubeObject }[] = [];
+  const core = new Set(
+    resources
+      .filter((r) => r.group === '')
+      .flatMap((r) => [r.resource, r.kind.toLowerCase(), `${r.kind.toLowerCase()}s`]),
+  );
   for (const r of resources) {
     if (!r.namespaced) continue;
-    const sel = selectResource(r, filter);
+    const sel = selectResource(r, filter, core);
     if (!sel.selected) {
       skipped.push({ resource: qualifiedName(r), reason: sel.reason });
       continue;

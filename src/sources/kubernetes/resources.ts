@@ -91,13 +91,19 @@ const OWNED_BY_CONTROLLER = new Set(['Pod', 'ReplicaSet', 'Job']);
 export type Selection = { selected: true } | { selected: false; reason: string };
 
 /** Whether a discovered resource is backed up under the filter (before looking at its objects). */
-export function selectResource(r: ResourceName & { verbs: string[] }, filter: ResourceFilter): Selection {
+export function selectResource(
+  r: ResourceName & { verbs: string[] },
+  filter: ResourceFilter,
+  /** Plurals and kinds (lower case) of the core group: a bare name that is one of them means that one. */
+  core: ReadonlySet<string> = new Set(),
+): Selection {
   if (!r.verbs.includes('list') || !r.verbs.includes('get'))
     return { selected: false, reason: `cannot be listed (verbs: ${r.verbs.join(', ') || 'none'})` };
-  const excluded = filter.exclude.find((p) => matches(p, r));
+  const m = (p: string) => matches(p, r, core.has(p.trim().toLowerCase()));
+  const excluded = filter.exclude.find(m);
   if (excluded) return { selected: false, reason: `excluded by --exclude-resources ${excluded}` };
-  const named = filter.include.filter((p) => p.trim() !== '*').some((p) => matches(p, r));
-  if (filter.include.length && !filter.include.some((p) => matches(p, r)))
+  const named = filter.include.filter((p) => p.trim() !== '*').some(m);
+  if (filter.include.length && !filter.include.some(m))
     return { selected: false, reason: 'not in --include-resources' };
   const q = qualifiedName(r);
   const d = DEFAULT_EXCLUSIONS.find((x) => x.resource === q);
