@@ -45,12 +45,24 @@ export async function loadKubeConfig(
 ): Promise<KubeConfig> {
   const { KubeConfig } = await import('@kubernetes/client-node');
   const kc = new KubeConfig();
+  // LIFEBOAT_SERVICEACCOUNT_ROOT: a directory standing in for `/` when reading the Pod's ServiceAccount
+  // files (var/run/secrets/kubernetes.io/serviceaccount/{token,ca.crt,namespace}). Not an operator
+  // setting: it lets the tests run the in-cluster path as a Pod sees it, without being a Pod.
+  const root = (env.LIFEBOAT_SERVICEACCOUNT_ROOT ?? '').replace(/\/$/, '');
   try {
     const inCluster =
-      !!env.KUBERNETES_SERVICE_HOST && existsSync('/var/run/secrets/kubernetes.io/serviceaccount/token');
+      !!env.KUBERNETES_SERVICE_HOST &&
+      existsSync(`${root}/var/run/secrets/kubernetes.io/serviceaccount/token`);
     if (opts.kubeconfig) kc.loadFromFile(opts.kubeconfig);
-    else if (opts.inCluster || (inCluster && !env.KUBECONFIG)) kc.loadFromCluster();
-    else if (env.KUBECONFIG) kc.loadFromFile(env.KUBECONFIG.split(':')[0]);
+    else if (opts.inCluster || (inCluster && !env.KUBECONFIG)) {
+      if (!env.KUBERNETES_SERVICE_HOST || !env.KUBERNETES_SERVICE_PORT)
+        throw new Error('KUBERNETES_SERVICE_HOST/PORT are not set: this is not a Pod');
+      if (!existsSync(`${root}/var/run/secrets/kubernetes.io/serviceaccount/token`))
+        throw new Error(
+          `no ServiceAccount token at ${root}/var/run/secrets/kubernetes.io/serviceaccount/token (automountServiceAccountToken off?)`,
+        );
+      kc.loadFromCluster(root);
+    } else if (env.KUBECONFIG) kc.loadFromFile(env.KUBECONFIG.split(':')[0]);
     else kc.loadFromDefault();
   } catch (e) {
     throw new LifeboatError('CONFIG', `cannot load the Kubernetes configuration: ${(e as Error).message}`, {
