@@ -406,6 +406,37 @@ export async function snapshotPvcs(opts: PvcSnapshotOptions): Promise<PvcSnapsho
   return { snapshot, timestamp: ts, volumes, skipped, deleted };
 }
 
+/**
+ * The pvc-snapshots records whose every VolumeSnapshot is gone (`gone` holds `namespace/name`): their data
+ * no longer exists, so a record left behind would offer a restore that cannot happen. Records with some
+ * snapshots left are kept (validate names the missing ones). Pure.
+ */
+export function recordsToForget(records: Snapshot[], gone: Set<string>): Snapshot[] {
+  return records.filter((s) => {
+    if (s.type !== 'pvc-snapshots') return false;
+    const vols = Array.isArray(s.meta.volumes)
+      ? (s.meta.volumes as { namespace: string; volumeSnapshot: string }[])
+      : [];
+    return vols.length > 0 && vols.every((v) => gone.has(`${v.namespace}/${v.volumeSnapshot}`));
+  });
+}
+
+/**
+ * Keeps the repository in step with retention: removes the records of the VolumeSnapshots it deleted,
+ * under the exclusive lock `forget` takes (only records go; they hold no pack data of their own).
+ */
+export async function forgetDeletedRecords(repo: Repository, deleted: string[]): Promise<string[]> {
+  if (!deleted.length) return [];
+  const lock = await repo.lock('exclusive', 'pvc snapshot retention');
+  try {
+    const doomed = recordsToForget(await repo.listSnapshots({ type: 'pvc-snapshots' }), new Set(deleted));
+    for (const s of doomed) await repo.removeSnapshot(s.id);
+    return doomed.map((s) => s.id);
+  } finally {
+    await lock.release();
+  }
+}
+
 export interface PvcRestoreOptions {
   client: KubeClient;
   repo: Repository;
