@@ -59,7 +59,7 @@ export const DEFAULT_PRIORITIES: readonly string[] = [
 ];
 
 /** What the order needs of an object: its kind, group and (when the backup recorded it) its plural. */
-export interface Orderable extends Pick<KubeObject, 'apiVersion' | 'kind' | 'metadata'> {}
+export type Orderable = Pick<KubeObject, 'apiVersion' | 'kind' | 'metadata'>;
 
 export type PluralOf = (o: Orderable) => string | undefined;
 
