@@ -29,13 +29,56 @@ export const clusterStateRestoreCommand: Command<ClusterStateRestoreResult> = {
       arg: 'OLD=NEW',
       description: 'restore namespace OLD into NEW (repeatable)',
     },
-    include: { type: 'string', multiple: true, arg: 'KINDS', description: 'only these kinds' },
-    exclude: { type: 'string', multiple: true, arg: 'KINDS', description: 'leave these kinds out' },
+    'include-resources': {
+      type: 'string',
+      multiple: true,
+      arg: 'RESOURCES',
+      description: 'only these resources, group-qualified (e.g. configmaps,ingresses.networking.k8s.io)',
+    },
+    'exclude-resources': {
+      type: 'string',
+      multiple: true,
+      arg: 'RESOURCES',
+      description: 'leave these resources out',
+    },
+    include: {
+      type: 'string',
+      multiple: true,
+      arg: 'KINDS',
+      description: 'older name of --include-resources',
+    },
+    exclude: {
+      type: 'string',
+      multiple: true,
+      arg: 'KINDS',
+      description: 'older name of --exclude-resources',
+    },
+    'existing-resource-policy': {
+      type: 'string',
+      arg: 'none|update',
+      default: 'none',
+      description:
+        "an object that already exists: leave it (none) or server-side apply the snapshot's (update)",
+    },
     existing: {
       type: 'string',
       arg: 'skip|update',
-      default: 'skip',
-      description: 'what to do with objects that already exist',
+      description: 'older name of --existing-resource-policy (skip = none)',
+    },
+    priorities: {
+      type: 'string',
+      multiple: true,
+      arg: 'RESOURCES',
+      description:
+        'restore order, group-qualified resources (replaces the default; unnamed ones follow; CRDs and Namespaces always first)',
+    },
+    'preserve-node-ports': {
+      type: 'boolean',
+      description: "keep Services' nodePorts from the snapshot (default: the cluster assigns new ones)",
+    },
+    'preserve-cluster-ips': {
+      type: 'boolean',
+      description: "keep Services' clusterIPs (only back into the same cluster, where they may be free)",
     },
     'dry-run': { type: 'boolean', description: 'print what would happen per object, change nothing' },
     diff: {
@@ -44,17 +87,30 @@ export const clusterStateRestoreCommand: Command<ClusterStateRestoreResult> = {
     },
   },
   help: `Objects are applied in dependency order (CRDs, Namespaces, storage, RBAC, Secrets, ConfigMaps, cert-manager,
-workloads, Services, Ingresses); ACME Orders/Challenges are never restored. Exit code 1 if any object failed.
+workloads, Services, Ingresses, then other custom resources, each after its CRD is Established); the order is
+configurable as cluster-state.restore.priorities in lifeboat.yaml. Per-kind restore actions (docs/kubernetes.md)
+drop what the old cluster assigned (Services' clusterIPs and nodePorts, PVCs' volumes), never recreate a PV
+that was bound, remap ownerReferences to the restored owners; ACME Orders/Challenges are never restored.
+Exit code 1 if any object failed.
 Examples:
   lifeboat cluster-state restore --timestamp 20241201_120000 --diff
-  lifeboat cluster-state restore latest --namespace-map rocketchat=rocketchat-restore`,
+  lifeboat cluster-state restore latest --namespace-map rocketchat=rocketchat-restore
+  lifeboat cluster-state restore latest --existing-resource-policy update --include-resources configmaps`,
   async run(ctx, values, args) {
     if (args.length > 1) throw usageError('give one SNAPSHOT');
     const ts = str(values.timestamp);
     if (ts && args.length) throw usageError('give either SNAPSHOT or --timestamp, not both');
-    const existing = str(values.existing) ?? 'skip';
-    if (existing !== 'skip' && existing !== 'update')
-      throw usageError(`--existing must be skip or update, got "${existing}"`);
+    const old = str(values.existing);
+    if (old !== undefined && old !== 'skip' && old !== 'update')
+      throw usageError(`--existing must be skip or update, got "${old}"`);
+    const policy =
+      old === undefined
+        ? (str(values['existing-resource-policy']) ?? 'none')
+        : old === 'skip'
+          ? 'none'
+          : 'update';
+    if (policy !== 'none' && policy !== 'update')
+      throw usageError(`--existing-resource-policy must be none or update, got "${policy}"`);
     if (values['dry-run'] && values.diff)
       throw usageError('give --dry-run or --diff, not both', '--diff already changes nothing');
     const namespaceMap = parseNamespaceMap(list(values['namespace-map']));
@@ -66,9 +122,17 @@ Examples:
       repo,
       snapshot,
       namespaces: list(values.namespace),
-      kinds: { include: list(values.include), exclude: list(values.exclude) },
+      filter: {
+        include: [...list(values['include-resources']), ...list(values.include)],
+        exclude: [...list(values['exclude-resources']), ...list(values.exclude)],
+      },
       namespaceMap,
-      existing,
+      existing: policy,
+      priorities: list(values.priorities).length ? list(values.priorities) : undefined,
+      choices: {
+        preserveNodePorts: values['preserve-node-ports'] === true,
+        preserveClusterIPs: values['preserve-cluster-ips'] === true,
+      },
       mode: values.diff ? 'diff' : values['dry-run'] ? 'dry-run' : 'apply',
       signal: ctx.signal,
     });

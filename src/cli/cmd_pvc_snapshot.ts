@@ -1,5 +1,10 @@
 import { startBackup } from '../core/repository/backup.ts';
-import { allNamespaces, snapshotPvcs, type SnapshotVolume } from '../sources/kubernetes/pvc.ts';
+import {
+  allNamespaces,
+  forgetDeletedRecords,
+  snapshotPvcs,
+  type SnapshotVolume,
+} from '../sources/kubernetes/pvc.ts';
 import { int, list, str, usageError, type Command } from './command.ts';
 import { KUBE_OPTIONS, kubeClient } from './kube-options.ts';
 import { openRepository } from './repo.ts';
@@ -12,6 +17,8 @@ export interface PvcSnapshotCliResult {
   volumes: SnapshotVolume[];
   skipped: { namespace: string; pvc: string; reason: string }[];
   deleted: string[];
+  /** Records removed from the repository because retention deleted all their VolumeSnapshots. */
+  forgotten: string[];
 }
 
 export const pvcSnapshotCommand: Command<PvcSnapshotCliResult> = {
@@ -122,12 +129,15 @@ Examples:
             }
           : {}),
       });
+      // The records of what retention deleted go too, so no restore is offered from a snapshot that is gone.
+      const forgotten = await forgetDeletedRecords(repo, r.deleted);
       return {
         id: r.snapshot.id,
         timestamp: r.timestamp,
         volumes: r.volumes,
         skipped: r.skipped,
         deleted: r.deleted,
+        forgotten,
       };
     } catch (e) {
       await session.abort().catch(() => {});
@@ -144,6 +154,10 @@ Examples:
       );
     for (const s of r.skipped) out.line(`  skipped ${s.namespace}/${s.pvc}: ${s.reason}`);
     if (r.deleted.length) out.line(`retention deleted ${r.deleted.length}: ${r.deleted.join(', ')}`);
+    if (r.forgotten.length)
+      out.line(
+        `forgot ${r.forgotten.length} record(s) of them: ${r.forgotten.map((id) => id.slice(0, 8)).join(', ')}`,
+      );
   },
   effect: 'change',
   layer: 'pvc-snapshots',

@@ -339,9 +339,9 @@ async function clusterState(c: PhaseContext, phase: PlannedPhase, signal: AbortS
     repo: c.repo,
     snapshot,
     namespaces: c.plan.namespaces,
-    kinds: { include: [], exclude: [] },
+    filter: { include: [], exclude: [] },
     namespaceMap: new Map(),
-    existing: 'skip',
+    existing: 'none',
     mode: 'apply',
     signal,
   });

@@ -14,9 +14,17 @@ import {
   parseNamespaceMap,
   stripObject,
   isGenerated,
+  actionsFor,
+  prepareForRestore,
   type KubeObject,
 } from '../../src/sources/kubernetes/objects.ts';
-import { RESTORE_ORDER, sortForRestore } from '../../src/sources/kubernetes/order.ts';
+import {
+  clusterDependencies,
+  matches,
+  objectExclusion,
+  selectResource,
+} from '../../src/sources/kubernetes/resources.ts';
+import { DEFAULT_PRIORITIES, sortForRestore } from '../../src/sources/kubernetes/order.ts';
 import { diffObjects, formatChange, planRestore } from '../../src/sources/kubernetes/diff.ts';
 import { isLifeboatError } from '../../src/core/errors.ts';
 
@@ -254,18 +262,24 @@ describe('namespace map', () => {
 });
 
 describe('restore order', () => {
-  test('follows RESTORE_ORDER, unknown kinds last, stable by key', () => {
-    const o = (kind: string, name: string, namespace?: string) => ({ kind, metadata: { name, namespace } });
+  test('follows DEFAULT_PRIORITIES by group-qualified resource, unknown kinds last, stable by key', () => {
+    const o = (apiVersion: string, kind: string, name: string, namespace?: string) => ({
+      apiVersion,
+      kind,
+      metadata: { name, namespace },
+    });
     const sorted = sortForRestore([
-      o('Ingress', 'web', 'rc'),
-      o('Widget', 'w', 'rc'),
-      o('Certificate', 'tls', 'rc'),
-      o('Secret', 'tls', 'rc'),
-      o('Deployment', 'rc', 'rc'),
-      o('Namespace', 'rc'),
-      o('CustomResourceDefinition', 'certificates.cert-manager.io'),
-      o('Secret', 'a', 'rc'),
-      o('PersistentVolumeClaim', 'data', 'rc'),
+      o('networking.k8s.io/v1', 'Ingress', 'web', 'rc'),
+      o('example.com/v1', 'Widget', 'w', 'rc'),
+      o('cert-manager.io/v1', 'Certificate', 'tls', 'rc'),
+      o('v1', 'Secret', 'tls', 'rc'),
+      o('apps/v1', 'Deployment', 'rc', 'rc'),
+      o('v1', 'Namespace', 'rc'),
+      o('apiextensions.k8s.io/v1', 'CustomResourceDefinition', 'certificates.cert-manager.io'),
+      o('v1', 'Secret', 'a', 'rc'),
+      o('v1', 'PersistentVolumeClaim', 'data', 'rc'),
+      // Same kind name in another group: not the core Secret's place.
+      o('example.com/v1', 'Secret', 'x', 'rc'),
     ]);
     assert.deepEqual(
       sorted.map((x) => `${x.kind}/${x.metadata.name}`),
@@ -278,12 +292,35 @@ describe('restore order', () => {
         'Certificate/tls',
         'Deployment/rc',
         'Ingress/web',
+        'Secret/x',
         'Widget/w',
       ],
     );
     assert.ok(
-      RESTORE_ORDER.indexOf('Secret') < RESTORE_ORDER.indexOf('Certificate'),
+      DEFAULT_PRIORITIES.indexOf('secrets') < DEFAULT_PRIORITIES.indexOf('certificates.cert-manager.io'),
       'cert-manager Secrets before Certificates',
+    );
+  });
+
+  test('configured priorities replace the default, CRDs and Namespaces stay first', () => {
+    const o = (apiVersion: string, kind: string, name: string, namespace?: string) => ({
+      apiVersion,
+      kind,
+      metadata: { name, namespace },
+    });
+    const sorted = sortForRestore(
+      [
+        o('v1', 'ConfigMap', 'c', 'rc'),
+        o('monitoring.coreos.com/v1', 'ServiceMonitor', 'sm', 'rc'),
+        o('v1', 'Namespace', 'rc'),
+        o('apiextensions.k8s.io/v1', 'CustomResourceDefinition', 'servicemonitors.monitoring.coreos.com'),
+        o('v1', 'Secret', 's', 'rc'),
+      ],
+      ['servicemonitors.monitoring.coreos.com', 'secrets'],
+    );
+    assert.deepEqual(
+      sorted.map((x) => x.kind),
+      ['CustomResourceDefinition', 'Namespace', 'ServiceMonitor', 'Secret', 'ConfigMap'],
     );
   });
 });
@@ -300,7 +337,7 @@ describe('restore planning and diff', () => {
     const liveMap = new Map([['rc/ConfigMap/cfg', cm({ a: '1' })]]);
     const desired = [cm({ a: '2' }), cm({ b: '1' }, 'new')];
     assert.deepEqual(
-      planRestore(desired, liveMap, 'skip').map((p) => [p.name, p.action]),
+      planRestore(desired, liveMap, 'none').map((p) => [p.name, p.action]),
       [
         ['cfg', 'skip'],
         ['new', 'create'],
@@ -468,5 +505,154 @@ describe('PVC snapshot choices', async () => {
       () => quantityBytes('ten'),
       (e: unknown) => isLifeboatError(e, 'USAGE'),
     );
+  });
+});
+
+describe('restore actions (objects.ts RESTORE_ACTIONS)', () => {
+  test('every action applies to the kinds it declares and nothing else', () => {
+    const svc: KubeObject = {
+      apiVersion: 'v1',
+      kind: 'Service',
+      metadata: { name: 's', namespace: 'rc' },
+      spec: { type: 'NodePort', clusterIP: '10.0.0.9', ports: [{ port: 80, nodePort: 31000 }] },
+    };
+    assert.deepEqual(
+      actionsFor(svc).map((a) => a.name),
+      ['owner-references', 'service-addresses'],
+    );
+    // A kind of the same name in another group is not the core Service.
+    assert.deepEqual(
+      actionsFor({ ...svc, apiVersion: 'example.com/v1' }).map((a) => a.name),
+      ['owner-references'],
+    );
+    const kept = prepareForRestore(svc, { preserveNodePorts: true });
+    assert.ok('object' in kept);
+    assert.deepEqual(kept.object.spec, { type: 'NodePort', ports: [{ port: 80, nodePort: 31000 }] });
+  });
+
+  test('a PV that was bound is never recreated; an unbound one is', () => {
+    const pv = (claimRef?: unknown): KubeObject => ({
+      apiVersion: 'v1',
+      kind: 'PersistentVolume',
+      metadata: { name: 'pv-1' },
+      spec: { capacity: { storage: '1Gi' }, ...(claimRef ? { claimRef } : {}) },
+    });
+    const bound = prepareForRestore(pv({ namespace: 'rc', name: 'data' }));
+    assert.ok('skip' in bound && /bound to claim rc\/data/.test(bound.skip));
+    assert.ok('object' in prepareForRestore(pv()));
+  });
+
+  test('ownerReferences are taken off (the apply step remaps them); ACME Orders are refused', () => {
+    const cm: KubeObject = {
+      apiVersion: 'v1',
+      kind: 'ConfigMap',
+      metadata: {
+        name: 'c',
+        namespace: 'rc',
+        ownerReferences: [{ apiVersion: 'v1', kind: 'Service', name: 's', uid: 'old' }],
+      },
+    };
+    const r = prepareForRestore(cm);
+    assert.ok('object' in r);
+    assert.equal(r.object.metadata.ownerReferences, undefined);
+    assert.deepEqual(r.notes, ['ownerReferences: 1']);
+    const order = prepareForRestore({
+      apiVersion: 'acme.cert-manager.io/v1',
+      kind: 'Order',
+      metadata: { name: 'o', namespace: 'rc' },
+    });
+    assert.ok('skip' in order);
+  });
+});
+
+describe('resource selection (resources.ts)', () => {
+  const res = (resource: string, group: string, kind: string, verbs = ['get', 'list']) => ({
+    resource,
+    group,
+    kind,
+    verbs,
+  });
+  const none = { include: [], exclude: [] };
+
+  test('default exclusions apply unless named; a wildcard does not name them', () => {
+    const events = res('events', '', 'Event');
+    assert.equal(selectResource(events, none).selected, false);
+    assert.equal(selectResource(events, { include: ['*'], exclude: [] }).selected, false);
+    assert.equal(selectResource(events, { include: ['events'], exclude: [] }).selected, true);
+    assert.equal(selectResource(res('bindings', '', 'Binding', ['create']), none).selected, false);
+  });
+
+  test('group-qualified names; a bare core name does not reach other groups', () => {
+    const ing = res('ingresses', 'networking.k8s.io', 'Ingress');
+    assert.ok(matches('ingresses.networking.k8s.io', ing));
+    assert.ok(matches('Ingress', ing));
+    assert.ok(!matches('ingresses.extensions', ing));
+    const core = new Set(['secrets', 'secret']);
+    const other = res('secrets', 'example.com', 'Secret');
+    assert.equal(selectResource(other, { include: [], exclude: ['secrets'] }, core).selected, true);
+    assert.equal(
+      selectResource(other, { include: [], exclude: ['secrets.example.com'] }, core).selected,
+      false,
+    );
+  });
+
+  test('controller-owned Pods and the Endpoints of selector Services are left out, with why', () => {
+    const pod: KubeObject = {
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: {
+        name: 'p',
+        namespace: 'rc',
+        ownerReferences: [{ kind: 'ReplicaSet', name: 'rs', controller: true }],
+      },
+    };
+    assert.match(objectExclusion(pod, [])!, /owned by ReplicaSet rs/);
+    assert.equal(objectExclusion({ ...pod, metadata: { name: 'bare', namespace: 'rc' } }, []), undefined);
+    const ep: KubeObject = {
+      apiVersion: 'v1',
+      kind: 'Endpoints',
+      metadata: { name: 'web', namespace: 'rc' },
+    };
+    const svc = (selector?: object): KubeObject => ({
+      apiVersion: 'v1',
+      kind: 'Service',
+      metadata: { name: 'web', namespace: 'rc' },
+      spec: selector ? { selector } : {},
+    });
+    assert.match(objectExclusion(ep, [svc({ app: 'web' })])!, /endpoints controller/);
+    assert.equal(objectExclusion(ep, [svc()]), undefined);
+  });
+
+  test('cluster dependencies: bindings of the namespaces, the classes they use', () => {
+    const o = (kind: string, name: string, extra: object = {}, namespace?: string): KubeObject => ({
+      apiVersion: 'v1',
+      kind,
+      metadata: { name, ...(namespace ? { namespace } : {}) },
+      ...extra,
+    });
+    const cluster = [
+      o('ClusterRoleBinding', 'ours', {
+        roleRef: { kind: 'ClusterRole', name: 'reader' },
+        subjects: [{ kind: 'ServiceAccount', name: 'sa', namespace: 'rc' }],
+      }),
+      o('ClusterRoleBinding', 'theirs', {
+        roleRef: { kind: 'ClusterRole', name: 'admin' },
+        subjects: [{ kind: 'ServiceAccount', name: 'sa', namespace: 'other' }],
+      }),
+      o('ClusterRole', 'reader'),
+      o('ClusterRole', 'admin'),
+      o('StorageClass', 'fast'),
+      o('StorageClass', 'slow'),
+    ];
+    const kept = clusterDependencies(
+      [o('PersistentVolumeClaim', 'd', { spec: { storageClassName: 'fast' } }, 'rc')],
+      ['rc'],
+      cluster,
+    );
+    assert.deepEqual([...kept.keys()].map((x) => `${x.kind}/${x.metadata.name}`).sort(), [
+      'ClusterRole/reader',
+      'ClusterRoleBinding/ours',
+      'StorageClass/fast',
+    ]);
   });
 });

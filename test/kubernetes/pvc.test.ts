@@ -36,6 +36,8 @@ describe('pvc snapshot and restore against kube-apiserver', () => {
   let snapshotMode: 'ready' | 'error' | 'never' = 'ready';
   // Whether the played binder binds restored PVCs; replicas of the StatefulSet seen when it bound one.
   let bindRestored = true;
+  // A restored claim (by its VolumeSnapshot) whose deletion the played pvc-protection controller holds.
+  let holdFor: string | undefined;
   const replicasAtBind: number[] = [];
   const cli = (args: string[]) => runCli(args, { env });
   const get = async (p: string) => (await admin(kube).get(p)).body;
@@ -80,8 +82,8 @@ describe('pvc snapshot and restore against kube-apiserver', () => {
             error: { message: 'Failed to create snapshot: quota exceeded for resource snapshots' },
           });
       }
-      await releaseDeletedPvcs(kube, NS);
       const pvc = await get(PVC);
+      if (!(holdFor && pvc.spec?.dataSource?.name === holdFor)) await releaseDeletedPvcs(kube, NS);
       if (
         bindRestored &&
         pvc.kind === 'PersistentVolumeClaim' &&
@@ -285,5 +287,78 @@ describe('pvc snapshot and restore against kube-apiserver', () => {
     assert.equal(r.code, 0, r.stderr);
     assert.equal(r.json.pvcs[0].result, 'restored');
     assert.equal((await get(PVC)).spec.dataSource.name, snap.json.volumes[0].volumeSnapshot);
+  });
+
+  test('retention forgets the records of the VolumeSnapshots it deletes; validate names records whose snapshots are gone', async () => {
+    const first = await cli(['pvc', 'snapshot', '--namespace', NS, '--poll-ms', '100', '--json']);
+    assert.equal(first.code, 0, first.stderr);
+    const firstVs = first.json.volumes[0].volumeSnapshot;
+    // Made to look old, as the snapshot of a run 6 years ago would be.
+    await admin(kube).patch(`${VS}/${firstVs}`, {
+      metadata: { labels: { 'lifeboat.io/timestamp': '20200101_000000' } },
+    });
+    await new Promise((r) => setTimeout(r, 1100)); // a new second: a new VolumeSnapshot name
+    const second = await cli([
+      'pvc',
+      'snapshot',
+      '--namespace',
+      NS,
+      '--retention-days',
+      '7',
+      '--poll-ms',
+      '100',
+      '--json',
+    ]);
+    assert.equal(second.code, 0, second.stderr);
+    assert.deepEqual(second.json.deleted, [`${NS}/${firstVs}`]);
+    assert.deepEqual(second.json.forgotten, [first.json.id]);
+    const ids = (await cli(['snapshots', '--json'])).json.map((s: any) => s.id);
+    assert.ok(!ids.includes(first.json.id), 'the record went with its VolumeSnapshot');
+    assert.ok(ids.includes(second.json.id));
+
+    // Deleted by someone else: the record stays, and validate says it points at nothing.
+    await new Promise((r) => setTimeout(r, 1100));
+    const third = await cli(['pvc', 'snapshot', '--namespace', NS, '--poll-ms', '100', '--json']);
+    assert.equal(third.code, 0, third.stderr);
+    const secondVs = second.json.volumes[0].volumeSnapshot;
+    await admin(kube).del(`${VS}/${secondVs}`);
+    const v = await cli(['validate', '--type', 'pvc', '--json']);
+    const pvc = v.json.results.find((l: any) => l.layer === 'pvc');
+    assert.equal(pvc.status, 'warning', JSON.stringify(pvc));
+    // (The record of the earlier test's deleted VolumeSnapshot is named as well.)
+    const w = pvc.warnings.find((x: string) =>
+      /older record\(s\) point to VolumeSnapshots the cluster no longer has/.test(x),
+    );
+    assert.ok(w?.includes(`${second.json.id.slice(0, 8)} (${NS}/${secondVs})`), JSON.stringify(pvc.warnings));
+    assert.ok(!w.includes(third.json.id.slice(0, 8)), 'the newest record is intact');
+  });
+
+  test('a rollback step that fails is named, with the state each PVC and workload is left in', async () => {
+    const dry = await cli(['pvc', 'restore', '--timestamp', timestamp, '--dry-run', '--json']);
+    assert.equal(dry.code, 0, dry.stderr);
+    const vs = dry.json.pvcs[0].volumeSnapshot;
+    const previousPv = (await get(PVC)).spec.volumeName;
+    bindRestored = false;
+    holdFor = vs;
+    try {
+      const r = await cli(['pvc', 'restore', '--timestamp', timestamp, '--timeout', '2', '--poll-ms', '100']);
+      assert.notEqual(r.code, 0);
+      assert.doesNotMatch(r.stderr, /was rolled back/);
+      assert.match(
+        r.stderr,
+        /PVC restore failed \(restored PVC rocketchat\/datadir-mongodb-0 not Bound after 2 s\) and 1 rollback step\(s\) failed: PVC rocketchat\/datadir-mongodb-0: delete the restored claim: .*still exists/,
+      );
+      assert.ok(
+        r.stderr.includes(
+          `Now: PVC rocketchat/datadir-mongodb-0: the restored claim (from ${vs}) is still there; its previous volume ${previousPv} is kept (reclaim policy Retain)`,
+        ),
+        r.stderr,
+      );
+      assert.equal((await get(STS)).spec.replicas, 1, 'the workload step succeeded and is not reported');
+      assert.equal((await get(PVC)).spec.dataSource.name, vs, 'the state reported is the state there');
+    } finally {
+      holdFor = undefined;
+      bindRestored = true;
+    }
   });
 });

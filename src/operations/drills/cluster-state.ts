@@ -107,7 +107,7 @@ export function clusterStateDrill(client: KubeClient): LayerDrill {
           repo: ctx.repo,
           snapshot,
           namespaces: [],
-          kinds: { include: [], exclude: [] },
+          filter: { include: [], exclude: [] },
           namespaceMap: map,
         })
       ).filter((o) =>

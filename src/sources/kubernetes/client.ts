@@ -15,6 +15,8 @@ import { existsSync } from 'node:fs';
 import https from 'node:https';
 import http from 'node:http';
 import { LifeboatError, fromSystemError } from '../../core/errors.ts';
+import { withRetry } from '../../core/retry.ts';
+import type { RetryOptions } from '../../core/storage/wrappers/retrying.ts';
 import type { KubeObject } from './objects.ts';
 
 export interface KubeConnectOptions {
@@ -43,12 +45,24 @@ export async function loadKubeConfig(
 ): Promise<KubeConfig> {
   const { KubeConfig } = await import('@kubernetes/client-node');
   const kc = new KubeConfig();
+  // LIFEBOAT_SERVICEACCOUNT_ROOT: a directory standing in for `/` when reading the Pod's ServiceAccount
+  // files (var/run/secrets/kubernetes.io/serviceaccount/{token,ca.crt,namespace}). Not an operator
+  // setting: it lets the tests run the in-cluster path as a Pod sees it, without being a Pod.
+  const root = (env.LIFEBOAT_SERVICEACCOUNT_ROOT ?? '').replace(/\/$/, '');
   try {
     const inCluster =
-      !!env.KUBERNETES_SERVICE_HOST && existsSync('/var/run/secrets/kubernetes.io/serviceaccount/token');
+      !!env.KUBERNETES_SERVICE_HOST &&
+      existsSync(`${root}/var/run/secrets/kubernetes.io/serviceaccount/token`);
     if (opts.kubeconfig) kc.loadFromFile(opts.kubeconfig);
-    else if (opts.inCluster || (inCluster && !env.KUBECONFIG)) kc.loadFromCluster();
-    else if (env.KUBECONFIG) kc.loadFromFile(env.KUBECONFIG.split(':')[0]);
+    else if (opts.inCluster || (inCluster && !env.KUBECONFIG)) {
+      if (!env.KUBERNETES_SERVICE_HOST || !env.KUBERNETES_SERVICE_PORT)
+        throw new Error('KUBERNETES_SERVICE_HOST/PORT are not set: this is not a Pod');
+      if (!existsSync(`${root}/var/run/secrets/kubernetes.io/serviceaccount/token`))
+        throw new Error(
+          `no ServiceAccount token at ${root}/var/run/secrets/kubernetes.io/serviceaccount/token (automountServiceAccountToken off?)`,
+        );
+      kc.loadFromCluster(root);
+    } else if (env.KUBECONFIG) kc.loadFromFile(env.KUBECONFIG.split(':')[0]);
     else kc.loadFromDefault();
   } catch (e) {
     throw new LifeboatError('CONFIG', `cannot load the Kubernetes configuration: ${(e as Error).message}`, {
@@ -86,6 +100,8 @@ interface StatusBody {
 export class KubeApiError extends LifeboatError {
   readonly status: number;
   readonly reason: string;
+  /** The server's Retry-After, for a transient answer. */
+  retryAfterMs?: number;
   constructor(status: number, reason: string, ...rest: ConstructorParameters<typeof LifeboatError>) {
     super(...rest);
     this.status = status;
@@ -117,6 +133,8 @@ export class KubeClient {
   readonly config: KubeConfig;
   readonly server: string;
   private discovery = new Map<string, Promise<ResourceInfo[] | undefined>>();
+  /** Overrides of the retry policy (tests shorten the waits). */
+  retry: RetryOptions = {};
 
   constructor(config: KubeConfig) {
     this.config = config;
@@ -153,23 +171,48 @@ export class KubeClient {
     if (payload !== undefined)
       options.headers = { ...options.headers, 'content-type': opts.contentType ?? 'application/json' };
     const lib = url.protocol === 'http:' ? http : https;
-    // 429 means the server did not process the request (API priority and fairness, or a cache still
-    // initialising): safe to repeat for any verb, after the Retry-After it asks for.
-    for (let attempt = 0; ; attempt++) {
-      const res = await this.send(lib, url, options, payload, what);
-      if (res.status === 429 && attempt < 8) {
-        await new Promise((r) => setTimeout(r, Math.min(5, Math.max(0.2, res.retryAfter)) * 1000));
-        continue;
-      }
-      let parsed: unknown;
-      try {
-        parsed = res.text ? JSON.parse(res.text) : undefined;
-      } catch {
-        parsed = res.text;
-      }
-      if (res.status >= 200 && res.status < 300) return parsed as T;
-      throw this.toError(res.status, parsed as StatusBody | string, what);
-    }
+    // Transient failures go through the shared retry (core/retry.ts). What may be repeated depends on
+    // whether the server may already have acted: 429 and 503 mean it did not (priority and fairness,
+    // a cache still initialising), so any verb; other 5xx answers and connections lost mid-request may
+    // follow a write that landed, so only verbs whose repetition gives the same result (GET, PUT,
+    // PATCH with server-side apply or a merge patch, DELETE — whose 404 counts as done) are repeated.
+    // A create is repeated only when the connection was refused: the request never left.
+    const repeatable = method !== 'POST';
+    return withRetry(
+      async () => {
+        let res: { status: number; text: string; retryAfter: number };
+        try {
+          res = await this.send(lib, url, options, payload, what);
+        } catch (e) {
+          const sysCode = (e as { cause?: { code?: string } }).cause?.code;
+          if (e instanceof LifeboatError && e.transient && !repeatable && sysCode !== 'ECONNREFUSED')
+            throw new LifeboatError(e.code, `${e.message}; not repeated, the create may have happened`, {
+              hint: 'check whether the object exists, then run again',
+              cause: e,
+            });
+          throw e;
+        }
+        let parsed: unknown;
+        try {
+          parsed = res.text ? JSON.parse(res.text) : undefined;
+        } catch {
+          parsed = res.text;
+        }
+        if (res.status >= 200 && res.status < 300) return parsed as T;
+        const transient =
+          res.status === 429 || res.status === 503 || (repeatable && [500, 502, 504].includes(res.status));
+        const err = this.toError(res.status, parsed as StatusBody | string, what, transient);
+        if (transient) err.retryAfterMs = Math.min(5, Math.max(0.2, res.retryAfter)) * 1000;
+        throw err;
+      },
+      {
+        ...this.retry,
+        waitFor: (e) =>
+          e instanceof KubeApiError && e.retryAfterMs !== undefined && e.status === 429
+            ? e.retryAfterMs
+            : undefined,
+      },
+    );
   }
 
   private async send(
@@ -203,7 +246,7 @@ export class KubeClient {
     });
   }
 
-  private toError(status: number, body: StatusBody | string, what: string): KubeApiError {
+  private toError(status: number, body: StatusBody | string, what: string, transient: boolean): KubeApiError {
     const msg = typeof body === 'string' ? body.trim().slice(0, 300) : (body?.message ?? '');
     const reason = typeof body === 'string' ? '' : (body?.reason ?? '');
     switch (status) {
@@ -236,11 +279,9 @@ export class KubeClient {
         return new KubeApiError(
           status,
           reason,
-          status >= 500 ? 'UNREACHABLE' : 'INTERNAL',
+          status >= 500 || status === 429 ? 'UNREACHABLE' : 'INTERNAL',
           `${what}: HTTP ${status}: ${msg}`,
-          {
-            hint: 'check the API server health and try again',
-          },
+          { hint: 'check the API server health and try again', transient },
         );
     }
   }
@@ -275,6 +316,41 @@ export class KubeClient {
       this.discovery.set(apiVersion, p);
     }
     return p;
+  }
+
+  /**
+   * Every resource the server serves, at each group's preferred version (what `kubectl api-resources`
+   * lists, and the version Velero backs up). A group whose discovery fails (an aggregated API whose
+   * service is down answers 503) is reported, not fatal: the caller records it as not backed up.
+   */
+  async discoverAll(): Promise<{
+    resources: ResourceInfo[];
+    unavailable: { groupVersion: string; reason: string }[];
+  }> {
+    const core = await this.request<{ versions: string[] }>('GET', '/api', 'discover the core API');
+    const groups = await this.request<{
+      groups: {
+        name: string;
+        preferredVersion?: { groupVersion: string };
+        versions: { groupVersion: string }[];
+      }[];
+    }>('GET', '/apis', 'discover API groups');
+    const versions = [
+      core.versions.includes('v1') ? 'v1' : core.versions[0],
+      ...groups.groups.map((g) => g.preferredVersion?.groupVersion ?? g.versions[0]?.groupVersion),
+    ].filter((v): v is string => !!v);
+    const resources: ResourceInfo[] = [];
+    const unavailable: { groupVersion: string; reason: string }[] = [];
+    for (const gv of versions) {
+      try {
+        resources.push(...((await this.resources(gv)) ?? []));
+      } catch (e) {
+        if (e instanceof KubeApiError && e.status !== 401 && e.status !== 403)
+          unavailable.push({ groupVersion: gv, reason: e.message });
+        else throw e;
+      }
+    }
+    return { resources, unavailable };
   }
 
   /** Forgets discovery results (after CRDs were created). */

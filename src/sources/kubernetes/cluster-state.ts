@@ -18,67 +18,41 @@ import {
   canonicalJson,
   isGenerated,
   mapNamespace,
+  normalizeObject,
   objectKey,
-  stripObject,
+  prepareForRestore,
   type KubeObject,
   type NamespaceMap,
+  type RestoreChoices,
 } from './objects.ts';
-import { NEVER_RESTORE, sortForRestore } from './order.ts';
+import { DEFAULT_PRIORITIES, sortForRestore } from './order.ts';
+import {
+  CLUSTER_DEPENDENCY_RESOURCES,
+  clusterDependencies,
+  guessPlural,
+  matches,
+  objectExclusion,
+  qualifiedName,
+  selectResource,
+  type ResourceFilter,
+  type ResourceName,
+} from './resources.ts';
 import { diffObjects, planRestore, type Change, type ExistingPolicy } from './diff.ts';
 
-/** What a cluster-state backup collects, namespaced kinds per selected namespace. */
-export const NAMESPACED_KINDS: { apiVersion: string; kind: string }[] = [
-  { apiVersion: 'v1', kind: 'ServiceAccount' },
-  { apiVersion: 'v1', kind: 'Secret' },
-  { apiVersion: 'v1', kind: 'ConfigMap' },
-  { apiVersion: 'v1', kind: 'Service' },
-  { apiVersion: 'v1', kind: 'PersistentVolumeClaim' },
-  { apiVersion: 'v1', kind: 'LimitRange' },
-  { apiVersion: 'v1', kind: 'ResourceQuota' },
-  { apiVersion: 'apps/v1', kind: 'Deployment' },
-  { apiVersion: 'apps/v1', kind: 'StatefulSet' },
-  { apiVersion: 'apps/v1', kind: 'DaemonSet' },
-  { apiVersion: 'batch/v1', kind: 'CronJob' },
-  { apiVersion: 'networking.k8s.io/v1', kind: 'Ingress' },
-  { apiVersion: 'networking.k8s.io/v1', kind: 'NetworkPolicy' },
-  { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'Role' },
-  { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'RoleBinding' },
-  { apiVersion: 'policy/v1', kind: 'PodDisruptionBudget' },
-  { apiVersion: 'autoscaling/v2', kind: 'HorizontalPodAutoscaler' },
-  { apiVersion: 'cert-manager.io/v1', kind: 'Issuer' },
-  { apiVersion: 'cert-manager.io/v1', kind: 'Certificate' },
-];
-
-/** Cluster-scoped kinds taken whole (they are few and PVCs/Certificates refer to them by name). */
-export const CLUSTER_KINDS: { apiVersion: string; kind: string }[] = [
-  { apiVersion: 'storage.k8s.io/v1', kind: 'StorageClass' },
-  { apiVersion: 'snapshot.storage.k8s.io/v1', kind: 'VolumeSnapshotClass' },
-  { apiVersion: 'cert-manager.io/v1', kind: 'ClusterIssuer' },
-];
-
 const SYSTEM_NAMESPACES = new Set(['kube-system', 'kube-public', 'kube-node-lease']);
-const BUILTIN_GROUPS = new Set([
-  '',
-  'apps',
-  'batch',
-  'networking.k8s.io',
-  'rbac.authorization.k8s.io',
-  'policy',
-  'autoscaling',
-  'storage.k8s.io',
-]);
 
-export interface KindFilter {
-  include: string[];
-  exclude: string[];
+export interface BackupFilter extends ResourceFilter {
+  /** Also the cluster-scoped objects the namespaces depend on (resources.ts, clusterDependencies). */
+  includeClusterResources?: boolean;
 }
 
-function kindSelected(kind: string, f: KindFilter): boolean {
-  const k = kind.toLowerCase();
-  const match = (list: string[]) => list.some((x) => x.toLowerCase() === k || x.toLowerCase() === `${k}s`);
-  if (f.include.length && !match(f.include) && kind !== 'Namespace' && kind !== 'CustomResourceDefinition')
-    return false;
-  return !match(f.exclude);
+/** One line of what a backup left out: a whole resource, or objects of it (counted, a few named). */
+export interface SkipRecord {
+  resource: string;
+  namespace?: string;
+  reason: string;
+  count?: number;
+  examples?: string[];
 }
 
 export interface ClusterStateBackupOptions {
@@ -86,7 +60,7 @@ export interface ClusterStateBackupOptions {
   session: BackupSession;
   /** Namespaces to back up; empty = every namespace except kube-system, kube-public, kube-node-lease. */
   namespaces: string[];
-  kinds: KindFilter;
+  filter: BackupFilter;
   name?: string;
   tags?: string[];
 }
@@ -96,14 +70,41 @@ export interface ClusterStateBackupResult {
   namespaces: string[];
   counts: Record<string, number>;
   helmReleases: HelmReleaseSummary[];
+  skipped: SkipRecord[];
 }
 
-/** Collects the objects (stripped, generated ones left out), without touching the repository. */
+export interface Collected {
+  object: KubeObject;
+  /** Plural resource name, recorded so a restore orders and filters by group-qualified name. */
+  resource: string;
+  /** For cluster-scoped objects: why the backup took it. */
+  because?: string;
+}
+
+/** Is a Namespace or CRD object: kept whatever --include-resources says (the rest cannot be restored without them). */
+function structural(r: ResourceName): boolean {
+  return (
+    (r.group === '' && r.resource === 'namespaces') ||
+    (r.group === 'apiextensions.k8s.io' && r.resource === 'customresourcedefinitions')
+  );
+}
+
+function selectedStructural(r: ResourceName, f: ResourceFilter): boolean {
+  return !f.exclude.some((p) => matches(p, r));
+}
+
+/**
+ * Discovers and lists what the namespaces hold, without touching the repository: every namespaced
+ * resource that supports list and get, less the filter's and the default exclusions, objects that
+ * controllers own or the cluster generates left out (each recorded in `skipped`), the CRDs of the custom
+ * resources taken, and with includeClusterResources the cluster-scoped objects the namespaces use.
+ * A 403 on a list fails the backup: a backup that silently misses a resource is worse than none.
+ */
 export async function collectClusterState(
   client: KubeClient,
   namespaces: string[],
-  kinds: KindFilter,
-): Promise<{ namespaces: string[]; objects: KubeObject[] }> {
+  filter: BackupFilter,
+): Promise<{ namespaces: string[]; objects: Collected[]; skipped: SkipRecord[] }> {
   const nsRes = await client.mustResource('v1', 'Namespace');
   let selected = namespaces;
   if (selected.length === 0) {
@@ -111,47 +112,125 @@ export async function collectClusterState(
       .map((n) => n.metadata.name)
       .filter((n) => !SYSTEM_NAMESPACES.has(n));
   }
-  const objects: KubeObject[] = [];
+  const objects: Collected[] = [];
+  const skipped: SkipRecord[] = [];
+  const namespaceObjects: KubeObject[] = [];
   for (const ns of selected) {
     const live = await client.get(nsRes, undefined, ns);
     if (!live)
       throw new LifeboatError('NOT_FOUND', `namespace "${ns}" does not exist`, {
         hint: 'check --namespace (kubectl get namespaces)',
       });
-    objects.push({ ...live, apiVersion: 'v1', kind: 'Namespace' });
+    namespaceObjects.push({ ...live, apiVersion: 'v1', kind: 'Namespace' });
   }
-  for (const k of NAMESPACED_KINDS) {
-    if (!kindSelected(k.kind, kinds)) continue;
-    const r = await client.resourceFor(k.apiVersion, k.kind);
-    if (!r) continue; // e.g. cert-manager not installed in this cluster
-    for (const ns of selected) objects.push(...(await client.list(r, ns)));
+  if (selectedStructural(nsRes, filter))
+    for (const o of namespaceObjects) objects.push({ object: o, resource: 'namespaces' });
+
+  const { resources, unavailable } = await client.discoverAll();
+  for (const u of unavailable)
+    skipped.push({ resource: u.groupVersion, reason: `API group not available: ${u.reason}` });
+
+  const raw: { r: ResourceInfo; o: KubeObject }[] = [];
+  const core = new Set(
+    resources
+      .filter((r) => r.group === '')
+      .flatMap((r) => [r.resource, r.kind.toLowerCase(), `${r.kind.toLowerCase()}s`]),
+  );
+  for (const r of resources) {
+    if (!r.namespaced) continue;
+    const sel = selectResource(r, filter, core);
+    if (!sel.selected) {
+      skipped.push({ resource: qualifiedName(r), reason: sel.reason });
+      continue;
+    }
+    for (const ns of selected) for (const o of await client.list(r, ns)) raw.push({ r, o });
   }
-  for (const k of CLUSTER_KINDS) {
-    if (!kindSelected(k.kind, kinds)) continue;
-    const r = await client.resourceFor(k.apiVersion, k.kind);
-    if (r) objects.push(...(await client.list(r)));
+  // Per object: what controllers own or the cluster generates, counted per resource, namespace and reason.
+  const services = raw.filter((x) => x.o.kind === 'Service' && x.r.group === '').map((x) => x.o);
+  const objectSkips = new Map<string, SkipRecord>();
+  for (const { r, o } of raw) {
+    const why = objectExclusion(
+      o,
+      services.filter((s) => s.metadata.namespace === o.metadata.namespace),
+    );
+    if (!why) {
+      objects.push({ object: o, resource: r.resource });
+      continue;
+    }
+    const k = `${qualifiedName(r)}\0${o.metadata.namespace}\0${why}`;
+    const rec = objectSkips.get(k) ?? {
+      resource: qualifiedName(r),
+      namespace: o.metadata.namespace,
+      reason: why,
+      count: 0,
+      examples: [],
+    };
+    rec.count!++;
+    if (rec.examples!.length < 5) rec.examples!.push(o.metadata.name);
+    objectSkips.set(k, rec);
   }
-  // CRDs in use: the definitions of every custom kind we hold an object of, so a new cluster can serve them.
-  const customGroups = new Map<string, Set<string>>();
-  for (const o of objects) {
-    const g = apiGroup(o.apiVersion);
-    if (!BUILTIN_GROUPS.has(g)) customGroups.set(g, (customGroups.get(g) ?? new Set()).add(o.kind));
-  }
-  if (customGroups.size && kindSelected('CustomResourceDefinition', kinds)) {
-    const crdRes = await client.mustResource('apiextensions.k8s.io/v1', 'CustomResourceDefinition');
+  skipped.push(...objectSkips.values());
+
+  // The CRDs of the custom resources taken, so a new cluster can serve them (Velero does the same
+  // without being asked: a custom resource without its definition cannot be restored).
+  const crdRes = resources.find((r) => structural(r) && r.resource === 'customresourcedefinitions');
+  const taken = new Set(objects.map((c) => `${c.resource}.${apiGroup(c.object.apiVersion)}`));
+  if (
+    crdRes &&
+    selectedStructural(crdRes, filter) &&
+    objects.some((c) => apiGroup(c.object.apiVersion) !== '')
+  ) {
     for (const crd of await client.list(crdRes)) {
-      const spec = crd.spec as { group: string; names: { kind: string } };
-      if (customGroups.get(spec.group)?.has(spec.names.kind)) objects.push(crd);
+      if (taken.has(crd.metadata.name))
+        objects.push({
+          object: crd,
+          resource: crdRes.resource,
+          because: 'defines backed-up custom resources',
+        });
     }
   }
-  return { namespaces: selected, objects: objects.filter((o) => !isGenerated(o)).map(stripObject) };
+
+  if (filter.includeClusterResources) {
+    const cluster: { r: ResourceInfo; o: KubeObject }[] = [];
+    for (const name of CLUSTER_DEPENDENCY_RESOURCES) {
+      const r = resources.find((x) => !x.namespaced && qualifiedName(x) === name);
+      if (!r) continue;
+      if (filter.exclude.some((p) => matches(p, r))) {
+        skipped.push({ resource: name, reason: 'excluded by --exclude-resources' });
+        continue;
+      }
+      for (const o of await client.list(r)) cluster.push({ r, o });
+    }
+    const deps = clusterDependencies(
+      objects.map((c) => c.object),
+      selected,
+      cluster.map((c) => c.o),
+    );
+    for (const { r, o } of cluster) {
+      const because = deps.get(o);
+      if (because) objects.push({ object: o, resource: r.resource, because });
+    }
+  } else {
+    skipped.push({
+      resource: 'cluster-scoped resources',
+      reason:
+        'not requested: only the CRDs of backed-up custom resources are taken; --include-cluster-resources adds the ClusterRoles/Bindings, StorageClasses and IngressClasses the namespaces use',
+    });
+  }
+  return {
+    namespaces: selected,
+    objects: objects.map((c) => ({ ...c, object: normalizeObject(c.object) })),
+    skipped,
+  };
 }
 
 export async function backupClusterState(opts: ClusterStateBackupOptions): Promise<ClusterStateBackupResult> {
-  const { namespaces, objects } = await collectClusterState(opts.client, opts.namespaces, opts.kinds);
+  const collected = await collectClusterState(opts.client, opts.namespaces, opts.filter);
+  const { namespaces, skipped } = collected;
+  const objects = collected.objects.map((c) => c.object);
   const counts: Record<string, number> = {};
   const items = [];
-  for (const o of objects) {
+  for (const { object: o, resource, because } of collected.objects) {
     counts[o.kind] = (counts[o.kind] ?? 0) + 1;
     items.push(
       await opts.session.addItem(
@@ -161,8 +240,10 @@ export async function backupClusterState(opts: ClusterStateBackupOptions): Promi
           meta: {
             apiVersion: o.apiVersion,
             kind: o.kind,
+            resource,
             namespace: o.metadata.namespace ?? null,
             name: o.metadata.name,
+            ...(because ? { because } : {}),
           },
         },
         Buffer.from(canonicalJson(o)),
@@ -186,10 +267,17 @@ export async function backupClusterState(opts: ClusterStateBackupOptions): Promi
     type: 'cluster-state',
     tags: [...(opts.name ? [opts.name] : []), ...(opts.tags ?? [])],
     paths: namespaces.map((n) => `k8s://${n}`),
-    meta: { server: opts.client.server, namespaces, counts, helmReleases: histories.map((h) => h.current) },
+    meta: {
+      server: opts.client.server,
+      namespaces,
+      counts,
+      helmReleases: histories.map((h) => h.current),
+      includeClusterResources: !!opts.filter.includeClusterResources,
+      skipped,
+    },
     items,
   });
-  return { snapshot, namespaces, counts, helmReleases: histories.map((h) => h.current) };
+  return { snapshot, namespaces, counts, helmReleases: histories.map((h) => h.current), skipped };
 }
 
 export type RestoreMode = 'apply' | 'dry-run' | 'diff';
@@ -212,10 +300,16 @@ export interface ClusterStateRestoreOptions {
   repo: Repository;
   snapshot: Snapshot;
   namespaces: string[];
-  kinds: KindFilter;
+  /** --include-resources / --exclude-resources, matched against the recorded resource names. */
+  filter: ResourceFilter;
   namespaceMap: NamespaceMap;
   existing: ExistingPolicy;
   mode: RestoreMode;
+  /** Restore order (group-qualified resources); default DEFAULT_PRIORITIES. */
+  priorities?: readonly string[];
+  choices?: RestoreChoices;
+  /** How long to wait for a CRD to become Established (default 60 s). */
+  crdTimeoutMs?: number;
   signal?: AbortSignal;
 }
 
@@ -226,10 +320,35 @@ export interface ClusterStateRestoreResult {
   totals: Partial<Record<ObjectOutcome, number>>;
 }
 
-/** Reads the snapshot's objects and turns them into what would be applied, in restore order. */
-export async function desiredObjects(
-  opts: Pick<ClusterStateRestoreOptions, 'repo' | 'snapshot' | 'namespaces' | 'kinds' | 'namespaceMap'>,
-): Promise<KubeObject[]> {
+/** An object ready to apply, or one a restore action refused, with what the backup recorded about it. */
+export interface PreparedObject {
+  object: KubeObject;
+  /** Plural resource name (recorded by the backup, guessed for older snapshots). */
+  resource: string;
+  /** ownerReferences from the backup, remapped at apply time. */
+  owners: OwnerReference[];
+  skip?: string;
+}
+
+export interface OwnerReference {
+  apiVersion: string;
+  kind: string;
+  name: string;
+  uid?: string;
+  controller?: boolean;
+  blockOwnerDeletion?: boolean;
+}
+
+/**
+ * Reads the snapshot's objects and turns them into what would be applied, in restore order: filter,
+ * namespace map, the restore actions (objects.ts), order. Reads only the repository.
+ */
+export async function prepareObjects(
+  opts: Pick<
+    ClusterStateRestoreOptions,
+    'repo' | 'snapshot' | 'namespaces' | 'filter' | 'namespaceMap' | 'priorities' | 'choices'
+  >,
+): Promise<PreparedObject[]> {
   if (opts.snapshot.type !== 'cluster-state') {
     throw new LifeboatError(
       'USAGE',
@@ -254,72 +373,164 @@ export async function desiredObjects(
       );
     }
   }
-  const out: KubeObject[] = [];
+  const out: PreparedObject[] = [];
   for (const item of opts.snapshot.items) {
     if (item.kind !== 'resource') continue;
     const kind = item.meta.kind as string;
-    if (NEVER_RESTORE.has(kind) || !kindSelected(kind, opts.kinds)) continue;
+    const name: ResourceName = {
+      group: apiGroup(item.meta.apiVersion as string),
+      kind,
+      resource: (item.meta.resource as string | undefined) ?? guessPlural(kind),
+    };
+    const exempt = structural(name);
+    if (opts.filter.exclude.some((p) => matches(p, name))) continue;
+    if (!exempt && opts.filter.include.length && !opts.filter.include.some((p) => matches(p, name))) continue;
     const ns =
       (item.meta.namespace as string | null) ?? (kind === 'Namespace' ? (item.meta.name as string) : null);
     if (opts.namespaces.length && ns !== null && !opts.namespaces.includes(ns)) continue;
     const obj = JSON.parse((await opts.repo.readItemBuffer(item)).toString('utf8')) as KubeObject;
     if (isGenerated(obj)) continue;
-    out.push(stripObject(mapNamespace(obj, opts.namespaceMap)));
+    const mapped = mapNamespace(obj, opts.namespaceMap);
+    const owners = ((mapped.metadata.ownerReferences as OwnerReference[] | undefined) ?? []).map((r) => ({
+      ...r,
+    }));
+    const r = prepareForRestore(mapped, opts.choices);
+    if ('skip' in r)
+      out.push({ object: normalizeObject(mapped), resource: name.resource, owners, skip: r.skip });
+    else out.push({ object: r.object, resource: name.resource, owners });
   }
-  return sortForRestore(out);
+  const plural = new Map(out.map((p) => [p.object, p.resource]));
+  const order = sortForRestore(
+    out.map((p) => p.object),
+    opts.priorities ?? DEFAULT_PRIORITIES,
+    (o) => plural.get(o as KubeObject),
+  );
+  const byObject = new Map(out.map((p) => [p.object, p]));
+  return order.map((o) => byObject.get(o)!);
+}
+
+/** The objects a restore would apply (those no action refused), in restore order. */
+export async function desiredObjects(
+  opts: Pick<
+    ClusterStateRestoreOptions,
+    'repo' | 'snapshot' | 'namespaces' | 'filter' | 'namespaceMap' | 'priorities' | 'choices'
+  >,
+): Promise<KubeObject[]> {
+  return (await prepareObjects(opts)).filter((p) => !p.skip).map((p) => p.object);
 }
 
 async function waitEstablished(
   client: KubeClient,
   crdRes: ResourceInfo,
   name: string,
+  timeoutMs: number,
   signal?: AbortSignal,
 ): Promise<void> {
-  const deadline = Date.now() + 60_000;
+  const deadline = Date.now() + timeoutMs;
   for (;;) {
     const crd = await client.get(crdRes, undefined, name);
     const conds =
       (crd?.status as { conditions?: { type: string; status: string }[] } | undefined)?.conditions ?? [];
     if (conds.some((c) => c.type === 'Established' && c.status === 'True')) break;
-    if (Date.now() > deadline)
-      throw new LifeboatError('TIMEOUT', `CRD ${name} was not Established within 60 s`, {
-        hint: 'check the API server',
+    if (!crd)
+      throw new LifeboatError('NOT_FOUND', `CRD ${name} does not exist`, {
+        hint: 'restore it with this snapshot (do not exclude customresourcedefinitions) or install it first',
       });
+    if (Date.now() > deadline)
+      throw new LifeboatError(
+        'TIMEOUT',
+        `CRD ${name} was not Established within ${Math.round(timeoutMs / 1000)} s`,
+        {
+          hint: 'check the API server (kubectl describe crd) and its conditions (NamesAccepted, NonStructuralSchema)',
+        },
+      );
     signal?.throwIfAborted();
     await new Promise((r) => setTimeout(r, 250));
   }
   client.resetDiscovery();
 }
 
+/**
+ * The owner references the object gets in this cluster: each owner looked up by kind and name in the
+ * object's namespace; found, it is pointed at the owner's uid here; missing, it is left out (a reference
+ * to an absent uid would have the garbage collector delete the object).
+ */
+async function remapOwners(
+  client: KubeClient,
+  p: PreparedObject,
+): Promise<{ refs: OwnerReference[]; dropped: string[] }> {
+  const refs: OwnerReference[] = [];
+  const dropped: string[] = [];
+  for (const ref of p.owners) {
+    const r = await client.resourceFor(ref.apiVersion, ref.kind);
+    const owner = r
+      ? await client.get(r, r.namespaced ? p.object.metadata.namespace : undefined, ref.name)
+      : undefined;
+    const uid = owner?.metadata.uid as string | undefined;
+    if (uid) refs.push({ ...ref, uid });
+    else dropped.push(`${ref.kind} ${ref.name}`);
+  }
+  return { refs, dropped };
+}
+
 export async function restoreClusterState(
   opts: ClusterStateRestoreOptions,
 ): Promise<ClusterStateRestoreResult> {
   const { client } = opts;
-  const desired = await desiredObjects(opts);
+  const prepared = await prepareObjects(opts);
   const results: ObjectResult[] = [];
-  for (const obj of desired) {
+  const crdTimeout = opts.crdTimeoutMs ?? 60_000;
+  let crdRes: ResourceInfo | undefined;
+  for (const p of prepared) {
     opts.signal?.throwIfAborted();
+    const obj = p.object;
     const key = objectKey(obj);
     const base = { key, kind: obj.kind, namespace: obj.metadata.namespace, name: obj.metadata.name };
+    if (p.skip) {
+      results.push({ ...base, result: opts.mode === 'apply' ? 'skipped' : 'would-skip', reason: p.skip });
+      continue;
+    }
     try {
       let r = await client.resourceFor(obj.apiVersion, obj.kind);
+      const group = apiGroup(obj.apiVersion);
+      if (!r && group) {
+        // A custom resource whose CRD exists but is not served yet (just created, here or by someone
+        // else): wait until it is Established rather than fail the object.
+        crdRes ??= await client.mustResource('apiextensions.k8s.io/v1', 'CustomResourceDefinition');
+        const crdName = `${p.resource}.${group}`;
+        const crd = await client.get(crdRes, undefined, crdName);
+        if (crd) {
+          await waitEstablished(client, crdRes, crdName, crdTimeout, opts.signal);
+          r = await client.resourceFor(obj.apiVersion, obj.kind);
+        }
+      }
       if (!r && opts.mode !== 'apply') {
-        // The CRD is restored earlier in this same run; without applying, nothing serves the kind yet.
-        results.push({
-          ...base,
-          result: 'would-create',
-          reason: `${obj.kind} is not served yet; its CRD is created first`,
-        });
-        continue;
+        const crdPlanned = prepared.some(
+          (x) =>
+            x.object.kind === 'CustomResourceDefinition' &&
+            x.object.metadata.name === `${p.resource}.${group}`,
+        );
+        if (crdPlanned) {
+          // The CRD is restored earlier in this same run; without applying, nothing serves the kind yet.
+          results.push({
+            ...base,
+            result: 'would-create',
+            reason: `${obj.kind} is not served yet; its CRD is created first`,
+          });
+          continue;
+        }
       }
       r ??= await client.mustResource(obj.apiVersion, obj.kind);
       const live = await client.get(r, obj.metadata.namespace, obj.metadata.name);
       const [plan] = planRestore([obj], live ? new Map([[key, live]]) : new Map(), opts.existing);
+      const ownerNote = p.owners.length
+        ? `; ownerReferences to ${p.owners.map((o) => `${o.kind} ${o.name}`).join(', ')} remapped to the owners in this cluster`
+        : '';
       if (opts.mode !== 'apply') {
         const result: ObjectResult = {
           ...base,
           result: `would-${plan.action}` as ObjectOutcome,
-          reason: plan.reason,
+          reason: plan.reason + (plan.action === 'skip' ? '' : ownerNote),
         };
         if (opts.mode === 'diff' && live) {
           // What the object would become, computed by the server itself (defaults, merges, admission).
@@ -336,24 +547,38 @@ export async function restoreClusterState(
         results.push({
           ...base,
           result: 'skipped',
-          reason: `already exists${terminating}; use --existing=update to overwrite`,
+          reason: `already exists${terminating}; use --existing-resource-policy=update to overwrite`,
         });
         continue;
       }
+      let toApply = obj;
+      let ownerReason = '';
+      if (p.owners.length) {
+        const { refs, dropped } = await remapOwners(client, p);
+        toApply = {
+          ...obj,
+          metadata: { ...obj.metadata, ...(refs.length ? { ownerReferences: refs } : {}) },
+        };
+        if (refs.length)
+          ownerReason = `ownerReferences remapped to ${refs.map((x) => `${x.kind} ${x.name}`).join(', ')}`;
+        if (dropped.length)
+          ownerReason += `${ownerReason ? '; ' : ''}ownerReferences to ${dropped.join(', ')} dropped (not in the cluster)`;
+      }
       if (plan.action === 'create') {
-        await client.create(r, obj);
-        results.push({ ...base, result: 'created', reason: '' });
+        await client.create(r, toApply);
+        results.push({ ...base, result: 'created', reason: ownerReason });
       } else {
-        const after = await client.apply(r, obj, { force: true });
+        const after = await client.apply(r, toApply, { force: true });
         const changed = after.metadata.resourceVersion !== live!.metadata.resourceVersion;
         results.push({
           ...base,
           result: changed ? 'updated' : 'unchanged',
-          reason: changed ? 'server-side apply' : 'already identical',
+          reason:
+            (changed ? 'server-side apply' : 'already identical') + (ownerReason ? `; ${ownerReason}` : ''),
         });
       }
       if (obj.kind === 'CustomResourceDefinition')
-        await waitEstablished(client, r, obj.metadata.name, opts.signal);
+        await waitEstablished(client, r, obj.metadata.name, crdTimeout, opts.signal);
     } catch (e) {
       if (!(e instanceof LifeboatError)) throw e;
       const why =

@@ -5,7 +5,8 @@
  */
 import { objectKey, type KubeObject } from './objects.ts';
 
-export type ExistingPolicy = 'skip' | 'update';
+/** Velero's --existing-resource-policy: `none` leaves an existing object as it is, `update` applies ours. */
+export type ExistingPolicy = 'none' | 'update';
 export type PlannedAction = 'create' | 'update' | 'skip';
 
 export interface Change {
@@ -86,9 +87,17 @@ export function planRestore(
     const key = objectKey(o);
     const base = { key, kind: o.kind, namespace: o.metadata.namespace, name: o.metadata.name };
     if (!live.has(key)) return { ...base, action: 'create', reason: 'not in the cluster' };
-    if (policy === 'skip')
-      return { ...base, action: 'skip', reason: 'already exists (use --existing=update to overwrite)' };
-    return { ...base, action: 'update', reason: 'exists; server-side apply with --existing=update' };
+    if (policy === 'none')
+      return {
+        ...base,
+        action: 'skip',
+        reason: 'already exists (use --existing-resource-policy=update to overwrite)',
+      };
+    return {
+      ...base,
+      action: 'update',
+      reason: 'exists; server-side apply (--existing-resource-policy=update)',
+    };
   });
 }
 

@@ -28,7 +28,10 @@ export function apiGroup(apiVersion: string): string {
   return apiVersion.includes('/') ? apiVersion.split('/')[0] : '';
 }
 
-/** Metadata the API server sets; Velero drops the same list on restore. */
+/**
+ * Metadata the API server sets; Velero drops the same list on restore. ownerReferences are not here: the
+ * backup keeps them so the restore can remap them to the restored owners (see RESTORE_ACTIONS).
+ */
 const SERVER_METADATA = [
   'uid',
   'resourceVersion',
@@ -38,7 +41,6 @@ const SERVER_METADATA = [
   'deletionGracePeriodSeconds',
   'selfLink',
   'managedFields',
-  'ownerReferences',
   'generateName',
   'finalizers',
 ];
@@ -60,12 +62,12 @@ function clone<T>(v: T): T {
 }
 
 /**
- * Removes what the server owns so the object can be created anywhere: server metadata, status, and per-kind
- * fields that are assigned on creation (a Service's cluster IPs and node ports, a PVC's bound volume, a
- * ServiceAccount's generated token Secrets, a Job's generated selector).
- * Pure: returns a new object. Applying it twice changes nothing (backups strip; restores strip again).
+ * What a backup stores: the object without what the server owns everywhere (server metadata, status,
+ * controller annotations). Fields that only a restore must decide about — a Service's node ports, a PVC's
+ * bound volume, owner references — are kept, so a restore can be asked to keep them.
+ * Pure; applying it twice changes nothing.
  */
-export function stripObject(input: KubeObject): KubeObject {
+export function normalizeObject(input: KubeObject): KubeObject {
   const o = clone(input);
   for (const f of SERVER_METADATA) delete o.metadata[f];
   if (o.metadata.annotations) {
@@ -74,52 +76,195 @@ export function stripObject(input: KubeObject): KubeObject {
   }
   if (o.metadata.labels && Object.keys(o.metadata.labels).length === 0) delete o.metadata.labels;
   delete o.status;
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- per-kind specs are untyped JSON
-  const spec = o.spec as Record<string, any> | undefined;
-  switch (o.kind) {
-    case 'Service':
-      if (spec) {
-        // Headless Services keep "None": that is a choice, not an assignment.
-        if (spec.clusterIP !== 'None') {
-          delete spec.clusterIP;
-          delete spec.clusterIPs;
-        }
-        delete spec.healthCheckNodePort;
-        for (const p of spec.ports ?? []) delete p.nodePort;
-      }
-      break;
-    case 'PersistentVolumeClaim':
-      if (spec) delete spec.volumeName;
-      break;
-    case 'PersistentVolume':
-      if (spec) delete spec.claimRef;
-      break;
-    case 'ServiceAccount':
-      delete o.secrets;
-      break;
-    case 'Job':
-      if (spec) {
-        delete spec.selector;
-        const labels = spec.template?.metadata?.labels;
-        if (labels) {
-          for (const l of [
-            'controller-uid',
-            'batch.kubernetes.io/controller-uid',
-            'job-name',
-            'batch.kubernetes.io/job-name',
-          ])
-            delete labels[l];
-        }
-      }
-      break;
-    case 'Namespace':
-      // spec.finalizers is set by the server; a Namespace carries nothing else of its own in spec.
-      delete o.spec;
-      if (o.metadata.labels) delete o.metadata.labels['kubernetes.io/metadata.name'];
-      if (o.metadata.labels && Object.keys(o.metadata.labels).length === 0) delete o.metadata.labels;
-      break;
+  if (o.kind === 'Namespace') {
+    // spec.finalizers is set by the server; a Namespace carries nothing else of its own in spec.
+    delete o.spec;
+    if (o.metadata.labels) delete o.metadata.labels['kubernetes.io/metadata.name'];
+    if (o.metadata.labels && Object.keys(o.metadata.labels).length === 0) delete o.metadata.labels;
   }
   return o;
+}
+
+/** Choices an operator makes per restore; the defaults are what a restore into another cluster needs. */
+export interface RestoreChoices {
+  /** Keep Services' nodePorts (firewall rules or DNS name them); default: the new cluster assigns them. */
+  preserveNodePorts?: boolean;
+  /** Keep Services' clusterIPs (only useful back into the same cluster, where they may be free). */
+  preserveClusterIPs?: boolean;
+}
+
+export type ActionResult = { object: KubeObject; notes: string[] } | { skip: string };
+
+/**
+ * One rule of what a restore does to objects of some kinds (Velero's RestoreItemAction): `appliesTo`
+ * names kinds, group-qualified (`Kind.group`; core kinds bare, `*` for every object). `run` gets a copy
+ * it may change and returns it, or says why the object is not restored at all. Adding a kind is adding
+ * one entry.
+ */
+export interface RestoreAction {
+  name: string;
+  appliesTo: readonly string[];
+  /** For docs/kubernetes.md and --help: what and why. */
+  why: string;
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- per-kind specs are untyped JSON
+  run(o: KubeObject & { spec?: Record<string, any> }, choices: RestoreChoices): ActionResult;
+}
+
+const keep = (object: KubeObject, ...notes: string[]): ActionResult => ({ object, notes });
+
+export const RESTORE_ACTIONS: readonly RestoreAction[] = [
+  {
+    name: 'owner-references',
+    appliesTo: ['*'],
+    why: "ownerReferences carry the old cluster's uids: dropped here; the apply step points them at the restored owner (new uid) when it is in the cluster, else leaves them out",
+    run(o) {
+      const refs = o.metadata.ownerReferences as unknown[] | undefined;
+      delete o.metadata.ownerReferences;
+      return refs?.length ? keep(o, `ownerReferences: ${refs.length}`) : keep(o);
+    },
+  },
+  {
+    name: 'never-restored',
+    appliesTo: [
+      'Order.acme.cert-manager.io',
+      'Challenge.acme.cert-manager.io',
+      'CertificateRequest.cert-manager.io',
+      'Event',
+      'Event.events.k8s.io',
+      'EndpointSlice.discovery.k8s.io',
+      'Lease.coordination.k8s.io',
+      'ControllerRevision.apps',
+    ],
+    why: 'controllers recreate these, and replaying them does harm (ACME Orders/Challenges re-run issuance)',
+    run(o) {
+      return { skip: `${o.kind} objects are recreated by their controllers, never restored` };
+    },
+  },
+  {
+    name: 'service-addresses',
+    appliesTo: ['Service'],
+    why: 'clusterIP(s) and nodePorts are assigned by the cluster: dropped unless --preserve-cluster-ips / --preserve-node-ports; headless ("None") is a choice and stays',
+    run(o, c) {
+      const spec = o.spec;
+      if (!spec) return keep(o);
+      if (!c.preserveClusterIPs && spec.clusterIP !== 'None') {
+        delete spec.clusterIP;
+        delete spec.clusterIPs;
+      }
+      delete spec.healthCheckNodePort;
+      if (!c.preserveNodePorts || spec.type === 'ClusterIP' || spec.type === undefined)
+        for (const p of spec.ports ?? []) delete p.nodePort;
+      return keep(o);
+    },
+  },
+  {
+    name: 'pvc-volume',
+    appliesTo: ['PersistentVolumeClaim'],
+    why: 'the bound volume belongs to the old cluster: the claim provisions its own (or is restored from a VolumeSnapshot by `lifeboat pvc restore`)',
+    run(o) {
+      if (o.spec) delete o.spec.volumeName;
+      return keep(o);
+    },
+  },
+  {
+    name: 'bound-pv',
+    appliesTo: ['PersistentVolume'],
+    why: 'a PV that was bound to a claim is never recreated: the restored claim gets its own volume, and two PVs for one disk would let two claims write it',
+    run(o) {
+      const ref = o.spec?.claimRef as { namespace?: string; name?: string } | undefined;
+      if (ref?.name)
+        return { skip: `was bound to claim ${ref.namespace}/${ref.name}, which provisions its own volume` };
+      return keep(o);
+    },
+  },
+  {
+    name: 'service-account',
+    appliesTo: ['ServiceAccount'],
+    why: 'the token Secrets listed in .secrets are issued per cluster',
+    run(o) {
+      delete o.secrets;
+      return keep(o);
+    },
+  },
+  {
+    name: 'job-selector',
+    appliesTo: ['Job.batch'],
+    why: "the generated selector and controller-uid labels name the old Job's uid",
+    run(o) {
+      const spec = o.spec;
+      if (!spec) return keep(o);
+      delete spec.selector;
+      const labels = spec.template?.metadata?.labels;
+      if (labels)
+        for (const l of [
+          'controller-uid',
+          'batch.kubernetes.io/controller-uid',
+          'job-name',
+          'batch.kubernetes.io/job-name',
+        ])
+          delete labels[l];
+      return keep(o);
+    },
+  },
+  {
+    name: 'pod-node',
+    appliesTo: ['Pod'],
+    why: 'a standalone Pod is scheduled again: the old node name and the API-access volume the cluster injects are dropped',
+    run(o) {
+      const spec = o.spec;
+      if (!spec) return keep(o);
+      delete spec.nodeName;
+      const injected = new Set(
+        (spec.volumes ?? [])
+          .filter(
+            (v: { name: string; projected?: unknown }) =>
+              v.projected && v.name.startsWith('kube-api-access-'),
+          )
+          .map((v: { name: string }) => v.name),
+      );
+      if (injected.size) {
+        spec.volumes = spec.volumes.filter((v: { name: string }) => !injected.has(v.name));
+        for (const ct of [...(spec.containers ?? []), ...(spec.initContainers ?? [])])
+          if (ct.volumeMounts)
+            ct.volumeMounts = ct.volumeMounts.filter((m: { name: string }) => !injected.has(m.name));
+      }
+      return keep(o);
+    },
+  },
+];
+
+/** `Kind` for core kinds, `Kind.group` otherwise: what RestoreAction.appliesTo names. */
+export function groupKind(o: Pick<KubeObject, 'apiVersion' | 'kind'>): string {
+  const g = apiGroup(o.apiVersion);
+  return g ? `${o.kind}.${g}` : o.kind;
+}
+
+export function actionsFor(o: Pick<KubeObject, 'apiVersion' | 'kind'>): RestoreAction[] {
+  const gk = groupKind(o);
+  return RESTORE_ACTIONS.filter((a) => a.appliesTo.some((x) => x === '*' || x === gk));
+}
+
+/** Runs every action that applies, in table order; the first skip ends it. Pure. */
+export function prepareForRestore(input: KubeObject, choices: RestoreChoices = {}): ActionResult {
+  let o = normalizeObject(input);
+  const notes: string[] = [];
+  for (const a of actionsFor(o)) {
+    const r = a.run(o, choices);
+    if ('skip' in r) return r;
+    o = r.object;
+    notes.push(...r.notes);
+  }
+  return { object: o, notes };
+}
+
+/**
+ * The object as a default restore would create it, or as comparisons see it: normalized, every action
+ * applied with default choices (no owner references, no assigned addresses). Objects a restore skips are
+ * returned normalized. Pure.
+ */
+export function stripObject(input: KubeObject): KubeObject {
+  const r = prepareForRestore(input);
+  return 'skip' in r ? normalizeObject(input) : r.object;
 }
 
 /** Objects that controllers regenerate in every cluster: never backed up, never restored. */

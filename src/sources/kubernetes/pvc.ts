@@ -406,6 +406,37 @@ export async function snapshotPvcs(opts: PvcSnapshotOptions): Promise<PvcSnapsho
   return { snapshot, timestamp: ts, volumes, skipped, deleted };
 }
 
+/**
+ * The pvc-snapshots records whose every VolumeSnapshot is gone (`gone` holds `namespace/name`): their data
+ * no longer exists, so a record left behind would offer a restore that cannot happen. Records with some
+ * snapshots left are kept (validate names the missing ones). Pure.
+ */
+export function recordsToForget(records: Snapshot[], gone: Set<string>): Snapshot[] {
+  return records.filter((s) => {
+    if (s.type !== 'pvc-snapshots') return false;
+    const vols = Array.isArray(s.meta.volumes)
+      ? (s.meta.volumes as { namespace: string; volumeSnapshot: string }[])
+      : [];
+    return vols.length > 0 && vols.every((v) => gone.has(`${v.namespace}/${v.volumeSnapshot}`));
+  });
+}
+
+/**
+ * Keeps the repository in step with retention: removes the records of the VolumeSnapshots it deleted,
+ * under the exclusive lock `forget` takes (only records go; they hold no pack data of their own).
+ */
+export async function forgetDeletedRecords(repo: Repository, deleted: string[]): Promise<string[]> {
+  if (!deleted.length) return [];
+  const lock = await repo.lock('exclusive', 'pvc snapshot retention');
+  try {
+    const doomed = recordsToForget(await repo.listSnapshots({ type: 'pvc-snapshots' }), new Set(deleted));
+    for (const s of doomed) await repo.removeSnapshot(s.id);
+    return doomed.map((s) => s.id);
+  } finally {
+    await lock.release();
+  }
+}
+
 export interface PvcRestoreOptions {
   client: KubeClient;
   repo: Repository;
@@ -427,13 +458,16 @@ export interface PvcRestoreEntry {
   retainedVolume?: string;
   result: 'restored' | 'would-restore' | 'rolled-back' | 'failed';
   reason?: string;
+  /** After a failed restore: what the claim is now (rolled back, or what a failed rollback step left). */
+  state?: string;
 }
 
 export interface PvcRestoreResult {
   snapshot: string;
   timestamp: string;
   pvcs: PvcRestoreEntry[];
-  workloads: { namespace: string; kind: string; name: string; replicas: number }[];
+  /** `replicas`: the count before the restore; `state` after a failed one (scaled back, or left at 0). */
+  workloads: { namespace: string; kind: string; name: string; replicas: number; state?: string }[];
   error?: string;
 }
 
@@ -611,55 +645,102 @@ export async function restorePvcs(opts: PvcRestoreOptions): Promise<PvcRestoreRe
     return result;
   } catch (e) {
     const err = e instanceof LifeboatError ? e : new LifeboatError('INTERNAL', String(e));
-    // Roll back: new PVCs out, old PVCs back on their retained volumes, replicas as they were.
-    for (const step of done.reverse()) {
+    // Roll back: new PVCs out, old PVCs back on their retained volumes, replicas as they were. Every step
+    // is attempted and its outcome recorded, so a failed step is named with the state it leaves behind
+    // instead of being folded into "rolled back".
+    const failures: string[] = [];
+    const attempt = async (what: string, fn: () => Promise<void>): Promise<boolean> => {
       try {
-        if (step.created) {
+        await fn();
+        return true;
+      } catch (stepError) {
+        failures.push(`${what}: ${(stepError as Error).message}`);
+        return false;
+      }
+    };
+    for (const step of done.reverse()) {
+      const where = `PVC ${step.v.namespace}/${step.v.pvc}`;
+      const stepFailures = failures.length;
+      let state: string;
+      let newGone = !step.created;
+      if (step.created)
+        newGone = await attempt(`${where}: delete the restored claim`, async () => {
           await client.delete(r.pvc, step.v.namespace, step.v.pvc);
           await waitGone(client, r.pvc, step.v.namespace, step.v.pvc, opts.timeoutMs, pollMs);
-        }
-        if (step.old) {
+        });
+      let oldBack = !step.old;
+      if (step.old && newGone) {
+        const old = step.old;
+        oldBack = await attempt(`${where}: recreate the previous claim`, async () => {
           if (step.oldPv) {
             // The retained PV still points at the deleted claim's uid; clear it so the recreated claim binds.
             await client.mergePatch(r.pv, undefined, step.oldPv, {
               spec: { claimRef: { uid: null, resourceVersion: null } },
             });
           }
-          const back = stripObject(step.old);
+          const back = stripObject(old);
           if (step.oldPv) (back.spec as Record<string, unknown>).volumeName = step.oldPv;
           if (!(await client.get(r.pvc, step.v.namespace, step.v.pvc))) await client.create(r.pvc, back);
-        }
-        const entry = result.pvcs.find((p) => p.pvc === step.v.pvc && p.namespace === step.v.namespace);
-        if (entry) entry.result = 'rolled-back';
-        else
-          result.pvcs.push({
-            namespace: step.v.namespace,
-            pvc: step.v.pvc,
-            volumeSnapshot: step.v.volumeSnapshot,
-            size: '',
-            retainedVolume: step.oldPv,
-            result: step.created || step.old ? 'rolled-back' : 'failed',
-            reason: err.message,
-          });
-      } catch (rollbackError) {
+        });
+      }
+      const retained = step.oldPv
+        ? `; its previous volume ${step.oldPv} is kept (reclaim policy Retain)`
+        : '';
+      if (!newGone) state = `the restored claim (from ${step.v.volumeSnapshot}) is still there${retained}`;
+      else if (!oldBack) state = `no claim exists${retained}`;
+      else if (step.old) state = `back on its previous volume ${step.oldPv ?? '(none)'}`;
+      else state = 'removed again (it did not exist before)';
+      const ok = failures.length === stepFailures;
+      const entry = result.pvcs.find((p) => p.pvc === step.v.pvc && p.namespace === step.v.namespace);
+      const fields = {
+        result: (ok
+          ? step.created || step.old
+            ? 'rolled-back'
+            : 'failed'
+          : 'failed') as PvcRestoreEntry['result'],
+        reason: ok ? err.message : `rollback failed: ${failures.slice(stepFailures).join('; ')}`,
+        state,
+      };
+      if (entry) Object.assign(entry, fields);
+      else
         result.pvcs.push({
           namespace: step.v.namespace,
           pvc: step.v.pvc,
           volumeSnapshot: step.v.volumeSnapshot,
           size: '',
           retainedVolume: step.oldPv,
-          result: 'failed',
-          reason: `rollback failed: ${(rollbackError as Error).message}`,
+          ...fields,
         });
-      }
     }
-    for (const w of result.workloads) await setReplicas(w, w.replicas).catch(() => {});
-    throw new LifeboatError(err.code, `PVC restore failed and was rolled back: ${err.message}`, {
-      hint:
-        err.hint ??
-        'the previous PVCs and replica counts are back; old volumes are kept with reclaim policy Retain',
-      details: { pvcs: result.pvcs },
-    });
+    for (const w of result.workloads) {
+      const ok = await attempt(`${w.kind} ${w.namespace}/${w.name}: scale back to ${w.replicas}`, () =>
+        setReplicas(w, w.replicas),
+      );
+      w.state = ok ? `scaled back to ${w.replicas}` : 'left scaled down to 0';
+    }
+    if (failures.length === 0)
+      throw new LifeboatError(err.code, `PVC restore failed and was rolled back: ${err.message}`, {
+        hint:
+          err.hint ??
+          'the previous PVCs and replica counts are back; old volumes are kept with reclaim policy Retain',
+        details: { pvcs: result.pvcs, workloads: result.workloads },
+      });
+    const states = [
+      ...result.pvcs
+        .filter((p) => p.result === 'failed')
+        .map((p) => `PVC ${p.namespace}/${p.pvc}: ${p.state}`),
+      ...result.workloads
+        .filter((w) => w.state !== `scaled back to ${w.replicas}`)
+        .map((w) => `${w.kind} ${w.namespace}/${w.name}: ${w.state}`),
+    ];
+    throw new LifeboatError(
+      err.code,
+      `PVC restore failed (${err.message}) and ${failures.length} rollback step(s) failed: ${failures.join('; ')}. Now: ${states.join('; ')}`,
+      {
+        hint: 'fix the cause and run the restore again, or put the claims back by hand from the retained volumes (--json lists each PVC and workload)',
+        details: { pvcs: result.pvcs, workloads: result.workloads, rollbackFailures: failures },
+      },
+    );
   }
 }
 

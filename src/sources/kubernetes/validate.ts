@@ -5,7 +5,9 @@
  * snapshots), not in the repository — so the check is there: every VolumeSnapshot the newest record
  * names must still exist and be readyToUse. The reverse — VolumeSnapshots Lifeboat made (labelled
  * app.kubernetes.io/managed-by=lifeboat) that no record names — is a warning: they cost money and no
- * restore will find them. Without cluster access the layer says `not checked: no cluster access`.
+ * restore will find them. Older records whose VolumeSnapshots are gone are a warning too (retention
+ * forgets the records of what it deletes; anything else deleting them leaves records behind).
+ * Without cluster access the layer says `not checked: no cluster access`.
  *
  * cluster-state: every object item (and Helm release item) is read back — they are small — and must
  * decode to the object its item names.
@@ -80,6 +82,22 @@ export const pvcValidator: LayerValidator = {
           );
         else ready++;
       }
+      // Older records whose VolumeSnapshots are gone (deleted outside retention, which forgets its own):
+      // each offers a restore that cannot happen.
+      const stale: string[] = [];
+      for (const older of ctx.history) {
+        if (older.id === snap.id) continue;
+        const missing: string[] = [];
+        for (const v of volumesOf(older))
+          if (!(await client.get(r.vs, v.namespace, v.volumeSnapshot)))
+            missing.push(`${v.namespace}/${v.volumeSnapshot}`);
+        if (missing.length) stale.push(`${older.id.slice(0, 8)} (${names(missing)})`);
+      }
+      if (stale.length)
+        ctx.warn(
+          'cluster',
+          `${stale.length} older record(s) point to VolumeSnapshots the cluster no longer has: ${names(stale)}; those restores cannot happen — \`lifeboat forget\` the records`,
+        );
       // The reverse: ours, in the namespaces the records cover, but named by no record.
       const known = new Set(
         ctx.history.flatMap((s) => volumesOf(s).map((v) => `${v.namespace}/${v.volumeSnapshot}`)),
