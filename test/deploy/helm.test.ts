@@ -22,6 +22,7 @@ import YAML from 'yaml';
 import { ensureTool } from '../../scripts/tools/toolbox.ts';
 import { helm, monitoringCrdsTool } from '../../scripts/tools/helm.ts';
 import { chartRulesYaml } from '../../scripts/gen-monitoring.ts';
+import { chartClusterRoleRules } from '../../scripts/gen-deploy-docs.ts';
 import { DEFAULT_STAGES, parseBudget } from '../../src/operations/pipeline-config.ts';
 import { runCli } from '../env/cli.ts';
 import { PROJECT_ROOT, tempDir, type TempDir } from '../env/index.ts';
@@ -220,6 +221,11 @@ describe('Helm chart deploy/helm/lifeboat', () => {
     ).map((d) => d.toJS());
     const role = defaults.find((d) => d.kind === 'ClusterRole');
     assert.deepEqual(role.rules, shipped.find((d) => d.kind === 'ClusterRole').rules);
+    assert.equal(
+      await readFile(path.join(CHART, 'files/clusterrole-rules.yaml'), 'utf8'),
+      chartClusterRoleRules(),
+      'run `node scripts/gen-deploy-docs.ts`',
+    );
     const rules = YAML.parse(
       await readFile(path.join(PROJECT_ROOT, 'deploy/monitoring/prometheus-rules.yaml'), 'utf8'),
     );
