@@ -369,8 +369,10 @@ describe('Helm chart deploy/helm/lifeboat', () => {
     // The same token is refused what the ClusterRole leaves out.
     for (const [method, url] of [
       ['DELETE', '/api/v1/namespaces/rocketchat/secrets/mongodb-auth'],
-      ['GET', '/api/v1/nodes'],
+      // Reading is granted everywhere (cluster-state backup discovers what it backs up); writing is not.
+      ['DELETE', '/api/v1/nodes/some-node'],
       ['POST', '/api/v1/namespaces/rocketchat/pods'],
+      ['POST', '/apis/rbac.authorization.k8s.io/v1/clusterrolebindings'],
     ] as const) {
       const denied = await rawRequest(
         kube,
