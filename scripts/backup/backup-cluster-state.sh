@@ -4,5 +4,5 @@
 # Services, Ingresses, RBAC, PVC specs, cert-manager objects and the CRDs in use, into the repository.
 #   ./scripts/backup/backup-cluster-state.sh --name custom-backup
 set -euo pipefail
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-exec "$ROOT/node_modules/.bin/node" "$ROOT/bin/lifeboat.mjs" cluster-state backup "$@"
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/lifeboat.sh"
+exec "${LIFEBOAT[@]}" cluster-state backup "$@"

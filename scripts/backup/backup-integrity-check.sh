@@ -8,8 +8,7 @@
 #   ./scripts/backup/backup-integrity-check.sh
 #   ./scripts/backup/backup-integrity-check.sh --component mongodb
 set -uo pipefail
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-LIFEBOAT=("$ROOT/node_modules/.bin/node" "$ROOT/bin/lifeboat.mjs")
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/lifeboat.sh"
 component=""
 subset=(--read-data-subset 100%)
 rest=()

@@ -8,5 +8,5 @@
 # Terraform lineage/serial), retention. --read-back also reads each newest snapshot back in full.
 # Exit 0 ok (warnings allowed), 1 failed/missing/stale, 3 damaged (--read-back).
 set -euo pipefail
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-exec "$ROOT/node_modules/.bin/node" "$ROOT/bin/lifeboat.mjs" validate "$@"
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/lifeboat.sh"
+exec "${LIFEBOAT[@]}" validate "$@"

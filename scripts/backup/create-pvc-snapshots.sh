@@ -6,7 +6,7 @@
 #   ./scripts/backup/create-pvc-snapshots.sh --retention-days 14
 # Configured by environment: LIFEBOAT_REPO, LIFEBOAT_KEYSTORE, KUBECONFIG / LIFEBOAT_KUBE_CONTEXT.
 set -euo pipefail
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/lifeboat.sh"
 scope=(--all-namespaces)
 for a in "$@"; do case "$a" in -n | --namespace | --namespace=* | -A | --all-namespaces) scope=() ;; esac; done
-exec "$ROOT/node_modules/.bin/node" "$ROOT/bin/lifeboat.mjs" pvc snapshot "${scope[@]}" "$@"
+exec "${LIFEBOAT[@]}" pvc snapshot "${scope[@]}" "$@"

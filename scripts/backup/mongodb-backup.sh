@@ -8,5 +8,5 @@
 # LIFEBOAT_MONGODB_USERNAME / LIFEBOAT_MONGODB_PASSWORD_FILE. Extra arguments go to the command:
 #   ./scripts/backup/mongodb-backup.sh --retention-days 14 --ns-exclude 'rocketchat.rocketchat_statistics'
 set -euo pipefail
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-exec "$ROOT/node_modules/.bin/node" "$ROOT/bin/lifeboat.mjs" mongodb backup "$@"
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/lifeboat.sh"
+exec "${LIFEBOAT[@]}" mongodb backup "$@"

@@ -6,5 +6,5 @@
 # Data, then indexes and views; then every collection's count and content hash is verified; on any
 # failure the touched namespaces are rolled back. Same environment as mongodb-backup.sh.
 set -euo pipefail
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-exec "$ROOT/node_modules/.bin/node" "$ROOT/bin/lifeboat.mjs" mongodb restore "$@"
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/lifeboat.sh"
+exec "${LIFEBOAT[@]}" mongodb restore "$@"

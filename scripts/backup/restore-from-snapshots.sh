@@ -5,5 +5,5 @@
 #   ./scripts/backup/restore-from-snapshots.sh                          # latest set
 #   ./scripts/backup/restore-from-snapshots.sh --timestamp 20241201_120000 --dry-run
 set -euo pipefail
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-exec "$ROOT/node_modules/.bin/node" "$ROOT/bin/lifeboat.mjs" pvc restore "$@"
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/lifeboat.sh"
+exec "${LIFEBOAT[@]}" pvc restore "$@"

@@ -6,5 +6,5 @@
 # Every Deployment/StatefulSet/DaemonSet rolled out and ready, PVCs bound, no pod crash-looping; MongoDB
 # and the smoke test answering when given. Exit 0 healthy, 1 something failed (named), 2 usage.
 set -euo pipefail
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-exec "$ROOT/node_modules/.bin/node" "$ROOT/bin/lifeboat.mjs" health "$@"
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/lifeboat.sh"
+exec "${LIFEBOAT[@]}" health "$@"

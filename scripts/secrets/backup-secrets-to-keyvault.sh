@@ -6,5 +6,5 @@
 #   ./scripts/secrets/backup-secrets-to-keyvault.sh
 #   ./scripts/secrets/backup-secrets-to-keyvault.sh --namespace rocketchat
 set -euo pipefail
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-exec "$ROOT/node_modules/.bin/node" "$ROOT/bin/lifeboat.mjs" secrets backup "$@"
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/lifeboat.sh"
+exec "${LIFEBOAT[@]}" secrets backup "$@"

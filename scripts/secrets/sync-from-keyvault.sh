@@ -5,5 +5,5 @@
 #   ./scripts/secrets/sync-from-keyvault.sh
 #   ./scripts/secrets/sync-from-keyvault.sh --secret mongodb-password
 set -euo pipefail
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-exec "$ROOT/node_modules/.bin/node" "$ROOT/bin/lifeboat.mjs" secrets sync "$@"
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/lifeboat.sh"
+exec "${LIFEBOAT[@]}" secrets sync "$@"
