@@ -477,13 +477,9 @@ describe('pipeline run against MongoDB, Kubernetes, Key Vault and Terraform stat
     const job = back.spec.jobTemplate.spec;
     assert.ok(job.activeDeadlineSeconds >= 3 * 3600, 'longer than the default stage budgets');
     assert.equal(job.template.spec.serviceAccountName, 'lifeboat');
-    assert.deepEqual(job.template.spec.containers[0].command, [
-      'lifeboat',
-      'pipeline',
-      'run',
-      '--reason',
-      'schedule',
-    ]);
+    // Through the image's entrypoint (tini -- lifeboat), so SIGTERM reaches Lifeboat: args, no command.
+    assert.equal(job.template.spec.containers[0].command, undefined);
+    assert.deepEqual(job.template.spec.containers[0].args, ['pipeline', 'run', '--reason', 'schedule']);
     // The ServiceAccount it names is the one deploy/rbac ships (applied in before()).
     assert.equal((await admin(kube).get('/api/v1/namespaces/lifeboat/serviceaccounts/lifeboat')).status, 200);
   });
