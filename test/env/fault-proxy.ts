@@ -7,6 +7,7 @@
  * Rules are checked in order; a rule with `times` stops matching once used up.
  */
 import http from 'node:http';
+import https from 'node:https';
 import type net from 'node:net';
 
 export interface RequestInfo {
@@ -44,15 +45,25 @@ export interface FaultProxy {
   close(): Promise<void>;
 }
 
-export async function startFaultProxy(upstream: string): Promise<FaultProxy> {
+/**
+ * `upstream` may be https (the test kube-apiserver): pass its CA as `upstreamCa`. Clients always reach
+ * the proxy over plain http.
+ */
+export async function startFaultProxy(
+  upstream: string,
+  options: { upstreamCa?: string } = {},
+): Promise<FaultProxy> {
   const up = new URL(upstream);
   const rules: FaultRule[] = [];
   const log: RequestInfo[] = [];
   const sockets = new Set<net.Socket>();
-  const agent = new http.Agent({ keepAlive: true });
+  const secure = up.protocol === 'https:';
+  const agent = secure
+    ? new https.Agent({ keepAlive: true, ca: options.upstreamCa })
+    : new http.Agent({ keepAlive: true });
 
   const forward = (req: http.IncomingMessage, res: http.ServerResponse, dropResponse: boolean) => {
-    const out = http.request(
+    const out = (secure ? https : http).request(
       { host: up.hostname, port: up.port, method: req.method, path: req.url, headers: req.headers, agent },
       (upRes) => {
         if (dropResponse) {
