@@ -333,6 +333,8 @@ export const recoverCommand: Command<RecoverResult> = {
       validate: validatePhase(ctx, () => id),
       smoke,
       terraform: { target: str(values['terraform-target']), env: ctx.env },
+      // The order `cluster-state restore` reads from the same setting, so both restore alike.
+      clusterStatePriorities: configuredPriorities(ctx.config),
       waitMs,
       pollMs,
       note: (m) => ctx.out.note(`lifeboat: ${m}`),
@@ -403,3 +405,12 @@ export const recoverCommand: Command<RecoverResult> = {
     for (const o of p.operator) out.line(`yours: ${o}`);
   },
 };
+
+/** `cluster-state.restore.priorities` from lifeboat.yaml, when set. */
+function configuredPriorities(config: Record<string, unknown>): string[] | undefined {
+  const restore = normalise(normalise(config['cluster-state']).restore);
+  const p = restore.priorities;
+  if (p === undefined) return undefined;
+  const items = (Array.isArray(p) ? p : [p]).flatMap((v) => String(v).split(',')).filter(Boolean);
+  return items.length ? items : undefined;
+}

@@ -51,6 +51,8 @@ export interface PhaseContext {
   smoke?: Omit<SmokeTest, 'url'>;
   /** `--include-terraform`: the directory the state files go to (default: back to their azurerm blobs). */
   terraform?: { target?: string; env?: NodeJS.ProcessEnv };
+  /** The restore order of cluster objects (`cluster-state.restore.priorities`; default DEFAULT_PRIORITIES). */
+  clusterStatePriorities?: readonly string[];
   /** How long to wait for pods to go, workloads to be ready, PVCs to bind. */
   waitMs: number;
   pollMs: number;
@@ -343,6 +345,7 @@ async function clusterState(c: PhaseContext, phase: PlannedPhase, signal: AbortS
     namespaceMap: new Map(),
     existing: 'none',
     mode: 'apply',
+    priorities: c.clusterStatePriorities,
     signal,
   });
   const failed = r.objects.filter((o) => o.result === 'failed');
