@@ -622,6 +622,8 @@ export interface OplogScan {
   expected: Record<string, number>;
   /** Every namespace named (rename sources too). */
   namespaces: string[];
+  /** Every namespace a replayed operation writes (targetNamespace), redirectable or not: rollback covers them. */
+  written: string[];
   /** Namespaces the oplog creates as views or time-series collections (which cannot be renamed into place). */
   special: { ns: string; what: 'view' | 'time-series collection' }[];
   /** The first command that names no single collection (it cannot be pointed at a shadow). */
@@ -637,8 +639,9 @@ export async function scanOplog(
   entries: AsyncIterable<Uint8Array>,
   limit?: OplogPosition,
 ): Promise<OplogScan> {
-  const scan: OplogScan = { total: 0, expected: {}, namespaces: [], special: [] };
+  const scan: OplogScan = { total: 0, expected: {}, namespaces: [], written: [], special: [] };
   const names = new Set<string>();
+  const written = new Set<string>();
   const txns = new TransactionAssembler();
   for await (const raw of entries) {
     const entry = decodeDocument(raw, 'oplog entry', { promoteValues: false });
@@ -646,6 +649,8 @@ export async function scanOplog(
     if (entry.op === 'n') continue;
     for (const op of txns.take(entry)) {
       if (!isReplayable(op)) continue;
+      const target = targetNamespace(op);
+      if (target) written.add(target);
       const named = opNamespaces(op);
       if (!named) {
         scan.unredirectable ??= `${Object.keys((op.o ?? {}) as Document)[0] ?? '?'} ${describeEntry(op).slice(2)}`;
@@ -658,12 +663,12 @@ export async function scanOplog(
         else if (o.timeseries !== undefined)
           scan.special.push({ ns: named[0], what: 'time-series collection' });
       }
-      const target = targetNamespace(op);
       if (target) scan.expected[target] = (scan.expected[target] ?? 0) + 1;
       scan.total++;
     }
   }
   scan.namespaces = [...names].sort();
+  scan.written = [...written].sort();
   return scan;
 }
 
@@ -672,17 +677,5 @@ export async function oplogNamespaces(
   entries: AsyncIterable<Uint8Array>,
   limit?: OplogPosition,
 ): Promise<string[]> {
-  const out = new Set<string>();
-  const txns = new TransactionAssembler();
-  for await (const raw of entries) {
-    const entry = decodeDocument(raw, 'oplog entry', { promoteValues: false });
-    if (limit && isTimestamp(entry.ts) && comparePositions(position(entry.ts), limit) >= 0) continue;
-    if (entry.op === 'n') continue;
-    for (const op of txns.take(entry)) {
-      if (!isReplayable(op)) continue;
-      const ns = targetNamespace(op);
-      if (ns) out.add(ns);
-    }
-  }
-  return [...out].sort();
+  return (await scanOplog(entries, limit)).written;
 }

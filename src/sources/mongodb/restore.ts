@@ -339,14 +339,12 @@ function oplogSource(opts: ApplyOptions, item: Item): AsyncIterable<Uint8Array> 
  * Namespaces the oplog replay will write to beyond the planned collections (created or changed during
  * the backup window), with whether each exists on the target now: rollback must cover them too.
  */
-async function oplogOnlyTargets(opts: ApplyOptions): Promise<Touch[]> {
+async function oplogOnlyTargets(opts: ApplyOptions, scan?: OplogScan): Promise<Touch[]> {
   if (!opts.plan.oplog) return [];
   const planned = new Set(opts.plan.entries.map((e) => e.target));
   const out: Touch[] = [];
-  const names = await oplogNamespaces(
-    opts.oplogEntries?.() ?? splitBson(opts.repo.readItem(opts.plan.oplog), `snapshot item ${OPLOG_ITEM}`),
-    opts.oplogLimit,
-  );
+  // The scan applyRestore made already, when it made one: the oplog is read once.
+  const names = scan?.written ?? (await oplogNamespaces(oplogSource(opts, opts.plan.oplog), opts.oplogLimit));
   const existing = new Map<string, Set<string>>();
   try {
     for (const ns of names) {
@@ -511,7 +509,7 @@ async function savePreRestore(opts: ApplyOptions, planned: Awaited<ReturnType<ty
  * Today's in-place restore: straight into the target collections, with the pre-restore snapshot as the
  * way back. Used where the atomic path cannot be (see inPlaceReason) and for its own rollback.
  */
-async function applyInPlace(opts: ApplyOptions): Promise<RestoreResult> {
+async function applyInPlace(opts: ApplyOptions, scan?: OplogScan): Promise<RestoreResult> {
   const { client, plan } = opts;
   const notRestored: NotRestored[] = [];
   const result: RestoreResult = {
@@ -526,7 +524,7 @@ async function applyInPlace(opts: ApplyOptions): Promise<RestoreResult> {
 
   // Keep the current content of every namespace we are about to change.
   const existing = plan.entries.filter((e) => e.exists && !e.bucketsOf);
-  const oplogTouches = await oplogOnlyTargets(opts);
+  const oplogTouches = await oplogOnlyTargets(opts, scan);
   const preHashes = new Map<string, { count: number; hash: string }>();
   let preSnapshot: Snapshot | undefined;
   if (existing.length || oplogTouches.some((t) => t.existed)) {
@@ -781,7 +779,7 @@ export async function applyRestore(opts: ApplyOptions): Promise<RestoreResult> {
   opts.note?.(
     `lifeboat: restoring in place, not atomically: ${why}; a kill can leave it half-done (the pre-restore snapshot is the way back)`,
   );
-  return { ...(await applyInPlace(opts)), atomic: false, inPlaceReason: why };
+  return { ...(await applyInPlace(opts, scan)), atomic: false, inPlaceReason: why };
 }
 
 /**
