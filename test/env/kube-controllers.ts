@@ -184,7 +184,11 @@ export async function releaseDeletedPvcs(kube: KubeTestCluster, ns: string): Pro
 export async function playWorkloads(
   kube: KubeTestCluster,
   ns: string,
-  opts: { holdPods?: boolean } = {},
+  opts: {
+    holdPods?: boolean;
+    /** Called after each pod deletion with the time taken just before it was asked for: a lower bound of the moment the pod went. */
+    onPodDeleted?: (workload: string, requestedAt: string) => void;
+  } = {},
 ): Promise<void> {
   const a = admin(kube);
   for (const kind of ['deployments', 'statefulsets']) {
@@ -207,7 +211,9 @@ export async function playWorkloads(
         });
       if (!opts.holdPods)
         for (const p of pods.slice(want)) {
+          const requestedAt = new Date().toISOString();
           await a.del(`${podsPath}/${p.metadata.name}`);
+          opts.onPodDeleted?.(w.metadata.name, requestedAt);
           count--;
         }
       const ready = Math.min(count, want);

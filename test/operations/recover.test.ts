@@ -158,12 +158,17 @@ describe('lifeboat recover against FerretDB, kube-apiserver and Key Vault', () =
         !pvc.metadata.deletionTimestamp
       )
         await bindPvc(kube, NS, 'datadir-mongodb-0');
-      await playWorkloads(kube, NS, { holdPods });
+      // The last pod of the application went no earlier than its deletion was asked for; a
+      // timestamp taken after the loop saw it gone could be later than the moment recover saw it.
+      await playWorkloads(kube, NS, {
+        holdPods,
+        onPodDeleted: (workload, at) => {
+          if (workload === 'rocketchat') podsGoneAt = at;
+        },
+      });
       const d = await get(DEPLOY);
       if (d.kind === 'Deployment' && replicaHistory.at(-1) !== d.spec.replicas)
         replicaHistory.push(d.spec.replicas);
-      if (d.kind === 'Deployment' && d.spec.replicas === 0 && (await pods()) === 0 && !podsGoneAt)
-        podsGoneAt = new Date().toISOString();
     });
     await withDb(async (c) => {
       await c
