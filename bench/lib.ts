@@ -1,6 +1,6 @@
 /** Shared benchmark helpers: run the real CLI, sample its peak RSS from /proc, format results. */
 import { spawn } from 'node:child_process';
-import { readFile } from 'node:fs/promises';
+import { readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -23,15 +23,28 @@ async function hwm(pid: number): Promise<number> {
   return m ? Number(m[1]) * 1024 : 0;
 }
 
-/** Runs `lifeboat ARGS`, optionally feeding stdin from a generator; returns time and peak RSS. */
-export async function measureCli(
+/**
+ * Runs `lifeboat ARGS` as the package ships it (compiled dist/, see buildRuntime), optionally feeding stdin
+ * from a generator; returns time and peak RSS.
+ */
+export function measureCli(
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  options: { input?: AsyncIterable<Uint8Array>; cwd?: string } = {},
+): Promise<Measured> {
+  return measureCommand(process.execPath, [BIN, ...args], { LIFEBOAT_RUNTIME: 'dist', ...env }, options);
+}
+
+/** Any command (restic, for one), measured the same way as the CLI. */
+export async function measureCommand(
+  command: string,
   args: string[],
   env: NodeJS.ProcessEnv,
   options: { input?: AsyncIterable<Uint8Array>; cwd?: string } = {},
 ): Promise<Measured> {
   const { input, cwd } = options;
   const started = performance.now();
-  const child = spawn(process.execPath, [BIN, ...args], {
+  const child = spawn(command, args, {
     env: { ...process.env, ...env },
     cwd,
     stdio: ['pipe', 'pipe', 'pipe'],
@@ -52,6 +65,24 @@ export async function measureCli(
   const code = await closed;
   clearInterval(timer);
   return { code, ms: performance.now() - started, peakRss: peak, stdout, stderr };
+}
+
+/**
+ * Compiles src/ to dist/ (`npm run build`), so the bench measures the runtime the package and the
+ * container run: start-up without type stripping.
+ */
+export async function buildRuntime(): Promise<void> {
+  await rm(path.join(ROOT, 'dist'), { recursive: true, force: true });
+  const r = await measureCommand(
+    process.execPath,
+    [
+      path.join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'),
+      '-p',
+      path.join(ROOT, 'tsconfig.build.json'),
+    ],
+    {},
+  );
+  if (r.code !== 0) throw new Error(`building dist/ failed:\n${r.stdout}${r.stderr}`);
 }
 
 export function mbps(bytes: number, ms: number): string {

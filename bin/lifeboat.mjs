@@ -6,7 +6,9 @@
 //   under node_modules, so the package ships dist/, the same modules compiled 1:1 to JavaScript by
 //   `npm run build` (prepack), and no src/.
 // src/ wins whenever it is there outside node_modules, so a dist/ left over from an earlier `npm pack`
-// never shadows the sources being edited and tested.
+// never shadows the sources being edited and tested — unless LIFEBOAT_RUNTIME=dist asks for the compiled
+// modules: `npm run bench` builds them and measures what the package ships, which starts without type
+// stripping.
 import { existsSync } from 'node:fs';
 import { URL, fileURLToPath } from 'node:url';
 
@@ -18,6 +20,9 @@ if (major < 24) {
   process.exit(2);
 }
 const sources = new URL('../src/cli/main.ts', import.meta.url);
-const packaged = !existsSync(sources) || fileURLToPath(sources).split(/[\\/]/).includes('node_modules');
+const packaged =
+  process.env.LIFEBOAT_RUNTIME === 'dist' ||
+  !existsSync(sources) ||
+  fileURLToPath(sources).split(/[\\/]/).includes('node_modules');
 const { main } = await import(packaged ? '../dist/cli/main.js' : '../src/cli/main.ts');
 process.exitCode = await main(process.argv.slice(2));

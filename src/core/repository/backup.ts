@@ -124,6 +124,10 @@ class Backup implements BackupSession {
     };
   }
 
+  throwIfFailed(): void {
+    if (this.failure) throw this.failure;
+  }
+
   private assertOpen(): void {
     if (this.closed) throw new LifeboatError('INTERNAL', 'backup session already committed or aborted');
     if (this.failure) throw this.failure;
@@ -133,10 +137,36 @@ class Backup implements BackupSession {
 
   /** Stores one blob unless the repository (or this session) already has it. */
   async storeBlob(id: string, type: BlobType, plain: Buffer): Promise<void> {
-    this.assertOpen();
+    await this.enqueue(async () => this.storeNamed(id, type, plain));
+  }
+
+  /**
+   * Names a data chunk on the thread pool and stores it, without waiting for either: the caller's next
+   * chunk is cut while this one is hashed. `named` receives the id as soon as it is known; the writer
+   * waits for all of its chunks (settled) before it finishes the item.
+   */
+  async storeChunk(plain: Buffer, named: (id: string) => void): Promise<{ settled: Promise<void> }> {
+    return this.enqueue(async () => {
+      const id = await this.repo.chunkIdHasher.of(plain);
+      named(id);
+      await this.storeNamed(id, 'data', plain);
+    });
+  }
+
+  private async storeNamed(id: string, type: BlobType, plain: Buffer): Promise<void> {
+    // Checked and marked in one synchronous step, so two identical chunks named at once store one blob.
     if (this.pending.has(id) || this.repo.hasBlob(id)) return;
     this.pending.add(id);
-    const p = this.encode(id, type, plain).then(
+    await this.encode(id, type, plain);
+  }
+
+  /**
+   * Starts `work` once fewer than MAX_INFLIGHT are in flight; `settled` (wrapped, so awaiting this call
+   * does not wait for it) resolves when the work is done and never rejects: failures land in `failure`.
+   */
+  private async enqueue(work: () => Promise<void>): Promise<{ settled: Promise<void> }> {
+    this.assertOpen();
+    const p: Promise<void> = work().then(
       () => {
         this.inflight.delete(p);
       },
@@ -148,6 +178,7 @@ class Backup implements BackupSession {
     this.inflight.add(p);
     while (this.inflight.size >= MAX_INFLIGHT) await Promise.race(this.inflight);
     if (this.failure) throw this.failure;
+    return { settled: p };
   }
 
   private async encode(id: string, type: BlobType, plain: Buffer): Promise<void> {
@@ -267,6 +298,8 @@ class Writer implements ItemWriter {
   private readonly chunker: Chunker;
   private readonly hash = createHash('sha256');
   private readonly ids: string[] = [];
+  /** Chunks of this item still being named or stored. */
+  private readonly unsettled = new Set<Promise<void>>();
   private size = 0;
   private records = 0;
 
@@ -287,14 +320,18 @@ class Writer implements ItemWriter {
   }
 
   private async add(chunk: Buffer): Promise<void> {
-    const id = chunkId(this.session.repo.keys.id, chunk);
-    this.ids.push(id);
-    await this.session.storeBlob(id, 'data', chunk);
+    const slot = this.ids.push('') - 1;
+    const { settled } = await this.session.storeChunk(chunk, (id) => (this.ids[slot] = id));
+    this.unsettled.add(settled);
+    void settled.then(() => this.unsettled.delete(settled));
   }
 
   async finish(): Promise<Item> {
     const last = this.chunker.flush();
     if (last) await this.add(last);
+    await Promise.all(this.unsettled);
+    // A chunk that failed left its slot empty; the session's failure says why.
+    this.session.throwIfFailed();
     const item: Item = {
       name: this.input.name,
       kind: this.input.kind,

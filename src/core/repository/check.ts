@@ -10,9 +10,13 @@
  */
 import { createHash } from 'node:crypto';
 import { LifeboatError, isLifeboatError } from '../errors.ts';
+import { mapLimit } from '../concurrency.ts';
 import { readPackHeader } from './pack.ts';
 import type { Repository } from './repository.ts';
 import type { Snapshot } from './model.ts';
+
+/** Packs verified at once by --read-data: two keep a 2-core machine busy; memory is two packs. */
+const READ_DATA_PACKS_AT_ONCE = 2;
 
 export interface CheckOptions {
   readData?: boolean;
@@ -181,7 +185,8 @@ export async function checkRepository(repo: Repository, options: CheckOptions = 
       [...packs.keys()].filter((id) => !damaged.has(id)),
       options.readDataSubset,
     );
-    for (const id of selected) {
+    // Packs are verified a few at a time: one is read while another's blobs are opened on the pool.
+    await mapLimit(selected, READ_DATA_PACKS_AT_ONCE, async (id) => {
       options.onProgress?.(packsRead, selected.length);
       const pack = packs.get(id)!;
       try {
@@ -218,7 +223,7 @@ export async function checkRepository(repo: Repository, options: CheckOptions = 
         if (!isLifeboatError(e, 'INTEGRITY') && !isLifeboatError(e, 'NOT_FOUND')) throw e;
         damaged.set(id, (e as Error).message);
       }
-    }
+    });
     options.onProgress?.(packsRead, selected.length);
   }
 

@@ -14,6 +14,7 @@ import { LifeboatError, isLifeboatError } from '../errors.ts';
 import { FILE_CHUNKING, RECORD_CHUNKING, gearTable, type ChunkerParams } from '../chunker.ts';
 import { compress, decompress, type Codec } from '../compression.ts';
 import {
+  ChunkIdHasher,
   chunkId,
   deriveKeys,
   newMasterKey,
@@ -271,6 +272,8 @@ export class Repository {
   readonly config: RepositoryConfig;
   readonly keys: RepositoryKeys;
   readonly gear: Int32Array;
+  /** Chunk ids computed on the thread pool (backup naming, restore and check verification). */
+  readonly chunkIdHasher: ChunkIdHasher;
   /** The key record this process opened the repository with. */
   readonly keyId: string;
   private index: Map<string, IndexEntry> | undefined;
@@ -302,6 +305,7 @@ export class Repository {
     this.keys = keys;
     this.keyId = keyId;
     this.gear = gearTable(keys.chunker);
+    this.chunkIdHasher = new ChunkIdHasher(keys.id);
     this.clock = options.clock ?? systemClock;
     this.records = new Records(this);
     this.onDamage = options.onDamage ?? (() => {});
@@ -777,8 +781,8 @@ export class Repository {
 
   /** Authenticates, decompresses and re-hashes one sealed blob; INTEGRITY naming `what` on any mismatch. */
   async openBlob(sealed: Buffer, id: string, rawLength: number, what: string): Promise<Buffer> {
-    const plain = await decompress(open(this.keys.encryption, sealed, what), what);
-    if (plain.length !== rawLength || chunkId(this.keys.id, plain) !== id) {
+    const plain = await decompress(open(this.keys.encryption, sealed, what), what, rawLength);
+    if (plain.length !== rawLength || (await this.chunkIdHasher.of(plain)) !== id) {
       throw new LifeboatError('INTEGRITY', `${what} does not match its id`, {
         hint: 'run `lifeboat check --read-data`',
       });
