@@ -15,7 +15,6 @@ import { FILE_CHUNKING, RECORD_CHUNKING, gearTable, type ChunkerParams } from '.
 import { compress, decompress, type Codec } from '../compression.ts';
 import {
   ChunkIdHasher,
-  chunkId,
   deriveKeys,
   newMasterKey,
   open,
