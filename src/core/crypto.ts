@@ -67,7 +67,10 @@ export function open(key: Buffer, sealed: Uint8Array, what: string, aad?: string
     const decipher = createDecipheriv('aes-256-gcm', key, nonce);
     if (aad) decipher.setAAD(Buffer.from(aad));
     decipher.setAuthTag(tag);
-    return Buffer.concat([decipher.update(body), decipher.final()]);
+    const plain = decipher.update(body);
+    const rest = decipher.final();
+    // GCM is a stream mode: final() only authenticates and returns nothing, so no copy is needed.
+    return rest.length ? Buffer.concat([plain, rest]) : plain;
   } catch {
     throw new LifeboatError('INTEGRITY', `${what} failed authentication (corrupted or tampered)`, {
       hint: 'run `lifeboat check --read-data` to list damaged objects and affected snapshots',

@@ -13,6 +13,7 @@ import { hostname } from 'node:os';
 import { LifeboatError, isLifeboatError } from '../errors.ts';
 import { FILE_CHUNKING, RECORD_CHUNKING, gearTable, type ChunkerParams } from '../chunker.ts';
 import { compress, decompress, type Codec } from '../compression.ts';
+import { releaseBuffers } from '../memory.ts';
 import {
   ChunkIdHasher,
   deriveKeys,
@@ -263,6 +264,8 @@ export function decodeKeyRecord(raw: Buffer): { record: KeyRecord; damaged?: str
 
 /** Chunk lists longer than this go into tree blobs instead of the manifest. */
 export const INLINE_CHUNKS = 1000;
+/** Plain bytes read between two garbage collections (memory.ts), as the backup does per pack. */
+const RELEASE_EVERY_BYTES = 16 * 1024 * 1024;
 export const CHUNKS_PER_LIST = 8192;
 
 export class Repository {
@@ -807,6 +810,7 @@ export class Repository {
     const hash = createHash('sha256');
     const queue: Promise<Buffer>[] = [];
     let size = 0;
+    let sinceRelease = 0;
     const ids = this.chunkIds(item)[Symbol.asyncIterator]();
     let done = false;
     const fill = async () => {
@@ -828,6 +832,12 @@ export class Repository {
       await fill();
       hash.update(buf);
       size += buf.length;
+      sinceRelease += buf.length;
+      if (sinceRelease >= RELEASE_EVERY_BYTES) {
+        // See memory.ts: the blobs read so far are garbage outside V8's heap; collect them now.
+        sinceRelease = 0;
+        releaseBuffers();
+      }
       if (pending) yield pending;
       pending = buf;
     }

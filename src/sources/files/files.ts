@@ -412,6 +412,8 @@ function safeJoin(root: string, name: string): string {
 
 /** Files restored concurrently; each reads ahead its own blobs (Repository.readItem). */
 const RESTORE_FILES_AT_ONCE = 3;
+/** Blobs each of them fetches ahead: 12 in flight keep the thread pool busy; more only cost memory. */
+const RESTORE_READ_AHEAD = 4;
 
 export async function restoreFiles(
   repo: Repository,
@@ -448,7 +450,11 @@ export async function restoreFiles(
     await mapLimit(contents, RESTORE_FILES_AT_ONCE, async ({ item, dest, meta }) => {
       const tmp = `${dest}.lifeboat-partial`;
       try {
-        await pipeline(Readable.from(repo.readItem(item)), createWriteStream(tmp, { mode: 0o600 }));
+        // readItem already reads ahead: a deeper stream buffer would only hold more blobs in memory.
+        await pipeline(
+          Readable.from(repo.readItem(item, RESTORE_READ_AHEAD), { highWaterMark: 2 }),
+          createWriteStream(tmp, { mode: 0o600 }),
+        );
       } catch (e) {
         await rm(tmp, { force: true });
         throw e;
