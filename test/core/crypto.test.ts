@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { compress, decompress } from '../../src/core/compression.ts';
-import { chunkId, deriveKeys, newMasterKey, open, seal } from '../../src/core/crypto.ts';
+import { ChunkIdHasher, chunkId, deriveKeys, newMasterKey, open, seal } from '../../src/core/crypto.ts';
 import { isLifeboatError } from '../../src/core/errors.ts';
 import { pseudoRandom } from '../env/data.ts';
 
@@ -39,6 +39,31 @@ test('chunk ids are keyed: same data, different repositories, different ids', ()
   assert.equal(chunkId(a.id, data), chunkId(a.id, data));
   assert.notEqual(chunkId(a.id, data), chunkId(b.id, data));
   assert.notDeepEqual(a.id, a.encryption);
+});
+
+test('chunk ids hashed on the thread pool equal those hashed inline, small and large', async () => {
+  const keys = deriveKeys(newMasterKey());
+  const hasher = new ChunkIdHasher(keys.id);
+  for (const size of [0, 1, 16 * 1024, 64 * 1024, 512 * 1024 + 3]) {
+    const data = pseudoRandom(`c${size}`, size);
+    assert.equal(await hasher.of(data), chunkId(keys.id, data), `${size} bytes`);
+  }
+  const other = new ChunkIdHasher(deriveKeys(newMasterKey()).id);
+  const big = pseudoRandom('big', 256 * 1024);
+  assert.notEqual(await other.of(big), await hasher.of(big), 'keyed like chunkId');
+});
+
+test('a blob that inflates past its recorded plain length is damaged, not decompressed', async () => {
+  const plain = Buffer.from('rocket.chat message '.repeat(50_000));
+  for (const codec of ['zstd', 'gzip'] as const) {
+    const c = await compress(plain, { codec });
+    assert.ok((await decompress(c, 'x', plain.length)).equals(plain), `${codec}: exact length`);
+    await assert.rejects(
+      decompress(c, 'blob 1234', plain.length - 1000),
+      (e) => isLifeboatError(e, 'INTEGRITY') && /blob 1234: cannot decompress/.test(e.message),
+      `${codec}: a larger result is refused`,
+    );
+  }
 });
 
 test('compression round trips for every codec and falls back to none for incompressible data', async () => {

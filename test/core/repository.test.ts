@@ -149,6 +149,25 @@ for (const backendUnderTest of BACKENDS) {
       assert.ok((await readFile(path.join(restored, 'dedup/data.bin'))).equals(edited));
     });
 
+    test('identical chunks named at once on the thread pool are stored once', async () => {
+      // Four copies of one file: their chunks are hashed concurrently, and the dedup decision must still
+      // see each id once.
+      const dir = path.join(work.path, 'copies');
+      await mkdir(dir, { recursive: true });
+      const data = pseudoRandom('copies', 4 * 1024 * 1024);
+      for (const n of ['a', 'b', 'c', 'd']) await writeFile(path.join(dir, n), data);
+      const r = await cli(['files', 'backup', dir, '--json']);
+      assert.equal(r.code, 0, r.stderr);
+      assert.ok(
+        r.json.bytesAdded < data.length * 1.05,
+        `stored ${r.json.bytesAdded} bytes for 4 × ${data.length}`,
+      );
+      const restored = path.join(work.path, 'copies-restored');
+      assert.equal((await cli(['files', 'restore', r.json.id, '--target', restored])).code, 0);
+      for (const n of ['a', 'b', 'c', 'd'])
+        assert.ok((await readFile(path.join(restored, 'copies', n))).equals(data), n);
+    });
+
     test('wrong passphrase: clear error, non-zero exit, nothing written', async () => {
       const beforeObjects = await listAll(backend);
       const r = await cli(['files', 'backup', path.join(work.path, 'tree')], { LIFEBOAT_PASSWORD: 'wrong' });

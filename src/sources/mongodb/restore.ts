@@ -555,6 +555,42 @@ async function applyInPlace(opts: ApplyOptions, scan?: OplogScan): Promise<Resto
     const views = plan.entries.filter((e) => e.type === 'view');
     const collections = plan.entries.filter((e) => e.type !== 'view' && !e.bucketsOf);
     const buckets = plan.entries.filter((e) => e.bucketsOf);
+    const verify = opts.verify ?? true;
+    // Read back and compared as soon as its own data is in — while other collections are still loading,
+    // so the read-back overlaps the inserts instead of being a second pass after them — and always
+    // before the oplog replay changes the data on purpose. A time-series collection's own item holds no
+    // data: its buckets are what is read back.
+    const settle = async (e: RestoreEntry) => {
+      if (e.meta.metadataOnly) return;
+      if (verify) await verifyEntry(e);
+      result.collections.push({
+        source: e.source,
+        target: e.target,
+        type: e.type,
+        count: e.meta.count,
+        hash: e.meta.hash,
+        verified: verify,
+      });
+    };
+    const verifyEntry = async (e: RestoreEntry) => {
+      const h = await hashCollection(client, e.db, e.collection);
+      let count = e.meta.count;
+      let hash = e.meta.hash;
+      const pre = preHashes.get(e.target);
+      if (e.exists && !opts.drop && pre) {
+        count += pre.count;
+        hash = addHashes(hash, pre.hash);
+      }
+      if (h.count !== count || h.hex() !== hash) {
+        throw new LifeboatError(
+          'VERIFY_FAILED',
+          `verification of ${e.target} failed: ${h.count} documents with hash ${h.hex().slice(0, 12)}, expected ${count} with ${hash.slice(0, 12)}`,
+          {
+            hint: 'the server changed or dropped data during the restore; check its logs, then restore again with --drop',
+          },
+        );
+      }
+    };
     await mapLimit(collections, opts.parallel ?? 4, async (e) => {
       touched.push(touchOf(e));
       try {
@@ -564,6 +600,7 @@ async function applyInPlace(opts: ApplyOptions, scan?: OplogScan): Promise<Resto
       } catch (err) {
         throw isLifeboatError(err) ? err : mongoError(err, `restoring ${e.target}`);
       }
+      await settle(e);
     });
     // Buckets go into the time-series collections created above (dropping one drops its buckets, so
     // they need no rollback of their own).
@@ -573,50 +610,8 @@ async function applyInPlace(opts: ApplyOptions, scan?: OplogScan): Promise<Resto
       } catch (err) {
         throw isLifeboatError(err) ? err : mongoError(err, `restoring ${e.target}`);
       }
+      await settle(e);
     });
-    // What verification reads back: documents and buckets that were restored; a time-series
-    // collection's own item holds no data (its buckets do).
-    const data = plan.entries.filter((e) => e.type !== 'view' && !e.meta.metadataOnly);
-    // Verified before the oplog replay changes the data on purpose.
-    if (opts.verify ?? true) {
-      await mapLimit(data, opts.parallel ?? 4, async (e) => {
-        const h = await hashCollection(client, e.db, e.collection);
-        let count = e.meta.count;
-        let hash = e.meta.hash;
-        const pre = preHashes.get(e.target);
-        if (e.exists && !opts.drop && pre) {
-          count += pre.count;
-          hash = addHashes(hash, pre.hash);
-        }
-        if (h.count !== count || h.hex() !== hash) {
-          throw new LifeboatError(
-            'VERIFY_FAILED',
-            `verification of ${e.target} failed: ${h.count} documents with hash ${h.hex().slice(0, 12)}, expected ${count} with ${hash.slice(0, 12)}`,
-            {
-              hint: 'the server changed or dropped data during the restore; check its logs, then restore again with --drop',
-            },
-          );
-        }
-        result.collections.push({
-          source: e.source,
-          target: e.target,
-          type: e.type,
-          count: e.meta.count,
-          hash: e.meta.hash,
-          verified: true,
-        });
-      });
-    } else {
-      for (const e of data)
-        result.collections.push({
-          source: e.source,
-          target: e.target,
-          type: e.type,
-          count: e.meta.count,
-          hash: e.meta.hash,
-          verified: false,
-        });
-    }
     if (plan.oplog) {
       touched.push(...oplogTouches);
       result.oplog = await replayOplog(
