@@ -147,7 +147,7 @@ class Backup implements BackupSession {
    */
   async storeChunk(plain: Buffer, named: (id: string) => void): Promise<{ settled: Promise<void> }> {
     return this.enqueue(async () => {
-      const id = await this.repo.chunkIdHasher.of(plain);
+      const id = await this.repo.hashes.chunkId(plain);
       named(id);
       await this.storeNamed(id, 'data', plain);
     });
@@ -191,8 +191,10 @@ class Backup implements BackupSession {
 
   private async flushPack(): Promise<void> {
     if (this.packer.count === 0) return;
-    const pack = this.packer.finish(this.repo.keys.encryption);
+    // Swapped before the first await: blobs sealed meanwhile go into the next pack.
+    const sealed = this.packer.finish(this.repo.keys.encryption);
     this.packer = new PackBuilder();
+    const pack = { ...sealed, id: await this.repo.hashes.sha256Hex(sealed.bytes) };
     const p = this.repo.backend
       .save({ type: 'data', name: pack.id }, pack.bytes)
       .then(async () => {

@@ -8,7 +8,6 @@
  * Every problem is said once, with the command that deals with it: a damaged index file once (not once per
  * pack it listed), packs no index lists as one line, damaged snapshot objects by id.
  */
-import { createHash } from 'node:crypto';
 import { LifeboatError, isLifeboatError } from '../errors.ts';
 import { mapLimit } from '../concurrency.ts';
 import { releaseBuffers } from '../memory.ts';
@@ -198,7 +197,7 @@ export async function checkRepository(repo: Repository, options: CheckOptions = 
       try {
         const bytes = await repo.backend.load({ type: 'data', name: id });
         packsRead++;
-        if (createHash('sha256').update(bytes).digest('hex') !== id) {
+        if ((await repo.hashes.sha256Hex(bytes)) !== id) {
           damaged.set(id, 'content does not match its SHA-256 name');
         }
         const header = readPackHeader(repo.keys.encryption, id, bytes);

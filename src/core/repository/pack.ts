@@ -6,7 +6,6 @@
  * Header entry (41 bytes): type (1: 0 data, 1 tree) ‖ id (32) ‖ sealed length (u32) ‖ plain length (u32).
  * Offsets follow from the lengths.
  */
-import { createHash } from 'node:crypto';
 import { LifeboatError } from '../errors.ts';
 import { open, seal } from '../crypto.ts';
 
@@ -20,8 +19,7 @@ export interface PackedBlob {
   rawLength: number;
 }
 
-export interface FinishedPack {
-  id: string;
+export interface SealedPack {
   bytes: Buffer;
   blobs: PackedBlob[];
 }
@@ -43,7 +41,11 @@ export class PackBuilder {
     this.size += sealed.length;
   }
 
-  finish(key: Buffer): FinishedPack {
+  /**
+   * Seals the header and appends it. The pack's name is the SHA-256 of `bytes`, computed by the caller:
+   * the backup hashes on the thread pool (PoolHashes) while the main thread goes on packing.
+   */
+  finish(key: Buffer): SealedPack {
     const header = Buffer.alloc(this.blobs.length * ENTRY);
     this.blobs.forEach((b, i) => {
       const o = i * ENTRY;
@@ -56,8 +58,7 @@ export class PackBuilder {
     const len = Buffer.alloc(4);
     len.writeUInt32LE(sealedHeader.length);
     const bytes = Buffer.concat([...this.parts, sealedHeader, len]);
-    const id = createHash('sha256').update(bytes).digest('hex');
-    return { id, bytes, blobs: this.blobs };
+    return { bytes, blobs: this.blobs };
   }
 }
 

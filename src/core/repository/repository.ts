@@ -13,9 +13,8 @@ import { hostname } from 'node:os';
 import { LifeboatError, isLifeboatError } from '../errors.ts';
 import { FILE_CHUNKING, RECORD_CHUNKING, gearTable, type ChunkerParams } from '../chunker.ts';
 import { compress, decompress, type Codec } from '../compression.ts';
-import { releaseBuffers } from '../memory.ts';
 import {
-  ChunkIdHasher,
+  PoolHashes,
   deriveKeys,
   newMasterKey,
   open,
@@ -264,8 +263,6 @@ export function decodeKeyRecord(raw: Buffer): { record: KeyRecord; damaged?: str
 
 /** Chunk lists longer than this go into tree blobs instead of the manifest. */
 export const INLINE_CHUNKS = 1000;
-/** Plain bytes read between two garbage collections (memory.ts), as the backup does per pack. */
-const RELEASE_EVERY_BYTES = 16 * 1024 * 1024;
 export const CHUNKS_PER_LIST = 8192;
 
 export class Repository {
@@ -274,8 +271,8 @@ export class Repository {
   readonly config: RepositoryConfig;
   readonly keys: RepositoryKeys;
   readonly gear: Int32Array;
-  /** Chunk ids computed on the thread pool (backup naming, restore and check verification). */
-  readonly chunkIdHasher: ChunkIdHasher;
+  /** Chunk ids and pack names hashed on the thread pool. */
+  readonly hashes: PoolHashes;
   /** The key record this process opened the repository with. */
   readonly keyId: string;
   private index: Map<string, IndexEntry> | undefined;
@@ -307,7 +304,7 @@ export class Repository {
     this.keys = keys;
     this.keyId = keyId;
     this.gear = gearTable(keys.chunker);
-    this.chunkIdHasher = new ChunkIdHasher(keys.id);
+    this.hashes = new PoolHashes(keys);
     this.clock = options.clock ?? systemClock;
     this.records = new Records(this);
     this.onDamage = options.onDamage ?? (() => {});
@@ -784,7 +781,7 @@ export class Repository {
   /** Authenticates, decompresses and re-hashes one sealed blob; INTEGRITY naming `what` on any mismatch. */
   async openBlob(sealed: Buffer, id: string, rawLength: number, what: string): Promise<Buffer> {
     const plain = await decompress(open(this.keys.encryption, sealed, what), what, rawLength);
-    if (plain.length !== rawLength || (await this.chunkIdHasher.of(plain)) !== id) {
+    if (plain.length !== rawLength || (await this.hashes.chunkId(plain)) !== id) {
       throw new LifeboatError('INTEGRITY', `${what} does not match its id`, {
         hint: 'run `lifeboat check --read-data`',
       });
@@ -810,7 +807,6 @@ export class Repository {
     const hash = createHash('sha256');
     const queue: Promise<Buffer>[] = [];
     let size = 0;
-    let sinceRelease = 0;
     const ids = this.chunkIds(item)[Symbol.asyncIterator]();
     let done = false;
     const fill = async () => {
@@ -832,12 +828,7 @@ export class Repository {
       await fill();
       hash.update(buf);
       size += buf.length;
-      sinceRelease += buf.length;
-      if (sinceRelease >= RELEASE_EVERY_BYTES) {
-        // See memory.ts: the blobs read so far are garbage outside V8's heap; collect them now.
-        sinceRelease = 0;
-        releaseBuffers();
-      }
+
       if (pending) yield pending;
       pending = buf;
     }
