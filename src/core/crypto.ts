@@ -89,12 +89,13 @@ export function chunkId(idKey: Buffer, data: Uint8Array): string {
 const POOL_MIN_BYTES = 64 * 1024;
 
 /**
- * chunkId and SHA-256 on libuv's thread pool (WebCrypto runs its jobs there), for the bulk hashing of a
- * backup (chunk ids, pack names), a restore and a check (blob ids), so the main thread goes on chunking,
- * sealing and writing meanwhile. Results equal the synchronous functions'.
+ * chunkId on libuv's thread pool (WebCrypto runs its jobs there): a backup names its chunks, a restore
+ * and a check verify their blobs, while the main thread goes on chunking, sealing and writing. Results
+ * equal chunkId's.
  *
- * Sealing and opening stay on the calling thread: AES-GCM runs at ~2 GB/s there, and on the pool the
- * extra copies and scheduling made backup and restore slower (measured in docs/performance.md).
+ * Sealing, opening and the pack SHA-256 stay on the calling thread: AES-GCM and SHA-256 run at ~2 GB/s
+ * there, and on the pool WebCrypto's copy of each input made backup and restore no faster and a 16 MiB
+ * pack cost 16 MiB more memory (docs/performance.md).
  */
 export class PoolHashes {
   private readonly idKey: Buffer;
@@ -110,11 +111,6 @@ export class PoolHashes {
       'sign',
     ]);
     return Buffer.from(await webcrypto.subtle.sign('HMAC', await this.hmac, bytes(data))).toString('hex');
-  }
-
-  async sha256Hex(data: Uint8Array): Promise<string> {
-    if (data.length < POOL_MIN_BYTES) return sha256Hex(data);
-    return Buffer.from(await webcrypto.subtle.digest('SHA-256', bytes(data))).toString('hex');
   }
 }
 

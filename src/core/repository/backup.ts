@@ -191,10 +191,8 @@ class Backup implements BackupSession {
 
   private async flushPack(): Promise<void> {
     if (this.packer.count === 0) return;
-    // Swapped before the first await: blobs sealed meanwhile go into the next pack.
-    const sealed = this.packer.finish(this.repo.keys.encryption);
+    const pack = this.packer.finish(this.repo.keys.encryption);
     this.packer = new PackBuilder();
-    const pack = { ...sealed, id: await this.repo.hashes.sha256Hex(sealed.bytes) };
     const p = this.repo.backend
       .save({ type: 'data', name: pack.id }, pack.bytes)
       .then(async () => {

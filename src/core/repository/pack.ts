@@ -6,6 +6,7 @@
  * Header entry (41 bytes): type (1: 0 data, 1 tree) ‖ id (32) ‖ sealed length (u32) ‖ plain length (u32).
  * Offsets follow from the lengths.
  */
+import { createHash } from 'node:crypto';
 import { LifeboatError } from '../errors.ts';
 import { open, seal } from '../crypto.ts';
 
@@ -19,7 +20,8 @@ export interface PackedBlob {
   rawLength: number;
 }
 
-export interface SealedPack {
+export interface FinishedPack {
+  id: string;
   bytes: Buffer;
   blobs: PackedBlob[];
 }
@@ -41,11 +43,7 @@ export class PackBuilder {
     this.size += sealed.length;
   }
 
-  /**
-   * Seals the header and appends it. The pack's name is the SHA-256 of `bytes`, computed by the caller:
-   * the backup hashes on the thread pool (PoolHashes) while the main thread goes on packing.
-   */
-  finish(key: Buffer): SealedPack {
+  finish(key: Buffer): FinishedPack {
     const header = Buffer.alloc(this.blobs.length * ENTRY);
     this.blobs.forEach((b, i) => {
       const o = i * ENTRY;
@@ -58,7 +56,8 @@ export class PackBuilder {
     const len = Buffer.alloc(4);
     len.writeUInt32LE(sealedHeader.length);
     const bytes = Buffer.concat([...this.parts, sealedHeader, len]);
-    return { bytes, blobs: this.blobs };
+    const id = createHash('sha256').update(bytes).digest('hex');
+    return { id, bytes, blobs: this.blobs };
   }
 }
 

@@ -155,9 +155,8 @@ export async function applyPrune(
   let builder = new PackBuilder();
   const flush = async () => {
     if (builder.count === 0) return;
-    const sealed = builder.finish(repo.keys.encryption);
+    const pack = builder.finish(repo.keys.encryption);
     builder = new PackBuilder();
-    const pack = { ...sealed, id: await repo.hashes.sha256Hex(sealed.bytes) };
     await repo.backend.save({ type: 'data', name: pack.id }, pack.bytes);
     newPacks.push({ id: pack.id, size: pack.bytes.length, blobs: pack.blobs });
   };

@@ -271,7 +271,7 @@ export class Repository {
   readonly config: RepositoryConfig;
   readonly keys: RepositoryKeys;
   readonly gear: Int32Array;
-  /** Chunk ids and pack names hashed on the thread pool. */
+  /** Chunk ids hashed on the thread pool. */
   readonly hashes: PoolHashes;
   /** The key record this process opened the repository with. */
   readonly keyId: string;
