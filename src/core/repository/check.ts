@@ -17,9 +17,9 @@ import type { Repository } from './repository.ts';
 import type { Snapshot } from './model.ts';
 
 /**
- * Packs verified at once by --read-data. One: its blobs, opened BLOBS_AT_ONCE at a time on the thread
- * pool, already keep both cores busy, and a second pack in memory cost 22 MiB more peak RSS for 10% more
- * speed (measured on local disk).
+ * Packs verified at once by --read-data. One: its blobs, opened BLOBS_AT_ONCE at a time, keep the thread
+ * pool busy, and a second pack in memory cost 22 MiB more peak RSS for 10% more speed (measured on local
+ * disk, docs/performance.md).
  */
 const READ_DATA_PACKS_AT_ONCE = 1;
 /** Blobs of one pack opened at once. */

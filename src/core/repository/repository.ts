@@ -828,7 +828,6 @@ export class Repository {
       await fill();
       hash.update(buf);
       size += buf.length;
-
       if (pending) yield pending;
       pending = buf;
     }
