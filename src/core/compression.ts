@@ -18,6 +18,11 @@ export type Codec = 'zstd' | 'gzip' | 'none';
 export const CODECS: readonly Codec[] = ['zstd', 'gzip', 'none'];
 
 const CODEC_BYTE: Record<Codec, number> = { none: 0, zstd: 1, gzip: 2 };
+const CODEC_PREFIX: Record<Codec, Uint8Array> = {
+  none: Uint8Array.of(CODEC_BYTE.none),
+  zstd: Uint8Array.of(CODEC_BYTE.zstd),
+  gzip: Uint8Array.of(CODEC_BYTE.gzip),
+};
 
 export interface CompressionOptions {
   codec: Codec;
@@ -65,14 +70,18 @@ function outputBound(inputLength: number): number {
   return Math.max(64 * 1024, inputLength + (inputLength >> 7) + 1024);
 }
 
-function framed(codec: Codec, body: Uint8Array): Buffer {
-  const out = Buffer.allocUnsafeSlow(body.length + 1);
-  out[0] = CODEC_BYTE[codec];
-  out.set(body, 1);
-  return out;
+/** compress, as one buffer (metadata objects: index, snapshots). */
+export async function compress(data: Uint8Array, opts: CompressionOptions): Promise<Buffer> {
+  return Buffer.concat(await compressParts(data, opts));
 }
 
-export function compress(data: Uint8Array, opts: CompressionOptions): Promise<Buffer> {
+/**
+ * compress, as its two parts (the codec byte, then the body), which seal() encrypts in turn: joining
+ * them first would copy every blob once more, an allocation per chunk that the backup's garbage
+ * collector then has to pay for.
+ */
+export function compressParts(data: Uint8Array, opts: CompressionOptions): Promise<Uint8Array[]> {
+  const framed = (codec: Codec, body: Uint8Array) => [CODEC_PREFIX[codec], body];
   return inSlot(async () => {
     if (opts.codec === 'none') return framed('none', data);
     if (opts.codec === 'gzip' && data.length >= 4 * PROBE_BYTES) {

@@ -43,13 +43,15 @@ export function deriveKeys(master: Buffer): RepositoryKeys {
   return { encryption: derive('encryption'), id: derive('chunk-id'), chunker: derive('chunker') };
 }
 
-export function seal(key: Buffer, plaintext: Uint8Array, aad?: string): Buffer {
+/** `plaintext` may come in parts (compressParts' codec byte and body): they are sealed as one. */
+export function seal(key: Buffer, plaintext: Uint8Array | Uint8Array[], aad?: string): Buffer {
   const nonce = randomBytes(NONCE_BYTES);
   const cipher = createCipheriv('aes-256-gcm', key, nonce);
   if (aad) cipher.setAAD(Buffer.from(aad));
-  const body = cipher.update(plaintext);
-  const final = cipher.final();
-  return Buffer.concat([nonce, body, final, cipher.getAuthTag()]);
+  const parts: Uint8Array[] = [nonce];
+  for (const p of Array.isArray(plaintext) ? plaintext : [plaintext]) parts.push(cipher.update(p));
+  parts.push(cipher.final(), cipher.getAuthTag());
+  return Buffer.concat(parts);
 }
 
 /** Decrypts and authenticates; any tampering, truncation or wrong key throws INTEGRITY with `what`. */

@@ -8,7 +8,7 @@
  */
 import { createHash } from 'node:crypto';
 import { ByteChunker, RecordChunker, type Chunker } from '../chunker.ts';
-import { compress } from '../compression.ts';
+import { compressParts } from '../compression.ts';
 import { chunkId, seal } from '../crypto.ts';
 import { LifeboatError, isLifeboatError } from '../errors.ts';
 import { releaseBuffers } from '../memory.ts';
@@ -183,7 +183,7 @@ class Backup implements BackupSession {
 
   private async encode(id: string, type: BlobType, plain: Buffer): Promise<void> {
     const rawLength = plain.length;
-    const sealed = seal(this.repo.keys.encryption, await compress(plain, this.repo.config.compression));
+    const sealed = seal(this.repo.keys.encryption, await compressParts(plain, this.repo.config.compression));
     this.packer.add(type, id, sealed, rawLength);
     this.progress.bytesAdded += sealed.length;
     if (this.packer.size >= this.repo.config.packSize) await this.flushPack();
