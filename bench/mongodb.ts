@@ -31,7 +31,7 @@ import { EXACT_BSON } from '../src/sources/mongodb/metadata.ts';
 import { startMongo } from '../test/env/ferretdb.ts';
 import { tempDir } from '../test/env/index.ts';
 import { mkdir, rm } from 'node:fs/promises';
-import { measureCli } from './lib.ts';
+import { buildRuntime, measureCli } from './lib.ts';
 import { generateSample, simulateDay2, specForBytes } from '../src/sources/mongodb/sample-data.ts';
 
 export interface MongoBenchResult {
@@ -251,6 +251,7 @@ export async function benchMongo(
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
+  await buildRuntime();
   const r = await benchMongo();
   console.log(JSON.stringify(r, null, 2));
 }
