@@ -17,7 +17,7 @@ import { compress } from '../src/core/compression.ts';
 import { chunkId, seal } from '../src/core/crypto.ts';
 import { ensureTool } from '../scripts/tools/toolbox.ts';
 import { restic as resticTool } from '../scripts/tools/restic.ts';
-import { GiB, MiB, mbps, measureCli, measureCommand, mib, row, type Measured } from './lib.ts';
+import { GiB, MiB, mbps, measureCli, measureCommand, mib, row, sizeFromEnv, type Measured } from './lib.ts';
 
 const WORDS =
   'the quick brown fox jumps over lazy dog rocket chat message room user channel reaction thread upload'.split(
@@ -162,16 +162,6 @@ function keepBest(best: Map<string, Best>, key: string, m: Measured): void {
   best.set(key, { ms: Math.min(b?.ms ?? Infinity, m.ms), peakRss: Math.max(b?.peakRss ?? 0, m.peakRss) });
 }
 
-/** `268435456`, `256MiB`, `1GiB`. */
-export function sizeFromEnv(name: string, fallback: number): number {
-  const text = process.env[name];
-  if (!text) return fallback;
-  const m = /^(\d+(?:\.\d+)?)\s*(KiB|MiB|GiB)?$/.exec(text.trim());
-  if (!m) throw new Error(`${name}=${text}: expected bytes or a size like 256MiB or 1GiB`);
-  const unit = { KiB: 1024, MiB, GiB }[m[2] as 'KiB' | 'MiB' | 'GiB'] ?? 1;
-  return Math.round(Number(m[1]) * unit);
-}
-
 export async function benchCore(): Promise<void> {
   const total = Math.max(
     FILE_BYTES,
@@ -233,12 +223,8 @@ export async function benchCore(): Promise<void> {
       );
       await fh.close();
     }
-    const env = {
-      LIFEBOAT_REPO: path.join(work, 'repo-lifeboat'),
-      LIFEBOAT_PASSWORD: 'bench',
-      LIFEBOAT_CONFIG: '',
-    };
-    const changed = ok(await measureCli(['files', 'backup', dataDir, '--json'], env), 'lifeboat backup');
+    // Into the last round's Lifeboat repository, which holds the unchanged data.
+    const changed = await contenders[0].backup(false);
     const added = JSON.parse(changed.stdout).bytesAdded as number;
     row(
       'Lifeboat backup after a 1% change',

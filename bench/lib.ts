@@ -85,6 +85,16 @@ export async function buildRuntime(): Promise<void> {
   if (r.code !== 0) throw new Error(`building dist/ failed:\n${r.stdout}${r.stderr}`);
 }
 
+/** A size from the environment: `268435456`, `256MiB`, `1GiB`; `fallback` when unset. */
+export function sizeFromEnv(name: string, fallback: number): number {
+  const text = process.env[name];
+  if (!text) return fallback;
+  const m = /^(\d+(?:\.\d+)?)\s*(KiB|MiB|GiB)?$/.exec(text.trim());
+  if (!m) throw new Error(`${name}=${text}: expected bytes or a size like 256MiB or 1GiB`);
+  const unit = { KiB: 1024, MiB, GiB }[m[2] as 'KiB' | 'MiB' | 'GiB'] ?? 1;
+  return Math.round(Number(m[1]) * unit);
+}
+
 export function mbps(bytes: number, ms: number): string {
   return `${(bytes / 1e6 / (ms / 1000)).toFixed(0)} MB/s`;
 }

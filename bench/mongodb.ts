@@ -31,7 +31,7 @@ import { EXACT_BSON } from '../src/sources/mongodb/metadata.ts';
 import { startMongo } from '../test/env/ferretdb.ts';
 import { tempDir } from '../test/env/index.ts';
 import { mkdir, rm } from 'node:fs/promises';
-import { buildRuntime, measureCli } from './lib.ts';
+import { buildRuntime, measureCli, sizeFromEnv } from './lib.ts';
 import { generateSample, simulateDay2, specForBytes } from '../src/sources/mongodb/sample-data.ts';
 
 export interface MongoBenchResult {
@@ -134,33 +134,26 @@ async function cycle(uri: string, db: string, bytes: number, work: string, log: 
     const b = await cli(['mongodb', 'backup', '--ns-include', `${db}.*`, '--json']);
     if (b.code !== 0) throw new Error(b.stderr);
     const bj = JSON.parse(b.stdout);
+    const restore = async (extra: string[]) => {
+      const m = await cli([
+        'mongodb',
+        'restore',
+        bj.id,
+        '--ns-from',
+        `${db}.*`,
+        '--ns-to',
+        `${db}_restored.*`,
+        ...extra,
+        '--json',
+      ]);
+      if (m.code !== 0) throw new Error(m.stderr);
+      await client.db(`${db}_restored`).dropDatabase();
+      return m;
+    };
     log(`restore into ${db}_restored`);
-    const r = await cli([
-      'mongodb',
-      'restore',
-      bj.id,
-      '--ns-from',
-      `${db}.*`,
-      '--ns-to',
-      `${db}_restored.*`,
-      '--json',
-    ]);
-    if (r.code !== 0) throw new Error(r.stderr);
-    await client.db(`${db}_restored`).dropDatabase();
+    const r = await restore([]);
     log(`restore into ${db}_restored without verification`);
-    const rn = await cli([
-      'mongodb',
-      'restore',
-      bj.id,
-      '--ns-from',
-      `${db}.*`,
-      '--ns-to',
-      `${db}_restored.*`,
-      '--no-verify',
-      '--json',
-    ]);
-    if (rn.code !== 0) throw new Error(rn.stderr);
-    await client.db(`${db}_restored`).dropDatabase();
+    const rn = await restore(['--no-verify']);
     log('baselines: raw find loop, insertMany loop');
     const dumpDir = path.join(work, `baseline-${db}`);
     await mkdir(dumpDir, { recursive: true });
@@ -174,19 +167,10 @@ async function cycle(uri: string, db: string, bytes: number, work: string, log: 
   }
 }
 
-/** `268435456`, `256MiB`, `1GiB`: a size in bytes, or with a binary unit. */
-function sizeFromEnv(text: string | undefined, fallback: number): number {
-  if (!text) return fallback;
-  const m = /^(\d+(?:\.\d+)?)\s*(KiB|MiB|GiB)?$/.exec(text.trim());
-  if (!m) throw new Error(`LIFEBOAT_BENCH_MONGO_BYTES=${text}: expected bytes or a size like 256MiB or 1GiB`);
-  const unit = { KiB: 1024, MiB: MiB, GiB: 1024 * MiB }[m[2] as 'KiB' | 'MiB' | 'GiB'] ?? 1;
-  return Math.round(Number(m[1]) * unit);
-}
-
 export async function benchMongo(
   options: { bytes?: number; log?: (m: string) => void } = {},
 ): Promise<MongoBenchResult> {
-  const bytes = options.bytes ?? sizeFromEnv(process.env.LIFEBOAT_BENCH_MONGO_BYTES, 64 * MiB);
+  const bytes = options.bytes ?? sizeFromEnv('LIFEBOAT_BENCH_MONGO_BYTES', 64 * MiB);
   const log = options.log ?? ((m: string) => console.error(`[bench mongodb] ${m}`));
   const server = await startMongo();
   const work = await tempDir('lifeboat-bench-mongo-');

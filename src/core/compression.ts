@@ -121,7 +121,7 @@ export function decompress(data: Buffer, what: string, expectedLength?: number):
       const sizing =
         expectedLength === undefined
           ? {}
-          : { chunkSize: Math.max(64, expectedLength + 1), maxOutputLength: Math.max(1, expectedLength + 1) };
+          : { chunkSize: Math.max(64, expectedLength + 1), maxOutputLength: expectedLength + 1 };
       return data[0] === 1 ? await zstdDecompressAsync(body, sizing) : await gunzipAsync(body, sizing);
     } catch (e) {
       throw new LifeboatError('INTEGRITY', `${what}: cannot decompress (${(e as Error).message})`, {

@@ -161,7 +161,7 @@ class Backup implements BackupSession {
   }
 
   /**
-   * Starts `work` once fewer than MAX_INFLIGHT are in flight; `settled` (wrapped, so awaiting this call
+   * Starts `work`, then waits while MAX_INFLIGHT are in flight. `settled` (wrapped, so awaiting this call
    * does not wait for it) resolves when the work is done and never rejects: failures land in `failure`.
    */
   private async enqueue(work: () => Promise<void>): Promise<{ settled: Promise<void> }> {

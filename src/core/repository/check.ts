@@ -16,12 +16,6 @@ import { readPackHeader } from './pack.ts';
 import type { Repository } from './repository.ts';
 import type { Snapshot } from './model.ts';
 
-/**
- * Packs verified at once by --read-data. One: its blobs, opened BLOBS_AT_ONCE at a time, keep the thread
- * pool busy, and a second pack in memory cost 22 MiB more peak RSS for 10% more speed (measured on local
- * disk, docs/performance.md).
- */
-const READ_DATA_PACKS_AT_ONCE = 1;
 /** Blobs of one pack opened at once. */
 const BLOBS_AT_ONCE = 6;
 
@@ -192,7 +186,9 @@ export async function checkRepository(repo: Repository, options: CheckOptions = 
       [...packs.keys()].filter((id) => !damaged.has(id)),
       options.readDataSubset,
     );
-    await mapLimit(selected, READ_DATA_PACKS_AT_ONCE, async (id) => {
+    // One pack at a time: its blobs, opened BLOBS_AT_ONCE at a time, keep the thread pool busy, and a
+    // second pack in memory cost 22 MiB more peak RSS for 10% more speed (docs/performance.md).
+    for (const id of selected) {
       options.onProgress?.(packsRead, selected.length);
       const pack = packs.get(id)!;
       try {
@@ -203,8 +199,7 @@ export async function checkRepository(repo: Repository, options: CheckOptions = 
         }
         const header = readPackHeader(repo.keys.encryption, id, bytes);
         const byId = new Map(header.map((b) => [b.id, b]));
-        // Opened a few at a time on the thread pool: enough for every core, and the plain blobs of a
-        // whole pack never sit in memory at once.
+        // A few at a time, so the plain blobs of a whole pack never sit in memory at once.
         await mapLimit(pack.blobs, BLOBS_AT_ONCE, async (b) => {
           const h = byId.get(b.id);
           if (!h || h.offset !== b.offset || h.length !== b.length) {
@@ -231,7 +226,7 @@ export async function checkRepository(repo: Repository, options: CheckOptions = 
       // A pack's buffers are garbage now; collecting at once keeps memory near one pack (memory.ts):
       // measured 170 MiB peak against 200 without, for 5% of the speed.
       releaseBuffers();
-    });
+    }
     options.onProgress?.(packsRead, selected.length);
   }
 

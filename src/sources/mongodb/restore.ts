@@ -260,6 +260,22 @@ export async function inspectTargets(client: MongoClient, plan: RestorePlan): Pr
   }
 }
 
+/**
+ * The result's line for an entry restored as its snapshot recorded it. A view holds no documents and is
+ * never read back.
+ */
+function restoredEntry(e: RestoreEntry, verified: boolean): RestoredCollection {
+  const view = e.type === 'view';
+  return {
+    source: e.source,
+    target: e.target,
+    type: e.type,
+    count: view ? 0 : e.meta.count,
+    hash: e.meta.hash,
+    verified: view ? false : verified,
+  };
+}
+
 /** Reads a collection back: count, bytes and content hash. */
 export async function hashCollection(
   client: MongoClient,
@@ -563,14 +579,7 @@ async function applyInPlace(opts: ApplyOptions, scan?: OplogScan): Promise<Resto
     const settle = async (e: RestoreEntry) => {
       if (e.meta.metadataOnly) return;
       if (verify) await verifyEntry(e);
-      result.collections.push({
-        source: e.source,
-        target: e.target,
-        type: e.type,
-        count: e.meta.count,
-        hash: e.meta.hash,
-        verified: verify,
-      });
+      result.collections.push(restoredEntry(e, verify));
     };
     const verifyEntry = async (e: RestoreEntry) => {
       const h = await hashCollection(client, e.db, e.collection);
@@ -634,15 +643,7 @@ async function applyInPlace(opts: ApplyOptions, scan?: OplogScan): Promise<Resto
     }
     if (plan.usersAndRoles.length)
       result.usersAndRoles = await restoreUsersAndRoles(client, opts.repo, plan.usersAndRoles, opts.drop);
-    for (const e of views)
-      result.collections.push({
-        source: e.source,
-        target: e.target,
-        type: 'view',
-        count: 0,
-        hash: e.meta.hash,
-        verified: false,
-      });
+    for (const e of views) result.collections.push(restoredEntry(e, false));
     result.collections.sort((a, b) => (a.target < b.target ? -1 : 1));
     return result;
   } catch (failure) {
@@ -1110,15 +1111,7 @@ async function applyAtomic(
       } catch (err) {
         throw isLifeboatError(err) ? err : mongoError(err, `restoring ${e.target}`);
       }
-      if (!scan)
-        result.collections.push({
-          source: e.source,
-          target: e.target,
-          type: e.type,
-          count: e.meta.count,
-          hash: e.meta.hash,
-          verified: opts.verify ?? true,
-        });
+      if (!scan) result.collections.push(restoredEntry(e, opts.verify ?? true));
     });
   } catch (failure) {
     return undo(failure, 'while loading');
@@ -1204,14 +1197,7 @@ async function applyAtomic(
   for (const e of views) {
     if (e.exists) await client.db(e.db).collection(e.collection).drop();
     await createTarget(opts, e, notRestored);
-    result.collections.push({
-      source: e.source,
-      target: e.target,
-      type: 'view',
-      count: 0,
-      hash: e.meta.hash,
-      verified: false,
-    });
+    result.collections.push(restoredEntry(e, false));
   }
   if (plan.usersAndRoles.length)
     result.usersAndRoles = await restoreUsersAndRoles(client, opts.repo, plan.usersAndRoles, opts.drop);
