@@ -24,5 +24,11 @@ const packaged =
   process.env.LIFEBOAT_RUNTIME === 'dist' ||
   !existsSync(sources) ||
   fileURLToPath(sources).split(/[\\/]/).includes('node_modules');
+if (packaged && !existsSync(new URL('../dist/cli/main.js', import.meta.url))) {
+  console.error(
+    'lifeboat: dist/ is not built (LIFEBOAT_RUNTIME=dist or a package without it) — run `npm run build`',
+  );
+  process.exit(2);
+}
 const { main } = await import(packaged ? '../dist/cli/main.js' : '../src/cli/main.ts');
 process.exitCode = await main(process.argv.slice(2));

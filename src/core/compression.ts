@@ -124,7 +124,11 @@ export function decompress(data: Buffer, what: string, expectedLength?: number):
           : { chunkSize: Math.max(64, expectedLength + 1), maxOutputLength: expectedLength + 1 };
       return data[0] === 1 ? await zstdDecompressAsync(body, sizing) : await gunzipAsync(body, sizing);
     } catch (e) {
-      throw new LifeboatError('INTEGRITY', `${what}: cannot decompress (${(e as Error).message})`, {
+      const why =
+        (e as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE'
+          ? `it inflates past its recorded ${expectedLength} bytes`
+          : (e as Error).message;
+      throw new LifeboatError('INTEGRITY', `${what}: cannot decompress (${why})`, {
         hint: 'run `lifeboat check --read-data`',
       });
     }
