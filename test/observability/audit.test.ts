@@ -36,9 +36,10 @@ async function openRepo(repo: string): Promise<Repository> {
 async function auditFiles(repo: string): Promise<string[]> {
   return (await readdir(path.join(repo, 'records'))).filter((n) => n.startsWith('audit_')).sort(byTime);
 }
+/** The log's own order (records.ts `list`): the name's time stamp, then the whole name. */
 function byTime(a: string, b: string): number {
-  const t = (n: string) => n.split('_').slice(2).join('_');
-  return t(a) < t(b) ? -1 : t(a) > t(b) ? 1 : a < b ? -1 : 1;
+  const t = (n: string) => n.split('_').at(-2)!;
+  return t(a) < t(b) ? -1 : t(a) > t(b) ? 1 : a < b ? -1 : a > b ? 1 : 0;
 }
 
 async function copyRepo(name: string): Promise<string> {
