@@ -107,30 +107,58 @@ export function compressParts(data: Uint8Array, opts: CompressionOptions): Promi
  * output in one piece and caps it: a damaged or hostile blob cannot inflate past what it should be.
  */
 export function decompress(data: Buffer, what: string, expectedLength?: number): Promise<Buffer> {
+  const codec = codecOf(data, what);
+  if (codec instanceof LifeboatError) return Promise.reject(codec);
   const body = data.subarray(1);
-  if (data[0] === 0) return Promise.resolve(body);
-  if (data[0] !== 1 && data[0] !== 2) {
-    return Promise.reject(
-      new LifeboatError('INTEGRITY', `${what}: unknown compression codec ${data[0]}`, {
-        hint: 'this repository was written by a newer Lifeboat, or the blob is damaged',
-      }),
-    );
-  }
+  if (codec === 'none') return Promise.resolve(body);
   return inSlot(async () => {
     try {
-      const sizing =
-        expectedLength === undefined
-          ? {}
-          : { chunkSize: Math.max(64, expectedLength + 1), maxOutputLength: expectedLength + 1 };
-      return data[0] === 1 ? await zstdDecompressAsync(body, sizing) : await gunzipAsync(body, sizing);
+      const sizing = outputSizing(expectedLength);
+      return codec === 'zstd' ? await zstdDecompressAsync(body, sizing) : await gunzipAsync(body, sizing);
     } catch (e) {
-      const why =
-        (e as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE'
-          ? `it inflates past its recorded ${expectedLength} bytes`
-          : (e as Error).message;
-      throw new LifeboatError('INTEGRITY', `${what}: cannot decompress (${why})`, {
-        hint: 'run `lifeboat check --read-data`',
-      });
+      throw cannotDecompress(e, what, expectedLength);
     }
+  });
+}
+
+/**
+ * decompress on the calling thread, for worker threads (pack-verify-worker.ts): there a thread-pool hop
+ * would only add a context switch, and the worker is the parallelism.
+ */
+export function decompressSync(data: Buffer, what: string, expectedLength?: number): Buffer {
+  const codec = codecOf(data, what);
+  if (codec instanceof LifeboatError) throw codec;
+  const body = data.subarray(1);
+  if (codec === 'none') return body;
+  try {
+    const sizing = outputSizing(expectedLength);
+    return codec === 'zstd' ? zlib.zstdDecompressSync(body, sizing) : zlib.gunzipSync(body, sizing);
+  } catch (e) {
+    throw cannotDecompress(e, what, expectedLength);
+  }
+}
+
+function codecOf(data: Buffer, what: string): Codec | LifeboatError {
+  if (data[0] === CODEC_BYTE.none) return 'none';
+  if (data[0] === CODEC_BYTE.zstd) return 'zstd';
+  if (data[0] === CODEC_BYTE.gzip) return 'gzip';
+  return new LifeboatError('INTEGRITY', `${what}: unknown compression codec ${data[0]}`, {
+    hint: 'this repository was written by a newer Lifeboat, or the blob is damaged',
+  });
+}
+
+function outputSizing(expectedLength: number | undefined): { chunkSize?: number; maxOutputLength?: number } {
+  return expectedLength === undefined
+    ? {}
+    : { chunkSize: Math.max(64, expectedLength + 1), maxOutputLength: expectedLength + 1 };
+}
+
+function cannotDecompress(e: unknown, what: string, expectedLength: number | undefined): LifeboatError {
+  const why =
+    (e as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE'
+      ? `it inflates past its recorded ${expectedLength} bytes`
+      : (e as Error).message;
+  return new LifeboatError('INTEGRITY', `${what}: cannot decompress (${why})`, {
+    hint: 'run `lifeboat check --read-data`',
   });
 }

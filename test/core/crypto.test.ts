@@ -1,7 +1,7 @@
 // Unit tests of sealing, keyed ids and compression: no server needed.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { compress, decompress } from '../../src/core/compression.ts';
+import { compress, decompress, decompressSync } from '../../src/core/compression.ts';
 import { PoolHashes, chunkId, deriveKeys, newMasterKey, open, seal } from '../../src/core/crypto.ts';
 import { isLifeboatError } from '../../src/core/errors.ts';
 import { pseudoRandom } from '../env/data.ts';
@@ -65,6 +65,15 @@ test('a blob that inflates past its recorded plain length is damaged, not decomp
         /blob 1234: cannot decompress \(it inflates past its recorded \d+ bytes\)/.test(e.message),
       `${codec}: a larger result is refused`,
     );
+    // The worker threads' synchronous path refuses it with the same message.
+    assert.ok(decompressSync(c, 'x', plain.length).equals(plain), `${codec}: exact length, sync`);
+    assert.throws(
+      () => decompressSync(c, 'blob 1234', plain.length - 1000),
+      (e) =>
+        isLifeboatError(e, 'INTEGRITY') &&
+        /blob 1234: cannot decompress \(it inflates past its recorded \d+ bytes\)/.test(e.message),
+      `${codec}: a larger result is refused, sync`,
+    );
   }
 });
 
@@ -82,4 +91,6 @@ test('compression round trips for every codec and falls back to none for incompr
   const bad = Buffer.from(await compress(text, { codec: 'zstd' }));
   bad[0] = 9;
   await assert.rejects(decompress(bad, 'blob'), (e) => isLifeboatError(e, 'INTEGRITY'));
+  assert.throws(() => decompressSync(bad, 'blob'), /blob: unknown compression codec 9/);
+  assert.ok(decompressSync(c, 'x').equals(noise), 'sync: stored uncompressed');
 });

@@ -149,6 +149,10 @@ describe('npm pack → npm install -g → lifeboat', () => {
     const restored = path.join(target, path.basename(data));
     assert.equal(await readFile(path.join(restored, 'a.txt'), 'utf8'), 'alpha\n');
     assert.deepEqual(await readFile(path.join(restored, 'sub', 'b.bin')), Buffer.alloc(70_000, 7));
+    // Verification runs on worker threads: their compiled entry module ships in the package too.
+    const check = await run(bin, ['--repo', repo, 'check', '--read-data', '--json'], { env, cwd: tmp.path });
+    assert.equal(check.code, 0, check.stderr);
+    assert.ok(JSON.parse(check.stdout).blobsRead > 0, check.stdout);
   });
 
   test('as the image runs it: locked production tree, read-only, non-root user, unwritable HOME', async () => {
@@ -201,7 +205,7 @@ describe('npm pack → npm install -g → lifeboat', () => {
       ['--repo', repo, 'init'],
       ['--repo', repo, 'files', 'backup', data],
       ['--repo', repo, 'files', 'restore', 'latest', '--target', path.join(writable, 'restored')],
-      ['--repo', repo, 'check'],
+      ['--repo', repo, 'check', '--read-data'],
     ];
     for (const args of steps) {
       const r = await run(imageBin, args, { env, cwd: writable, uid });

@@ -7,8 +7,9 @@
  * Offsets follow from the lengths.
  */
 import { createHash } from 'node:crypto';
-import { LifeboatError } from '../errors.ts';
-import { open, seal } from '../crypto.ts';
+import { decompressSync } from '../compression.ts';
+import { LifeboatError, isLifeboatError } from '../errors.ts';
+import { chunkId, open, seal, type RepositoryKeys } from '../crypto.ts';
 
 export type BlobType = 'data' | 'tree';
 
@@ -103,4 +104,92 @@ export function parsePackHeader(key: Buffer, packId: string, tail: Buffer, packS
   if (offset !== packSize - tail.length)
     throw new LifeboatError('INTEGRITY', `${what} header does not match its blobs`);
   return blobs;
+}
+
+export interface BlobsVerdict {
+  /** Why a blob is damaged (the last one found); absent when every blob is whole. */
+  reason?: string;
+  /** Blobs that opened and matched their ids. */
+  blobsRead: number;
+}
+
+/**
+ * One piece of a pack that `check --read-data` reads at once: whole blobs (those that start in it),
+ * back to back. Together the ranges cover every byte of the pack, header included, in order, so the
+ * pack's SHA-256 is computed over them as they arrive.
+ */
+export interface PackRange {
+  offset: number;
+  length: number;
+  blobs: PackedBlob[];
+}
+
+/**
+ * Plans the ranges of a pack: blobs in offset order, up to `target` bytes per range (more when one blob
+ * is larger), the last range running to the end of the pack. Reading a 16 MiB pack as four ranges keeps a
+ * few MiB per pack in memory instead of the whole pack. Index entries that overlap an earlier blob or lie
+ * past the pack's end are in no range: the header comparison reports them.
+ */
+export function planPackRanges(blobs: readonly PackedBlob[], packSize: number, target: number): PackRange[] {
+  const ranges: PackRange[] = [];
+  let current: PackRange = { offset: 0, length: 0, blobs: [] };
+  for (const b of [...blobs].sort((x, y) => x.offset - y.offset)) {
+    const end = b.offset + b.length;
+    if (b.offset < current.offset + current.length || end > packSize) continue;
+    if (current.blobs.length && end - current.offset > target) {
+      ranges.push(current);
+      current = { offset: current.offset + current.length, length: 0, blobs: [] };
+    }
+    current.blobs.push(b);
+    current.length = end - current.offset;
+  }
+  current.length = packSize - current.offset;
+  ranges.push(current);
+  return ranges;
+}
+
+/**
+ * Authenticates, decompresses and re-hashes each blob of one range (`bytes` starts at `range.offset` in
+ * pack `packId`) on the calling thread: a worker's (pack-verify-worker.ts). Only damage is a verdict;
+ * anything else (a bug) throws.
+ */
+export function verifyBlobs(
+  keys: RepositoryKeys,
+  packId: string,
+  bytes: Buffer,
+  range: { offset: number; blobs: readonly PackedBlob[] },
+): BlobsVerdict {
+  let reason: string | undefined;
+  let blobsRead = 0;
+  for (const b of range.blobs) {
+    const what = `blob ${b.id.slice(0, 12)} in pack ${packId}`;
+    try {
+      const start = b.offset - range.offset;
+      const sealed = bytes.subarray(start, start + b.length);
+      if (sealed.length !== b.length) throw new LifeboatError('INTEGRITY', `${what} is truncated`);
+      const plain = decompressSync(open(keys.encryption, sealed, what), what, b.rawLength);
+      if (plain.length !== b.rawLength || chunkId(keys.id, plain) !== b.id)
+        throw new LifeboatError('INTEGRITY', `${what} does not match its id`);
+      blobsRead++;
+    } catch (e) {
+      if (!isLifeboatError(e, 'INTEGRITY')) throw e;
+      reason = `blob ${b.id.slice(0, 12)}: ${e.message}`;
+    }
+  }
+  return reason === undefined ? { blobsRead } : { reason, blobsRead };
+}
+
+/** Why the pack's header disagrees with what the index says it holds, if it does. */
+export function headerMismatch(
+  header: readonly PackedBlob[],
+  indexed: readonly PackedBlob[],
+): string | undefined {
+  const byId = new Map(header.map((b) => [b.id, b]));
+  let reason: string | undefined;
+  for (const b of indexed) {
+    const h = byId.get(b.id);
+    if (!h || h.offset !== b.offset || h.length !== b.length)
+      reason = `blob ${b.id.slice(0, 12)} in the index is not in the pack header`;
+  }
+  return reason;
 }

@@ -1,0 +1,119 @@
+/**
+ * A few worker threads for CPU-bound work the main thread would otherwise do alone (verifying packs).
+ * Node runs JavaScript on one thread; libuv's pool only takes the native calls handed to it one by one,
+ * and each hop costs main-thread time. A worker takes a whole task (the blobs of a 4 MiB pack range:
+ * decrypt, decompress, re-hash) and the main thread is left with the I/O.
+ *
+ * One task per worker at a time, the rest queued in order. Inputs are moved, not copied, when they own
+ * their memory (`movable`). A worker that dies fails its task and every queued one: the pool is then
+ * broken and says why, instead of hanging.
+ */
+import { availableParallelism } from 'node:os';
+import { Worker } from 'node:worker_threads';
+import { LifeboatError } from './errors.ts';
+
+/** What a worker entry posts back for each task. */
+export type WorkerReply<R> = { id: number; value: R } | { id: number; error: string };
+
+interface Task<Q, R> {
+  id: number;
+  request: Q;
+  transfer: ArrayBuffer[];
+  resolve: (value: R) => void;
+  reject: (e: unknown) => void;
+}
+
+interface Slot<Q, R> {
+  worker: Worker;
+  task?: Task<Q, R>;
+}
+
+/**
+ * The worker entry for a module of this folder, as the running code names it: `.ts` when the sources
+ * run (tests, a checkout), `.js` from dist/ (the package, the image, the bench).
+ */
+export function workerEntry(name: string, base: string): URL {
+  return new URL(`./${name}${base.endsWith('.ts') ? '.ts' : '.js'}`, base);
+}
+
+/** One worker per core, at most `max`: on 2 cores, two workers keep both busy while the main thread reads. */
+export function workerCount(max: number): number {
+  return Math.max(1, Math.min(max, availableParallelism()));
+}
+
+export class WorkerPool<Q, R> {
+  private readonly slots: Slot<Q, R>[] = [];
+  private readonly queue: Task<Q, R>[] = [];
+  private nextId = 0;
+  private broken: LifeboatError | undefined;
+  private closed = false;
+
+  constructor(entry: URL, size: number, workerData: unknown) {
+    for (let i = 0; i < size; i++) {
+      const slot: Slot<Q, R> = { worker: new Worker(entry, { workerData }) };
+      slot.worker.on('message', (reply: WorkerReply<R>) => this.settle(slot, reply));
+      slot.worker.on('error', (e) => this.fail(`a worker thread failed: ${e.message}`));
+      slot.worker.on('exit', (code) => {
+        if (!this.closed) this.fail(`a worker thread exited (code ${code})`);
+      });
+      this.slots.push(slot);
+    }
+  }
+
+  /** Runs `request` on the next free worker; `transfer` lists buffers moved to it (unusable here after). */
+  run(request: Q, transfer: ArrayBuffer[] = []): Promise<R> {
+    if (this.broken) return Promise.reject(this.broken);
+    if (this.closed) return Promise.reject(new LifeboatError('INTERNAL', 'worker pool already closed'));
+    return new Promise<R>((resolve, reject) => {
+      this.queue.push({ id: this.nextId++, request, transfer, resolve, reject });
+      this.dispatch();
+    });
+  }
+
+  /** Stops the workers; a task still running or queued (its caller gave up on it) is rejected. */
+  async close(): Promise<void> {
+    this.closed = true;
+    await Promise.all(this.slots.map((s) => s.worker.terminate()));
+    this.fail('the worker pool was closed before this task ran');
+  }
+
+  private dispatch(): void {
+    for (const slot of this.slots) {
+      if (slot.task || this.queue.length === 0) continue;
+      const task = this.queue.shift()!;
+      slot.task = task;
+      slot.worker.postMessage({ id: task.id, request: task.request }, task.transfer);
+    }
+  }
+
+  private settle(slot: Slot<Q, R>, reply: WorkerReply<R>): void {
+    const task = slot.task;
+    if (!task || task.id !== reply.id) return;
+    slot.task = undefined;
+    if ('error' in reply) task.reject(new LifeboatError('INTERNAL', reply.error));
+    else task.resolve(reply.value);
+    this.dispatch();
+  }
+
+  private fail(message: string): void {
+    this.broken ??= new LifeboatError('INTERNAL', message, {
+      hint: 'run the command again; if it fails the same way, report it with --verbose output',
+    });
+    for (const slot of this.slots) {
+      slot.task?.reject(this.broken);
+      slot.task = undefined;
+    }
+    for (const task of this.queue.splice(0)) task.reject(this.broken);
+  }
+}
+
+/**
+ * The buffer to move to a worker: only one that owns all of its ArrayBuffer. A view into a shared
+ * allocation (Node pools small Buffers) would take its neighbours' bytes away; it is copied instead.
+ */
+export function movable(bytes: Uint8Array): ArrayBuffer[] {
+  const buffer = bytes.buffer;
+  return buffer instanceof ArrayBuffer && bytes.byteOffset === 0 && bytes.byteLength === buffer.byteLength
+    ? [buffer]
+    : [];
+}
