@@ -51,6 +51,8 @@ export class WorkerPool<Q, R> {
   constructor(entry: URL, size: number, workerData: unknown) {
     for (let i = 0; i < size; i++) {
       const slot: Slot<Q, R> = { worker: new Worker(entry, { workerData }) };
+      // An idle worker never keeps the process alive (a pool nobody closed); a busy one does.
+      slot.worker.unref();
       slot.worker.on('message', (reply: WorkerReply<R>) => this.settle(slot, reply));
       slot.worker.on('error', (e) => this.fail(`a worker thread failed: ${e.message}`));
       slot.worker.on('exit', (code) => {
@@ -82,6 +84,7 @@ export class WorkerPool<Q, R> {
       if (slot.task || this.queue.length === 0) continue;
       const task = this.queue.shift()!;
       slot.task = task;
+      slot.worker.ref();
       slot.worker.postMessage({ id: task.id, request: task.request }, task.transfer);
     }
   }
@@ -90,6 +93,7 @@ export class WorkerPool<Q, R> {
     const task = slot.task;
     if (!task || task.id !== reply.id) return;
     slot.task = undefined;
+    slot.worker.unref();
     if ('error' in reply) task.reject(new LifeboatError('INTERNAL', reply.error));
     else task.resolve(reply.value);
     this.dispatch();

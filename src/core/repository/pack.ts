@@ -149,6 +149,25 @@ export function planPackRanges(blobs: readonly PackedBlob[], packSize: number, t
 }
 
 /**
+ * Authenticates, decompresses and re-hashes one sealed blob on the calling thread (Repository.openBlob
+ * does the same with the thread pool); INTEGRITY naming `what` on any mismatch.
+ */
+export function openBlobSync(
+  keys: RepositoryKeys,
+  sealed: Buffer,
+  id: string,
+  rawLength: number,
+  what: string,
+): Buffer {
+  const plain = decompressSync(open(keys.encryption, sealed, what), what, rawLength);
+  if (plain.length !== rawLength || chunkId(keys.id, plain) !== id)
+    throw new LifeboatError('INTEGRITY', `${what} does not match its id`, {
+      hint: 'run `lifeboat check --read-data`',
+    });
+  return plain;
+}
+
+/**
  * Authenticates, decompresses and re-hashes each blob of one range (`bytes` starts at `range.offset` in
  * pack `packId`) on the calling thread: a worker's (pack-verify-worker.ts). Only damage is a verdict;
  * anything else (a bug) throws.
@@ -167,9 +186,7 @@ export function verifyBlobs(
       const start = b.offset - range.offset;
       const sealed = bytes.subarray(start, start + b.length);
       if (sealed.length !== b.length) throw new LifeboatError('INTEGRITY', `${what} is truncated`);
-      const plain = decompressSync(open(keys.encryption, sealed, what), what, b.rawLength);
-      if (plain.length !== b.rawLength || chunkId(keys.id, plain) !== b.id)
-        throw new LifeboatError('INTEGRITY', `${what} does not match its id`);
+      openBlobSync(keys, sealed, b.id, b.rawLength, what);
       blobsRead++;
     } catch (e) {
       if (!isLifeboatError(e, 'INTEGRITY')) throw e;
