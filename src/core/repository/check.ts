@@ -2,15 +2,16 @@
  * Integrity checking, restic's `check`:
  * - structure: config, keys, every index file and snapshot decrypts; every pack the index names exists
  *   with the right size; every blob a snapshot references is indexed;
- * - `readData`: every pack (or a subset) is read whole, its SHA-256 compared with its name, its header
- *   authenticated, and every blob decrypted, decompressed and re-hashed against its id.
+ * - `readData`: every pack (or a subset) is read in full, range by range, its SHA-256 compared with its
+ *   name, its header authenticated and compared with the index, and every blob decrypted, decompressed
+ *   and re-hashed against its id on worker threads.
  * Damaged packs are reported with the snapshots that need them, so an operator knows what is lost.
  * Every problem is said once, with the command that deals with it: a damaged index file once (not once per
  * pack it listed), packs no index lists as one line, damaged snapshot objects by id.
  */
+import { createHash } from 'node:crypto';
 import { LifeboatError, isLifeboatError } from '../errors.ts';
 import { mapLimit } from '../concurrency.ts';
-import { createHash } from 'node:crypto';
 import { WorkerPool, movable, workerCount, workerEntry } from '../workers.ts';
 import { PACK_TRAILER, headerMismatch, parsePackHeader, planPackRanges, type BlobsVerdict } from './pack.ts';
 import type { PackVerifyRequest } from './pack-verify-worker.ts';
@@ -287,7 +288,7 @@ async function readPack(
     }
     hash.update(bytes);
     if (bytes.length !== range.length)
-      return done({ read: true, reason: `truncated: ${range.offset + bytes.length} of ${pack.size} bytes` });
+      return done({ read: true, reason: `truncated (${range.offset + bytes.length} of ${pack.size} bytes)` });
     if (i === ranges.length - 1 && bytes.length >= PACK_TRAILER) {
       const hlen = bytes.readUInt32LE(bytes.length - PACK_TRAILER);
       // A copy: the range itself is moved to a worker below.

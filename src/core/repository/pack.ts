@@ -65,7 +65,7 @@ export class PackBuilder {
 /** Bytes at the end of a pack holding the sealed header length. */
 export const PACK_TRAILER = 4;
 
-/** Reads the header of a whole pack (for check and prune); throws INTEGRITY naming the pack. */
+/** Reads the header of a whole pack in memory (prune); throws INTEGRITY naming the pack. */
 export function readPackHeader(key: Buffer, packId: string, bytes: Buffer): PackedBlob[] {
   const what = `pack ${packId}`;
   if (bytes.length < PACK_TRAILER)
