@@ -203,18 +203,30 @@ describe('point-in-time recovery against a replica set member', () => {
     const exited = new Promise<number | null>((r) => child.on('close', (c) => r(c)));
     return { child, logs, exited };
   }
-  async function waitFor(what: string, cond: () => boolean | Promise<boolean>, ms = 90_000): Promise<void> {
+  async function waitFor(
+    what: string,
+    cond: () => boolean | Promise<boolean>,
+    ms = 90_000,
+    f?: Follower,
+  ): Promise<void> {
     const deadline = Date.now() + ms;
     while (!(await cond())) {
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+      if (Date.now() > deadline) {
+        // What the follower last said is what explains a wait that never ends.
+        const said = f ? `; the follower's last lines:\n${logText({ ...f, logs: f.logs.slice(-12) })}` : '';
+        throw new Error(`timed out waiting for ${what}${said}`);
+      }
       await new Promise((r) => setTimeout(r, 250));
     }
   }
   /** Waits until a slice covers everything written up to now. */
   async function caughtUp(f: Follower): Promise<void> {
     const now = Date.now();
-    await waitFor('a slice covering the last write', () =>
-      f.logs.some((l) => l.msg === 'pitr: slice written' && Date.parse(l.coveredUntil) >= now),
+    await waitFor(
+      'a slice covering the last write',
+      () => f.logs.some((l) => l.msg === 'pitr: slice written' && Date.parse(l.coveredUntil) >= now),
+      90_000,
+      f,
     );
   }
   async function stop(f: Follower): Promise<number | null> {
