@@ -248,6 +248,9 @@ export async function startKube(options: KubeTestOptions = {}): Promise<KubeTest
             existsSync(certFile) ? await readFile(certFile, 'utf8') : undefined,
           );
           await pollUntil('kube-apiserver /readyz', 180_000, async () => {
+            // Read again each time: the first read may have caught the file half-written (the serving
+            // certificate without the CA after it), which fails every TLS check after it.
+            caPem = await readFile(certFile, 'utf8');
             const res = await rawRequest({ server, caPem }, tokens.admin, 'GET', '/readyz');
             return res.status === 200 ? true : undefined;
           });
