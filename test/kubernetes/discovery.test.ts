@@ -314,7 +314,11 @@ describe('cluster-state discovery backup and restore into an empty cluster state
       '--json',
     ]);
     assert.equal(inc.code, 0, inc.stderr);
-    assert.deepEqual(inc.json.counts, { Namespace: 1, Service: 6, Ingress: 1, Event: 1 });
+    // The test's own Event is taken; kube-apiserver may record events of its own in the namespace (a CI
+    // run under load saw a second one), so only the other kinds are counted exactly.
+    const { Event: events, ...others } = inc.json.counts;
+    assert.deepEqual(others, { Namespace: 1, Service: 6, Ingress: 1 });
+    assert.ok(events >= 1, `events taken: ${events}`);
   });
 
   test('delete namespace, CRD and cluster objects; restore brings everything back, CRDs first', async () => {
