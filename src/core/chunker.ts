@@ -78,7 +78,15 @@ export class ByteChunker implements Chunker {
   }
 
   push(data: Uint8Array): Buffer[] {
-    const out: Buffer[] = [];
+    return this.pushParts(data).map(joined);
+  }
+
+  /**
+   * push, with each chunk as the views it is made of (one per input it spans), not joined: a caller
+   * that copies the chunk somewhere anyway (a backup's shared ring) saves the join.
+   */
+  pushParts(data: Uint8Array): Uint8Array[][] {
+    const out: Uint8Array[][] = [];
     const gear = this.gear;
     let start = 0;
     let i = 0;
@@ -130,9 +138,9 @@ export class ByteChunker implements Chunker {
     return out;
   }
 
-  private take(data: Uint8Array, start: number, end: number): Buffer {
-    const tail = Buffer.from(data.buffer, data.byteOffset + start, end - start);
-    const chunk = this.parts.length === 0 ? tail : Buffer.concat([...this.parts, tail]);
+  private take(data: Uint8Array, start: number, end: number): Uint8Array[] {
+    const tail = data.subarray(start, end);
+    const chunk = this.parts.length === 0 ? [tail] : [...this.parts, tail];
     this.parts = [];
     this.length = 0;
     this.hash = 0;
@@ -140,13 +148,30 @@ export class ByteChunker implements Chunker {
   }
 
   flush(): Buffer | undefined {
+    const parts = this.flushParts();
+    return parts && joined(parts);
+  }
+
+  /** The views kept for the chunk not yet cut (see push): the caller must keep their bytes as they are. */
+  get pending(): readonly Uint8Array[] {
+    return this.parts;
+  }
+
+  flushParts(): Uint8Array[] | undefined {
     if (this.length === 0) return undefined;
-    const chunk = Buffer.concat(this.parts);
+    const chunk = this.parts;
     this.parts = [];
     this.length = 0;
     this.hash = 0;
     return chunk;
   }
+}
+
+/** One chunk's parts as one Buffer: a view when it is one part, a copy when it spans several. */
+function joined(parts: Uint8Array[]): Buffer {
+  if (parts.length > 1) return Buffer.concat(parts);
+  const p = parts[0];
+  return Buffer.from(p.buffer, p.byteOffset, p.byteLength);
 }
 
 /** Cuts only between records (each `push` is one record); a record larger than `max` is split. */

@@ -45,13 +45,22 @@ export function deriveKeys(master: Buffer): RepositoryKeys {
 
 /** `plaintext` may come in parts (compressParts' codec byte and body): they are sealed as one. */
 export function seal(key: Buffer, plaintext: Uint8Array | Uint8Array[], aad?: string): Buffer {
+  return Buffer.concat(sealParts(key, plaintext, aad));
+}
+
+/**
+ * seal, as the parts of the sealed object in order (nonce, ciphertext pieces, tag), not joined: a worker
+ * thread moves the ciphertext to the main thread as it is, instead of leaving a joined copy's source
+ * behind as garbage.
+ */
+export function sealParts(key: Buffer, plaintext: Uint8Array | Uint8Array[], aad?: string): Uint8Array[] {
   const nonce = randomBytes(NONCE_BYTES);
   const cipher = createCipheriv('aes-256-gcm', key, nonce);
   if (aad) cipher.setAAD(Buffer.from(aad));
   const parts: Uint8Array[] = [nonce];
   for (const p of Array.isArray(plaintext) ? plaintext : [plaintext]) parts.push(cipher.update(p));
   parts.push(cipher.final(), cipher.getAuthTag());
-  return Buffer.concat(parts);
+  return parts.filter((p) => p.length > 0);
 }
 
 /** Decrypts and authenticates; any tampering, truncation or wrong key throws INTEGRITY with `what`. */

@@ -121,3 +121,64 @@ export function movable(bytes: Uint8Array): ArrayBuffer[] {
     ? [buffer]
     : [];
 }
+
+/**
+ * Places of any size in one SharedArrayBuffer, taken at the head and given back in any order: how the
+ * main thread hands bytes to workers without a copy per message, and without leaving every worker a
+ * copy of its own to collect. The tail moves on once the oldest place is given back, so a place that
+ * is slow to come back holds up the space after it; `take` waits until there is room.
+ */
+export class SharedRing {
+  readonly buffer: SharedArrayBuffer;
+  readonly bytes: Uint8Array;
+  private head = 0;
+  private tail = 0;
+  /** Places in the order taken; `end` is where the tail moves to once this one is the oldest and given back. */
+  private readonly places: { offset: number; end: number; given: boolean }[] = [];
+  private waiting: (() => void)[] = [];
+
+  constructor(size: number) {
+    this.buffer = new SharedArrayBuffer(size);
+    this.bytes = new Uint8Array(this.buffer);
+  }
+
+  /** The offset of `length` free bytes, once there are. */
+  async take(length: number): Promise<number> {
+    if (length > this.bytes.length)
+      throw new LifeboatError('INTERNAL', `${length} bytes do not fit a ${this.bytes.length}-byte ring`);
+    for (;;) {
+      const offset = this.tryTake(length);
+      if (offset !== undefined) return offset;
+      await new Promise<void>((resolve) => this.waiting.push(resolve));
+    }
+  }
+
+  give(offset: number): void {
+    const place = this.places.find((p) => p.offset === offset && !p.given);
+    if (!place) throw new LifeboatError('INTERNAL', `ring offset ${offset} was not taken`);
+    place.given = true;
+    while (this.places[0]?.given) this.tail = this.places.shift()!.end;
+    const waiting = this.waiting;
+    this.waiting = [];
+    for (const wake of waiting) wake();
+  }
+
+  private tryTake(length: number): number | undefined {
+    if (this.places.length === 0) this.head = this.tail = 0;
+    else if (this.head === this.tail) return undefined; // full
+    let offset: number;
+    if (this.head >= this.tail) {
+      // Free: [head, size) and [0, tail). A place that does not fit at the end starts again at 0, and
+      // the end stays unused until the tail passes it.
+      if (this.bytes.length - this.head >= length) offset = this.head;
+      else if (this.tail >= length) offset = 0;
+      else return undefined;
+    } else {
+      if (this.tail - this.head < length) return undefined;
+      offset = this.head;
+    }
+    this.places.push({ offset, end: offset + length, given: false });
+    this.head = offset + length;
+    return offset;
+  }
+}

@@ -66,6 +66,10 @@ function countingSession(): BackupSession {
         size += d.length;
         records++;
       },
+      async writeFrom(): Promise<number> {
+        throw new Error('not used');
+      },
+      async discard() {},
       async finish(): Promise<Item> {
         return { ...input, meta: input.meta ?? {}, size, sha256: '', records };
       },

@@ -6,12 +6,14 @@
  * Memory is bounded by MAX_INFLIGHT blobs being compressed, one open pack, and MAX_UPLOADS packs being
  * written, whatever the size of the data.
  */
-import { createHash } from 'node:crypto';
+import { createHash, createHmac } from 'node:crypto';
 import { ByteChunker, RecordChunker, type Chunker } from '../chunker.ts';
-import { compressParts } from '../compression.ts';
+import { compressPartsSync } from '../compression.ts';
 import { chunkId, seal } from '../crypto.ts';
 import { LifeboatError, isLifeboatError } from '../errors.ts';
 import { releaseBuffers } from '../memory.ts';
+import { SharedRing, WorkerPool, workerCount, workerEntry } from '../workers.ts';
+import type { BackupWorkerData, BackupWorkerRequest, BackupWorkerResult, CutChunk, CutResult } from './backup-worker.ts';
 import { PackBuilder, type BlobType } from './pack.ts';
 import {
   CHUNKS_PER_LIST,
@@ -43,6 +45,24 @@ const PACKS_PER_INDEX = 64;
  * pack would cost more than the backup itself.
  */
 const RELEASE_EVERY_BYTES = 16 * 1024 * 1024;
+/**
+ * Chunks from this size on are compressed and sealed on worker threads (backup-worker.ts). Smaller ones
+ * (database records) cost less here than a hand-off.
+ */
+const WORKER_MIN_BYTES = 64 * 1024;
+const MAX_ENCODE_WORKERS = 4;
+/**
+ * The shared ring that carries an item's bytes to the workers. It holds the reads the chunker has not
+ * cut yet (up to a largest chunk), the chunks in flight, and the next read: 16 MiB, or four of the
+ * largest chunks.
+ */
+const RING_MIN_BYTES = 16 * 1024 * 1024;
+/** Items whose first write is this large are cut on a worker; smaller ones are likely one chunk. */
+const REMOTE_MIN_BYTES = 192 * 1024;
+/** Bytes per place in the ring when an item's writes are copied there. */
+const RING_PIECE_BYTES = 1024 * 1024;
+/** Cut requests of one item queued on the chunking worker: enough to keep it busy. */
+const MAX_CUT_REQUESTS = 3;
 
 /**
  * Opens a backup session: the shared lock first, then the index (restic's order), so no prune can
@@ -72,6 +92,8 @@ class Backup implements BackupSession {
   private uploadedSinceRelease = 0;
   private failure: unknown;
   private closed = false;
+  private workers: Workers | undefined;
+  private remoteItems = 0;
 
   constructor(repo: Repository, lock: LockHandle) {
     this.repo = repo;
@@ -128,6 +150,10 @@ class Backup implements BackupSession {
     if (this.failure) throw this.failure;
   }
 
+  fail(e: unknown): void {
+    this.failure ??= e;
+  }
+
   private assertOpen(): void {
     if (this.closed) throw new LifeboatError('INTERNAL', 'backup session already committed or aborted');
     if (this.failure) throw this.failure;
@@ -145,19 +171,52 @@ class Backup implements BackupSession {
    * chunk is cut while this one is hashed. `named` receives the id as soon as it is known; the writer
    * waits for all of its chunks (settled) before it finishes the item.
    */
-  async storeChunk(plain: Buffer, named: (id: string) => void): Promise<{ settled: Promise<void> }> {
+  async storeChunk(parts: Uint8Array[], named: (id: string) => void): Promise<{ settled: Promise<void> }> {
+    const length = parts.reduce((n, p) => n + p.length, 0);
+    if (length < WORKER_MIN_BYTES) {
+      const plain = parts.length === 1 ? Buffer.from(parts[0].buffer, parts[0].byteOffset, length) : Buffer.concat(parts);
+      return this.enqueue(async () => {
+        const id = chunkId(this.repo.keys.id, plain);
+        named(id);
+        await this.storeNamed(id, 'data', plain);
+      });
+    }
     return this.enqueue(async () => {
-      const id = await this.repo.hashes.chunkId(plain);
+      const hmac = createHmac('sha256', this.repo.keys.id);
+      for (const p of parts) hmac.update(p);
+      const id = hmac.digest('hex');
       named(id);
-      await this.storeNamed(id, 'data', plain);
+      if (!this.claim(id)) return;
+      const { ring } = this.encoders();
+      const offset = await ring.take(length);
+      try {
+        let at = offset;
+        for (const p of parts) {
+          ring.bytes.set(p, at);
+          at += p.length;
+        }
+        await this.add('data', id, await this.sealAt(offset, length), length);
+      } finally {
+        ring.give(offset);
+      }
     });
   }
 
-  private async storeNamed(id: string, type: BlobType, plain: Buffer): Promise<void> {
+  /** Whether `id` is this session's to store: neither the repository nor another chunk in flight has it. */
+  private claim(id: string): boolean {
     // Checked and marked in one synchronous step, so two identical chunks named at once store one blob.
-    if (this.pending.has(id) || this.repo.hasBlob(id)) return;
+    if (this.pending.has(id) || this.repo.hasBlob(id)) return false;
     this.pending.add(id);
-    await this.encode(id, type, plain);
+    return true;
+  }
+
+  private async storeNamed(id: string, type: BlobType, plain: Buffer): Promise<void> {
+    if (!this.claim(id)) return;
+    const sealed =
+      plain.length < WORKER_MIN_BYTES
+        ? seal(this.repo.keys.encryption, compressPartsSync(plain, this.repo.config.compression))
+        : await this.encodeOnWorker(plain);
+    await this.add(type, id, sealed, plain.length);
   }
 
   /**
@@ -181,12 +240,76 @@ class Backup implements BackupSession {
     return { settled: p };
   }
 
-  private async encode(id: string, type: BlobType, plain: Buffer): Promise<void> {
-    const rawLength = plain.length;
-    const sealed = seal(this.repo.keys.encryption, await compressParts(plain, this.repo.config.compression));
+  private async add(type: BlobType, id: string, sealed: Buffer | Uint8Array[], rawLength: number): Promise<void> {
     this.packer.add(type, id, sealed, rawLength);
-    this.progress.bytesAdded += sealed.length;
+    this.progress.bytesAdded += Array.isArray(sealed) ? sealed.reduce((n, p) => n + p.length, 0) : sealed.length;
     if (this.packer.size >= this.repo.config.packSize) await this.flushPack();
+  }
+
+  /** Compresses and seals `plain` on a worker, through the shared ring; the main thread only copies it in. */
+  async encodeOnWorker(plain: Buffer): Promise<Uint8Array[]> {
+    const { ring } = this.encoders();
+    const offset = await ring.take(plain.length);
+    try {
+      ring.bytes.set(plain, offset);
+      return await this.sealAt(offset, plain.length);
+    } finally {
+      ring.give(offset);
+    }
+  }
+
+  async sealAt(offset: number, length: number): Promise<Uint8Array[]> {
+    const compression = this.repo.config.compression;
+    return (await this.encoders().encode.run({ op: 'encode', offset, length, compression })) as Uint8Array[];
+  }
+
+  encoders(): Workers {
+    if (!this.workers) {
+      const { chunking } = this.repo.config;
+      const ring = new SharedRing(Math.max(RING_MIN_BYTES, 4 * chunking.file.max));
+      const setup: BackupWorkerData = { ...this.repo.keys, params: chunking.file, ring: ring.buffer };
+      const entry = workerEntry('backup-worker', import.meta.url);
+      this.workers = {
+        ring,
+        encode: new WorkerPool(entry, workerCount(MAX_ENCODE_WORKERS), setup),
+        // One worker cuts: an item's chunker state lives there between its writes.
+        cut: new WorkerPool(entry, 1, setup),
+      };
+    }
+    return this.workers;
+  }
+
+  /** A number naming an item on the chunking worker. */
+  remoteItem(): number {
+    return this.remoteItems++;
+  }
+
+  /** Stores a chunk cut on a worker; `release` runs once its place in the ring is no longer needed. */
+  async storeCut(chunk: CutChunk, release: () => void): Promise<{ settled: Promise<void> }> {
+    try {
+      return await this.enqueue(async () => {
+        try {
+          if (!this.claim(chunk.id)) return;
+          if ('data' in chunk) {
+            const plain = Buffer.from(chunk.data.buffer, chunk.data.byteOffset, chunk.data.byteLength);
+            await this.add('data', chunk.id, await this.encodeOnWorker(plain), plain.length);
+          } else {
+            await this.add('data', chunk.id, await this.sealAt(chunk.offset, chunk.length), chunk.length);
+          }
+        } finally {
+          release();
+        }
+      });
+    } catch (e) {
+      release();
+      throw e;
+    }
+  }
+
+  private async closeEncoders(): Promise<void> {
+    const workers = this.workers;
+    this.workers = undefined;
+    await Promise.all([workers?.encode.close(), workers?.cut.close()]);
   }
 
   private async flushPack(): Promise<void> {
@@ -278,6 +401,7 @@ class Backup implements BackupSession {
       // A lock that cannot be removed must neither turn a committed snapshot into a failed backup (a
       // retry would store it twice) nor hide why a failed one failed. Left behind, it is stale at once for
       // this host (the process is gone) and after 30 minutes for others.
+      await this.closeEncoders();
       await this.lock.release().catch(() => {});
     }
   }
@@ -287,8 +411,26 @@ class Backup implements BackupSession {
     this.closed = true;
     this.failure ??= new LifeboatError('INTERRUPTED', 'backup aborted');
     await Promise.allSettled([...this.inflight, ...this.uploads]);
+    await this.closeEncoders();
     await this.lock.release();
   }
+}
+
+interface Workers {
+  ring: SharedRing;
+  /** Compress and seal chunks placed in the ring. */
+  encode: WorkerPool<BackupWorkerRequest, BackupWorkerResult>;
+  /** Cuts and names items' bytes placed in the ring. */
+  cut: WorkerPool<BackupWorkerRequest, BackupWorkerResult>;
+}
+
+/** One of an item's writes, placed in the ring for the chunking worker. */
+interface Placed {
+  offset: number;
+  end: number;
+  /** The chunker's hold on it, plus one per chunk in flight that lies in it. */
+  holds: number;
+  cutterDone: boolean;
 }
 
 class Writer implements ItemWriter {
@@ -302,6 +444,12 @@ class Writer implements ItemWriter {
   private readonly unsettled = new Set<Promise<void>>();
   private size = 0;
   private records = 0;
+  /** This item's number on the chunking worker, once its bytes go there. */
+  private remote: number | undefined;
+  private readonly placed: Placed[] = [];
+  /** The chunking worker's replies, handled in order. */
+  private readonly steps: Promise<void>[] = [];
+  private lastStep: Promise<void> = Promise.resolve();
 
   constructor(session: Backup, input: ItemInput, chunking: Chunking, chunker: Chunker) {
     this.session = session;
@@ -316,22 +464,130 @@ class Writer implements ItemWriter {
     this.size += data.length;
     if (this.chunking === 'records') this.records++;
     this.session.progress.bytesProcessed += data.length;
-    for (const chunk of this.chunker.push(data)) await this.add(chunk);
+    // An item that starts with a large write is cut on a worker; one that starts small is likely one
+    // chunk, which costs less here than a hand-off.
+    if (this.chunker instanceof ByteChunker && this.size === data.length && data.length >= REMOTE_MIN_BYTES)
+      this.remote = this.session.remoteItem();
+    if (this.remote !== undefined) {
+      for (let off = 0; off < data.length; off += RING_PIECE_BYTES)
+        await this.place(data.subarray(off, Math.min(off + RING_PIECE_BYTES, data.length)));
+      return;
+    }
+    if (this.chunker instanceof ByteChunker) for (const chunk of this.chunker.pushParts(data)) await this.add(chunk);
+    else for (const chunk of this.chunker.push(data)) await this.add([chunk]);
   }
 
-  private async add(chunk: Buffer): Promise<void> {
+  async writeFrom(length: number, fill: (into: Uint8Array) => Promise<number>): Promise<number> {
+    const remote =
+      this.remote !== undefined ||
+      (this.chunker instanceof ByteChunker && this.size === 0 && length >= REMOTE_MIN_BYTES);
+    if (!remote) {
+      const buf = Buffer.allocUnsafe(length);
+      const n = await fill(buf);
+      if (n > 0) await this.write(n === length ? buf : Buffer.from(buf.subarray(0, n)));
+      return n;
+    }
+    const { ring } = this.session.encoders();
+    const piece = Math.min(length, RING_PIECE_BYTES);
+    const offset = await ring.take(piece);
+    let n: number;
+    try {
+      n = await fill(ring.bytes.subarray(offset, offset + piece));
+    } catch (e) {
+      ring.give(offset);
+      throw e;
+    }
+    if (n === 0) {
+      ring.give(offset);
+      return 0;
+    }
+    const data = ring.bytes.subarray(offset, offset + n);
+    this.remote ??= this.session.remoteItem();
+    this.hash.update(data);
+    this.size += n;
+    this.session.progress.bytesProcessed += n;
+    this.placed.push({ offset, end: offset + n, holds: 1, cutterDone: false });
+    await this.cut(offset, n, false);
+    return n;
+  }
+
+  /** Copies `data` into the ring and has the chunking worker cut it. */
+  private async place(data: Uint8Array): Promise<void> {
+    const { ring } = this.session.encoders();
+    const offset = await ring.take(data.length);
+    ring.bytes.set(data, offset);
+    this.placed.push({ offset, end: offset + data.length, holds: 1, cutterDone: false });
+    await this.cut(offset, data.length, false);
+  }
+
+  /**
+   * Sends a cut request and queues the handling of its reply behind the earlier ones; waits while
+   * MAX_CUT_REQUESTS are outstanding. A failure lands in the session, like a failed chunk.
+   */
+  private async cut(offset: number, length: number, last: boolean): Promise<void> {
+    const { cut } = this.session.encoders();
+    const reply = cut.run({ op: 'cut', item: this.remote!, offset, length, last }) as Promise<CutResult>;
+    reply.catch(() => {});
+    const step = this.lastStep.then(async () => this.received(await reply, last)).catch((e) => this.session.fail(e));
+    this.lastStep = step;
+    this.steps.push(step);
+    while (this.steps.length >= MAX_CUT_REQUESTS) await this.steps.shift();
+    this.session.throwIfFailed();
+  }
+
+  private async received(result: CutResult, last: boolean): Promise<void> {
+    for (const chunk of result.chunks) {
+      this.ids.push(chunk.id);
+      const holding = 'data' in chunk ? [] : this.placed.filter((p) => p.offset < chunk.offset + chunk.length && chunk.offset < p.end);
+      for (const p of holding) p.holds++;
+      const { settled } = await this.session.storeCut(chunk, () => holding.forEach((p) => this.letGo(p)));
+      this.unsettled.add(settled);
+      void settled.then(() => this.unsettled.delete(settled));
+    }
+    // The chunker now keeps only the places from the one holding `holdFrom` on (none after the last).
+    const kept = last || result.holdFrom === undefined ? -1 : this.placed.findIndex((p) => p.offset <= result.holdFrom! && result.holdFrom! < p.end);
+    for (const [i, p] of [...this.placed].entries()) {
+      if (kept >= 0 && i >= kept) break;
+      if (!p.cutterDone) {
+        p.cutterDone = true;
+        this.letGo(p);
+      }
+    }
+  }
+
+  private letGo(p: Placed): void {
+    if (--p.holds > 0) return;
+    this.placed.splice(this.placed.indexOf(p), 1);
+    this.session.encoders().ring.give(p.offset);
+  }
+
+  private async add(chunk: Uint8Array[]): Promise<void> {
     const slot = this.ids.push('') - 1;
     const { settled } = await this.session.storeChunk(chunk, (id) => (this.ids[slot] = id));
     this.unsettled.add(settled);
     void settled.then(() => this.unsettled.delete(settled));
   }
 
-  async finish(): Promise<Item> {
-    const last = this.chunker.flush();
-    if (last) await this.add(last);
+  async discard(): Promise<void> {
+    await this.settle();
+  }
+
+  /** Flushes the last chunk and waits until every chunk of the item is stored (or the session failed). */
+  private async settle(): Promise<void> {
+    if (this.remote !== undefined) {
+      await this.cut(0, 0, true);
+      await Promise.all(this.steps.splice(0));
+    } else {
+      const last = this.chunker instanceof ByteChunker ? this.chunker.flushParts() : this.chunker.flush();
+      if (last) await this.add(Array.isArray(last) ? last : [last]);
+    }
     await Promise.all(this.unsettled);
     // A chunk that failed left its slot empty; the session's failure says why.
     this.session.throwIfFailed();
+  }
+
+  async finish(): Promise<Item> {
+    await this.settle();
     const item: Item = {
       name: this.input.name,
       kind: this.input.kind,

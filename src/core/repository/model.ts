@@ -130,6 +130,18 @@ export interface ItemWriter {
    * bounded.
    */
   write(data: Uint8Array): Promise<void>;
+  /**
+   * Appends up to `length` bytes that `fill` puts into the buffer it is given, and returns how many it
+   * put there (0: the source is done; nothing is appended). Same as reading into a buffer of one's own
+   * and calling `write`, but the writer chooses where the bytes land: a large file's go straight into
+   * the memory the backup's worker threads read, without a copy or a buffer to collect afterwards.
+   */
+  writeFrom(length: number, fill: (into: Uint8Array) => Promise<number>): Promise<number>;
+  /**
+   * Gives the item up (its source failed part-way): waits for what was written to settle, and returns
+   * nothing to commit. Chunks already stored stay unreferenced, for prune.
+   */
+  discard(): Promise<void>;
   /** Flushes the last chunk and returns the finished item (to pass to `commit`). */
   finish(): Promise<Item>;
 }

@@ -30,7 +30,7 @@ export interface FinishedPack {
 const ENTRY = 41;
 
 export class PackBuilder {
-  private parts: Buffer[] = [];
+  private parts: Uint8Array[] = [];
   private blobs: PackedBlob[] = [];
   size = 0;
 
@@ -38,10 +38,13 @@ export class PackBuilder {
     return this.blobs.length;
   }
 
-  add(type: BlobType, id: string, sealed: Buffer, rawLength: number): void {
-    this.blobs.push({ id, type, offset: this.size, length: sealed.length, rawLength });
-    this.parts.push(sealed);
-    this.size += sealed.length;
+  /** `sealed` may come in parts (sealParts), which the pack joins anyway. */
+  add(type: BlobType, id: string, sealed: Uint8Array | Uint8Array[], rawLength: number): void {
+    const parts = Array.isArray(sealed) ? sealed : [sealed];
+    const length = parts.reduce((n, p) => n + p.length, 0);
+    this.blobs.push({ id, type, offset: this.size, length, rawLength });
+    this.parts.push(...parts);
+    this.size += length;
   }
 
   finish(key: Buffer): FinishedPack {

@@ -206,19 +206,24 @@ async function readFileItem(
     // The handle's own stat is what is read, even if the path was replaced since it was listed.
     const writer = session.newItem({ name: entry.rel, kind: 'file', meta: { ...fileMeta(st) } }, 'file');
     for (let done = 0; ;) {
-      // A fresh buffer per read, since the writer keeps what it is handed; sized to what is left, so a
-      // small file does not pin a whole READ_SIZE buffer.
-      const buf = Buffer.allocUnsafe(Math.min(READ_SIZE, Math.max(st.size - done, 64 * 1024)));
-      let n: number;
-      try {
-        n = (await fh.read(buf, 0, buf.length, null)).bytesRead;
-      } catch (e) {
-        w.skip(entry.abs, e);
+      // Sized to what is left, so a small file does not take a whole READ_SIZE buffer.
+      const length = Math.min(READ_SIZE, Math.max(st.size - done, 64 * 1024));
+      let readFailed: unknown;
+      const n = await writer.writeFrom(length, async (into) => {
+        try {
+          return (await fh.read(into, 0, into.length, null)).bytesRead;
+        } catch (e) {
+          readFailed = e;
+          return 0;
+        }
+      });
+      if (readFailed !== undefined) {
+        await writer.discard();
+        w.skip(entry.abs, readFailed);
         return undefined;
       }
       if (n === 0) break;
       done += n;
-      await writer.write(n === buf.length ? buf : Buffer.from(buf.subarray(0, n)));
     }
     return await writer.finish();
   } finally {

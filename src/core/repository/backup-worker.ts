@@ -1,0 +1,115 @@
+/**
+ * Worker thread entry for a backup (workers.ts): names a data chunk (its keyed id), or compresses and
+ * seals a new one, one chunk per message.
+ *
+ * The chunk is not moved or copied to get here: the session writes it into a ring of shared memory
+ * (SharedRing, given once as workerData) and sends its place, which stays the chunk's from naming to
+ * encoding. Only the id and the sealed blob come back. What stays behind in this worker is the
+ * compressor's and the cipher's output, collected every RELEASE_EVERY_BYTES.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import { compressPartsSync, type CompressionOptions } from '../compression.ts';
+import { createHmac } from 'node:crypto';
+import { ByteChunker, gearTable, type ChunkerParams } from '../chunker.ts';
+import { sealParts } from '../crypto.ts';
+import { releaseBuffers } from '../memory.ts';
+import { movable, type WorkerReply } from '../workers.ts';
+
+/** Offsets and lengths are places in the shared ring. */
+export type BackupWorkerRequest =
+  | { op: 'cut'; item: number; offset: number; length: number; last: boolean }
+  | { op: 'encode'; offset: number; length: number; compression: CompressionOptions };
+
+/**
+ * A chunk cut on a worker: where it lies in the ring, or, for a chunk that spans the ring's end and so
+ * is not one range of it, its bytes.
+ */
+export type CutChunk = { id: string; offset: number; length: number } | { id: string; data: Uint8Array };
+
+export interface CutResult {
+  chunks: CutChunk[];
+  /** Where the bytes kept for the next chunk start in the ring: the session must not reuse them. */
+  holdFrom: number | undefined;
+}
+
+/** The chunks an item's bytes completed (`cut`), or a sealed blob in its parts (`encode`). */
+export type BackupWorkerResult = CutResult | Uint8Array[];
+
+export interface BackupWorkerData {
+  encryption: Uint8Array;
+  id: Uint8Array;
+  chunker: Uint8Array;
+  params: ChunkerParams;
+  ring: SharedArrayBuffer;
+}
+
+const setup = workerData as BackupWorkerData;
+const encryptionKey = Buffer.from(setup.encryption);
+const idKey = Buffer.from(setup.id);
+const gear = gearTable(Buffer.from(setup.chunker));
+const ring = new Uint8Array(setup.ring);
+const chunkers = new Map<number, ByteChunker>();
+
+function cut(request: Extract<BackupWorkerRequest, { op: 'cut' }>): { result: CutResult; transfer: ArrayBuffer[] } {
+  let chunker = chunkers.get(request.item);
+  if (!chunker) chunkers.set(request.item, (chunker = new ByteChunker(gear, setup.params)));
+  const cuts = chunker.pushParts(ring.subarray(request.offset, request.offset + request.length));
+  if (request.last) {
+    const rest = chunker.flushParts();
+    if (rest) cuts.push(rest);
+    chunkers.delete(request.item);
+  }
+  const chunks: CutChunk[] = [];
+  const transfer: ArrayBuffer[] = [];
+  for (const parts of cuts) {
+    const hmac = createHmac('sha256', idKey);
+    for (const p of parts) hmac.update(p);
+    const id = hmac.digest('hex');
+    const length = parts.reduce((n, p) => n + p.length, 0);
+    if (parts.every((p, i) => i === 0 || p.byteOffset === parts[i - 1].byteOffset + parts[i - 1].length)) {
+      chunks.push({ id, offset: parts[0].byteOffset, length });
+    } else {
+      const data = Buffer.allocUnsafeSlow(length);
+      let at = 0;
+      for (const p of parts) {
+        data.set(p, at);
+        at += p.length;
+      }
+      chunks.push({ id, data });
+      transfer.push(data.buffer);
+    }
+  }
+  return { result: { chunks, holdFrom: chunker.pending[0]?.byteOffset }, transfer };
+}
+
+/**
+ * Encoded bytes between two collections here. Each collection costs this thread ~5 ms, which it can
+ * spare (the main thread is the backup's bottleneck); the garbage between two is ~1.5× this.
+ */
+const RELEASE_EVERY_BYTES = 4 * 1024 * 1024;
+let sinceRelease = 0;
+
+parentPort!.on('message', ({ id, request }: { id: number; request: BackupWorkerRequest }) => {
+  let reply: WorkerReply<BackupWorkerResult>;
+  let transfer: ArrayBuffer[] = [];
+  try {
+    if (request.op === 'cut') {
+      const done = cut(request);
+      reply = { id, value: done.result };
+      transfer = done.transfer;
+    } else {
+      const chunk = ring.subarray(request.offset, request.offset + request.length);
+      const sealed = sealParts(encryptionKey, compressPartsSync(chunk, request.compression));
+      transfer = sealed.flatMap(movable);
+      reply = { id, value: sealed };
+      sinceRelease += request.length;
+    }
+  } catch (e) {
+    reply = { id, error: `encoding a chunk: ${(e as Error).message}` };
+  }
+  parentPort!.postMessage(reply, transfer);
+  if (sinceRelease >= RELEASE_EVERY_BYTES) {
+    sinceRelease = 0;
+    setImmediate(() => releaseBuffers());
+  }
+});
