@@ -157,6 +157,18 @@ export class ByteChunker implements Chunker {
     return this.parts;
   }
 
+  /**
+   * Hands over the bytes kept for the chunk not yet cut and starts afresh: a new chunker fed those bytes
+   * goes on cutting exactly where this one would have (a cut depends only on the bytes since the last).
+   */
+  takePending(): Uint8Array[] {
+    const parts = this.parts;
+    this.parts = [];
+    this.length = 0;
+    this.hash = 0;
+    return parts;
+  }
+
   flushParts(): Uint8Array[] | undefined {
     if (this.length === 0) return undefined;
     const chunk = this.parts;

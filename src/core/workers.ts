@@ -19,6 +19,8 @@ interface Task<Q, R> {
   id: number;
   request: Q;
   transfer: ArrayBuffer[];
+  /** The worker this task must run on (it keeps state for it), or any. */
+  pin: number | undefined;
   resolve: (value: R) => void;
   reject: (e: unknown) => void;
 }
@@ -62,12 +64,17 @@ export class WorkerPool<Q, R> {
     }
   }
 
-  /** Runs `request` on the next free worker; `transfer` lists buffers moved to it (unusable here after). */
-  run(request: Q, transfer: ArrayBuffer[] = []): Promise<R> {
+  /**
+   * Runs `request` on the next free worker, or on worker `pin` when it keeps state for a series of
+   * requests (those then run in order); `transfer` lists buffers moved to it (unusable here after).
+   */
+  run(request: Q, transfer: ArrayBuffer[] = [], pin?: number): Promise<R> {
     if (this.broken) return Promise.reject(this.broken);
     if (this.closed) return Promise.reject(new LifeboatError('INTERNAL', 'worker pool already closed'));
+    if (pin !== undefined && !(pin >= 0 && pin < this.slots.length))
+      return Promise.reject(new LifeboatError('INTERNAL', `no worker ${pin} in a pool of ${this.slots.length}`));
     return new Promise<R>((resolve, reject) => {
-      this.queue.push({ id: this.nextId++, request, transfer, resolve, reject });
+      this.queue.push({ id: this.nextId++, request, transfer, pin, resolve, reject });
       this.dispatch();
     });
   }
@@ -80,9 +87,12 @@ export class WorkerPool<Q, R> {
   }
 
   private dispatch(): void {
-    for (const slot of this.slots) {
-      if (slot.task || this.queue.length === 0) continue;
-      const task = this.queue.shift()!;
+    for (const [index, slot] of this.slots.entries()) {
+      if (slot.task) continue;
+      // The oldest task this worker may take: pinned here, or to none.
+      const next = this.queue.findIndex((t) => t.pin === undefined || t.pin === index);
+      if (next < 0) continue;
+      const task = this.queue.splice(next, 1)[0];
       slot.task = task;
       slot.worker.ref();
       slot.worker.postMessage({ id: task.id, request: task.request }, task.transfer);

@@ -50,14 +50,16 @@ const RELEASE_EVERY_BYTES = 16 * 1024 * 1024;
  * (database records) cost less here than a hand-off.
  */
 const WORKER_MIN_BYTES = 64 * 1024;
-const MAX_ENCODE_WORKERS = 4;
+const MAX_WORKERS = 4;
+/** The worker that cuts items: one, since each item's chunker state lives there between its writes. */
+const CUT_WORKER = 0;
 /**
  * The shared ring that carries an item's bytes to the workers. It holds the reads the chunker has not
  * cut yet (up to a largest chunk), the chunks in flight, and the next read: 16 MiB, or four of the
  * largest chunks.
  */
 const RING_MIN_BYTES = 16 * 1024 * 1024;
-/** Items whose first write is this large are cut on a worker; smaller ones are likely one chunk. */
+/** Items are cut on a worker once they reach this size; smaller ones are likely one chunk. */
 const REMOTE_MIN_BYTES = 192 * 1024;
 /** Bytes per place in the ring when an item's writes are copied there. */
 const RING_PIECE_BYTES = 1024 * 1024;
@@ -260,7 +262,7 @@ class Backup implements BackupSession {
 
   async sealAt(offset: number, length: number): Promise<Uint8Array[]> {
     const compression = this.repo.config.compression;
-    return (await this.encoders().encode.run({ op: 'encode', offset, length, compression })) as Uint8Array[];
+    return (await this.encoders().pool.run({ op: 'encode', offset, length, compression })) as Uint8Array[];
   }
 
   encoders(): Workers {
@@ -269,12 +271,7 @@ class Backup implements BackupSession {
       const ring = new SharedRing(Math.max(RING_MIN_BYTES, 4 * chunking.file.max));
       const setup: BackupWorkerData = { ...this.repo.keys, params: chunking.file, ring: ring.buffer };
       const entry = workerEntry('backup-worker', import.meta.url);
-      this.workers = {
-        ring,
-        encode: new WorkerPool(entry, workerCount(MAX_ENCODE_WORKERS), setup),
-        // One worker cuts: an item's chunker state lives there between its writes.
-        cut: new WorkerPool(entry, 1, setup),
-      };
+      this.workers = { ring, pool: new WorkerPool(entry, workerCount(MAX_WORKERS), setup) };
     }
     return this.workers;
   }
@@ -309,7 +306,7 @@ class Backup implements BackupSession {
   private async closeEncoders(): Promise<void> {
     const workers = this.workers;
     this.workers = undefined;
-    await Promise.all([workers?.encode.close(), workers?.cut.close()]);
+    await workers?.pool.close();
   }
 
   private async flushPack(): Promise<void> {
@@ -418,10 +415,11 @@ class Backup implements BackupSession {
 
 interface Workers {
   ring: SharedRing;
-  /** Compress and seal chunks placed in the ring. */
-  encode: WorkerPool<BackupWorkerRequest, BackupWorkerResult>;
-  /** Cuts and names items' bytes placed in the ring. */
-  cut: WorkerPool<BackupWorkerRequest, BackupWorkerResult>;
+  /**
+   * Cut items' bytes placed in the ring (on worker CUT_WORKER, where the chunkers' state lives), and
+   * compress and seal chunks placed there (on any).
+   */
+  pool: WorkerPool<BackupWorkerRequest, BackupWorkerResult>;
 }
 
 /** One of an item's writes, placed in the ring for the chunking worker. */
@@ -464,24 +462,26 @@ class Writer implements ItemWriter {
     this.size += data.length;
     if (this.chunking === 'records') this.records++;
     this.session.progress.bytesProcessed += data.length;
-    // An item that starts with a large write is cut on a worker; one that starts small is likely one
-    // chunk, which costs less here than a hand-off.
-    if (this.chunker instanceof ByteChunker && this.size === data.length && data.length >= REMOTE_MIN_BYTES)
-      this.remote = this.session.remoteItem();
-    if (this.remote !== undefined) {
-      for (let off = 0; off < data.length; off += RING_PIECE_BYTES)
-        await this.place(data.subarray(off, Math.min(off + RING_PIECE_BYTES, data.length)));
-      return;
-    }
+    if (this.remote === undefined && this.size >= REMOTE_MIN_BYTES) await this.goRemote();
+    if (this.remote !== undefined) return this.place(data);
     if (this.chunker instanceof ByteChunker) for (const chunk of this.chunker.pushParts(data)) await this.add(chunk);
     else for (const chunk of this.chunker.push(data)) await this.add([chunk]);
   }
 
+  /**
+   * From here on the item is cut on the worker, when it is byte-chunked: an item this large is likely
+   * several chunks. The bytes since the last cut made here go there first; the next cut depends on
+   * nothing else.
+   */
+  private async goRemote(): Promise<void> {
+    if (!(this.chunker instanceof ByteChunker)) return;
+    this.remote = this.session.remoteItem();
+    for (const part of this.chunker.takePending()) await this.place(part);
+  }
+
   async writeFrom(length: number, fill: (into: Uint8Array) => Promise<number>): Promise<number> {
-    const remote =
-      this.remote !== undefined ||
-      (this.chunker instanceof ByteChunker && this.size === 0 && length >= REMOTE_MIN_BYTES);
-    if (!remote) {
+    if (this.remote === undefined && this.size + length >= REMOTE_MIN_BYTES) await this.goRemote();
+    if (this.remote === undefined) {
       const buf = Buffer.allocUnsafe(length);
       const n = await fill(buf);
       if (n > 0) await this.write(n === length ? buf : Buffer.from(buf.subarray(0, n)));
@@ -502,7 +502,6 @@ class Writer implements ItemWriter {
       return 0;
     }
     const data = ring.bytes.subarray(offset, offset + n);
-    this.remote ??= this.session.remoteItem();
     this.hash.update(data);
     this.size += n;
     this.session.progress.bytesProcessed += n;
@@ -511,13 +510,16 @@ class Writer implements ItemWriter {
     return n;
   }
 
-  /** Copies `data` into the ring and has the chunking worker cut it. */
+  /** Copies `data` into the ring, a piece at a time, and has the chunking worker cut it. */
   private async place(data: Uint8Array): Promise<void> {
     const { ring } = this.session.encoders();
-    const offset = await ring.take(data.length);
-    ring.bytes.set(data, offset);
-    this.placed.push({ offset, end: offset + data.length, holds: 1, cutterDone: false });
-    await this.cut(offset, data.length, false);
+    for (let from = 0; from < data.length; from += RING_PIECE_BYTES) {
+      const piece = data.subarray(from, Math.min(from + RING_PIECE_BYTES, data.length));
+      const offset = await ring.take(piece.length);
+      ring.bytes.set(piece, offset);
+      this.placed.push({ offset, end: offset + piece.length, holds: 1, cutterDone: false });
+      await this.cut(offset, piece.length, false);
+    }
   }
 
   /**
@@ -525,8 +527,8 @@ class Writer implements ItemWriter {
    * MAX_CUT_REQUESTS are outstanding. A failure lands in the session, like a failed chunk.
    */
   private async cut(offset: number, length: number, last: boolean): Promise<void> {
-    const { cut } = this.session.encoders();
-    const reply = cut.run({ op: 'cut', item: this.remote!, offset, length, last }) as Promise<CutResult>;
+    const request: BackupWorkerRequest = { op: 'cut', item: this.remote!, offset, length, last };
+    const reply = this.session.encoders().pool.run(request, [], CUT_WORKER) as Promise<CutResult>;
     reply.catch(() => {});
     const step = this.lastStep.then(async () => this.received(await reply, last)).catch((e) => this.session.fail(e));
     this.lastStep = step;
