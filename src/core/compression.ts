@@ -67,8 +67,9 @@ async function inSlot<T>(fn: () => Promise<T>): Promise<T> {
  * both well under 1% + 1 KiB.
  */
 function outputBound(inputLength: number): number {
-  return Math.max(64 * 1024, inputLength + (inputLength >> 7) + 1024);
+  return Math.max(MIN_OUTPUT_BYTES, inputLength + (inputLength >> 7) + 1024);
 }
+const MIN_OUTPUT_BYTES = 64 * 1024;
 
 /** compress, as one buffer (metadata objects: index, snapshots). */
 export async function compress(data: Uint8Array, opts: CompressionOptions): Promise<Buffer> {
@@ -107,6 +108,18 @@ export function compressPartsSync(data: Uint8Array, opts: CompressionOptions): U
       ? zlib.zstdCompressSync(data, zstdOptions(data, opts))
       : zlib.gzipSync(data, gzipOptions(data, opts));
   return smaller(opts.codec, data, body);
+}
+
+/**
+ * The buffer holding the body of a compressPartsSync result when zlib made it in that call, which no
+ * other view shares (its output buffer is at least outputBound's 64 KiB, never a pooled slab): a worker
+ * moves it to the main thread instead of leaving it as garbage. Undefined for a stored ('none') body,
+ * which is the caller's own input.
+ */
+export function ownOutput(parts: Uint8Array[]): ArrayBuffer | undefined {
+  const [prefix, body] = parts;
+  if (prefix[0] === CODEC_BYTE.none || !(body.buffer instanceof ArrayBuffer)) return undefined;
+  return body.buffer.byteLength >= MIN_OUTPUT_BYTES ? body.buffer : undefined;
 }
 
 const framed = (codec: Codec, body: Uint8Array): Uint8Array[] => [CODEC_PREFIX[codec], body];

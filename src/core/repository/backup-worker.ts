@@ -1,16 +1,23 @@
 /**
- * Worker thread entry for a backup (workers.ts): names a data chunk (its keyed id), or compresses and
- * seals a new one, one chunk per message.
+ * Worker thread entry for a backup (workers.ts). Two kinds of work:
  *
- * The chunk is not moved or copied to get here: the session writes it into a ring of shared memory
- * (SharedRing, given once as workerData) and sends its place, which stays the chunk's from naming to
- * encoding. Only the id and the sealed blob come back. What stays behind in this worker is the
- * compressor's and the cipher's output, collected every RELEASE_EVERY_BYTES.
+ * - `cut`: cuts an item's bytes into chunks (FastCDC) and names each (its keyed id). The chunkers' state
+ *   lives here between an item's writes, so the session sends every `cut` to the same worker, in order.
+ * - `encode`: compresses and seals one new chunk.
+ *
+ * Bytes are neither moved nor copied to get here: the session writes an item's bytes into a ring of
+ * shared memory (SharedRing, given once as workerData) and sends their place; a chunk keeps its place
+ * from the cut to the encode. What comes back is ids, places and sealed blobs.
+ *
+ * Garbage is what made worker threads cost memory before: each worker let tens of MiB of buffers pile up
+ * before its own collection, and forcing collections cost ~6 ms each. Here the ciphertext and the
+ * compressor's output buffer are both moved to the main thread with the reply, so this thread keeps
+ * almost nothing, and the main thread collects them with its own (once per pack).
  */
-import { parentPort, workerData } from 'node:worker_threads';
-import { compressPartsSync, type CompressionOptions } from '../compression.ts';
 import { createHmac } from 'node:crypto';
+import { parentPort, workerData } from 'node:worker_threads';
 import { ByteChunker, gearTable, type ChunkerParams } from '../chunker.ts';
+import { compressPartsSync, ownOutput, type CompressionOptions } from '../compression.ts';
 import { sealParts } from '../crypto.ts';
 import { releaseBuffers } from '../memory.ts';
 import { movable, type WorkerReply } from '../workers.ts';
@@ -83,10 +90,10 @@ function cut(request: Extract<BackupWorkerRequest, { op: 'cut' }>): { result: Cu
 }
 
 /**
- * Encoded bytes between two collections here. Each collection costs this thread ~5 ms, which it can
- * spare (the main thread is the backup's bottleneck); the garbage between two is ~1.5× this.
+ * Encoded bytes whose compressor output stayed here (incompressible chunks: only the probe's small
+ * output) between two collections: rare enough to cost nothing, often enough to keep this thread small.
  */
-const RELEASE_EVERY_BYTES = 4 * 1024 * 1024;
+const RELEASE_EVERY_BYTES = 64 * 1024 * 1024;
 let sinceRelease = 0;
 
 parentPort!.on('message', ({ id, request }: { id: number; request: BackupWorkerRequest }) => {
@@ -99,10 +106,14 @@ parentPort!.on('message', ({ id, request }: { id: number; request: BackupWorkerR
       transfer = done.transfer;
     } else {
       const chunk = ring.subarray(request.offset, request.offset + request.length);
-      const sealed = sealParts(encryptionKey, compressPartsSync(chunk, request.compression));
+      const compressed = compressPartsSync(chunk, request.compression);
+      const sealed = sealParts(encryptionKey, compressed);
       transfer = sealed.flatMap(movable);
+      // The compressor's output is garbage once sealed: moved along, the main thread collects it.
+      const spent = ownOutput(compressed);
+      if (spent) transfer.push(spent);
+      else sinceRelease += request.length;
       reply = { id, value: sealed };
-      sinceRelease += request.length;
     }
   } catch (e) {
     reply = { id, error: `encoding a chunk: ${(e as Error).message}` };
