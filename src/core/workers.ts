@@ -1,5 +1,6 @@
 /**
- * A few worker threads for CPU-bound work the main thread would otherwise do alone (verifying packs).
+ * A few worker threads for CPU-bound work the main thread would otherwise do alone (cutting and sealing
+ * a backup's chunks, verifying packs).
  * Node runs JavaScript on one thread; libuv's pool only takes the native calls handed to it one by one,
  * and each hop costs main-thread time. A worker takes a whole task (the blobs of a 4 MiB pack range:
  * decrypt, decompress, re-hash) and the main thread is left with the I/O.
@@ -72,7 +73,9 @@ export class WorkerPool<Q, R> {
     if (this.broken) return Promise.reject(this.broken);
     if (this.closed) return Promise.reject(new LifeboatError('INTERNAL', 'worker pool already closed'));
     if (pin !== undefined && !(pin >= 0 && pin < this.slots.length))
-      return Promise.reject(new LifeboatError('INTERNAL', `no worker ${pin} in a pool of ${this.slots.length}`));
+      return Promise.reject(
+        new LifeboatError('INTERNAL', `no worker ${pin} in a pool of ${this.slots.length}`),
+      );
     return new Promise<R>((resolve, reject) => {
       this.queue.push({ id: this.nextId++, request, transfer, pin, resolve, reject });
       this.dispatch();
@@ -146,21 +149,32 @@ export class SharedRing {
   /** Places in the order taken; `end` is where the tail moves to once this one is the oldest and given back. */
   private readonly places: { offset: number; end: number; given: boolean }[] = [];
   private waiting: (() => void)[] = [];
+  private aborted: { reason: unknown } | undefined;
 
   constructor(size: number) {
     this.buffer = new SharedArrayBuffer(size);
     this.bytes = new Uint8Array(this.buffer);
   }
 
-  /** The offset of `length` free bytes, once there are. */
+  /** The offset of `length` free bytes, once there are; throws abort's reason once aborted. */
   async take(length: number): Promise<number> {
     if (length > this.bytes.length)
       throw new LifeboatError('INTERNAL', `${length} bytes do not fit a ${this.bytes.length}-byte ring`);
     for (;;) {
+      if (this.aborted) throw this.aborted.reason;
       const offset = this.tryTake(length);
       if (offset !== undefined) return offset;
       await new Promise<void>((resolve) => this.waiting.push(resolve));
     }
+  }
+
+  /**
+   * Stops every take, waiting or to come, with `reason`: the places it would wait for may never come
+   * back (their work failed). Gives still work.
+   */
+  abort(reason: unknown): void {
+    this.aborted ??= { reason };
+    this.wake();
   }
 
   give(offset: number): void {
@@ -168,6 +182,10 @@ export class SharedRing {
     if (!place) throw new LifeboatError('INTERNAL', `ring offset ${offset} was not taken`);
     place.given = true;
     while (this.places[0]?.given) this.tail = this.places.shift()!.end;
+    this.wake();
+  }
+
+  private wake(): void {
     const waiting = this.waiting;
     this.waiting = [];
     for (const wake of waiting) wake();

@@ -85,3 +85,47 @@ test('record chunker: cuts only between records, averages near the target, split
   assert.ok(Buffer.concat(pieces).equals(big));
   assert.ok(pieces.every((p) => p.length <= RECORD_CHUNKING.max));
 });
+
+test('byte chunker: handing the pending bytes to a fresh chunker mid-stream cuts exactly where one chunker would', () => {
+  const data = pseudoRandom('handover', 12 * 1024 * 1024);
+  const whole = chunkAll(data, []).map((c) => c.length);
+  // A backup does this when an item outgrows the main thread: it goes on cutting on a worker.
+  for (const at of [100, 300 * 1024, 5 * 1024 * 1024 + 3]) {
+    const first = new ByteChunker(gear, FILE_CHUNKING);
+    const lengths = first
+      .pushParts(data.subarray(0, at))
+      .map((parts) => parts.reduce((n, p) => n + p.length, 0));
+    const pending = first.takePending();
+    assert.equal(first.pending.length, 0);
+    assert.equal(
+      pending.reduce((n, p) => n + p.length, 0),
+      at - lengths.reduce((n, l) => n + l, 0),
+      'the pending bytes are the ones after the last cut',
+    );
+    const second = new ByteChunker(gear, FILE_CHUNKING);
+    for (const p of pending) lengths.push(...second.push(p).map((c) => c.length));
+    lengths.push(...second.push(data.subarray(at)).map((c) => c.length));
+    const last = second.flushParts();
+    if (last) lengths.push(last.reduce((n, p) => n + p.length, 0));
+    assert.deepEqual(lengths, whole, `handed over at ${at}`);
+  }
+});
+
+test('byte chunker: pushParts gives the same chunks as push, as views of the inputs', () => {
+  const data = pseudoRandom('parts', 6 * 1024 * 1024);
+  const c = new ByteChunker(gear, FILE_CHUNKING);
+  const chunks: Uint8Array[][] = [];
+  for (let off = 0; off < data.length; off += 100 * 1024)
+    chunks.push(...c.pushParts(data.subarray(off, off + 100 * 1024)));
+  chunks.push(c.flushParts()!);
+  assert.ok(
+    chunks.some((parts) => parts.length > 1),
+    'some chunk spans several inputs',
+  );
+  for (const parts of chunks)
+    for (const p of parts) assert.equal(p.buffer, data.buffer, 'a view, not a copy');
+  assert.deepEqual(
+    chunks.map((parts) => Buffer.concat(parts).toString('base64')),
+    chunkAll(data, []).map((b) => b.toString('base64')),
+  );
+});

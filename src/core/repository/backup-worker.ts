@@ -57,7 +57,10 @@ const gear = gearTable(Buffer.from(setup.chunker));
 const ring = new Uint8Array(setup.ring);
 const chunkers = new Map<number, ByteChunker>();
 
-function cut(request: Extract<BackupWorkerRequest, { op: 'cut' }>): { result: CutResult; transfer: ArrayBuffer[] } {
+function cut(request: Extract<BackupWorkerRequest, { op: 'cut' }>): {
+  result: CutResult;
+  transfer: ArrayBuffer[];
+} {
   let chunker = chunkers.get(request.item);
   if (!chunker) chunkers.set(request.item, (chunker = new ByteChunker(gear, setup.params)));
   const cuts = chunker.pushParts(ring.subarray(request.offset, request.offset + request.length));

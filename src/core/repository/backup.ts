@@ -2,9 +2,15 @@
  * The write path (restic's archiver + packer): chunk -> keyed id -> dedup -> compress -> seal -> pack ->
  * upload -> index -> snapshot.
  *
- * Both cores work: the main thread chunks, hashes and seals; compression runs on libuv's thread pool.
- * Memory is bounded by MAX_INFLIGHT blobs being compressed, one open pack, and MAX_UPLOADS packs being
- * written, whatever the size of the data.
+ * Every core works. A large item's bytes go into a ring of shared memory (SharedRing) as they are read;
+ * one worker cuts and names them (CUT_WORKER: the chunkers' state lives there between writes), any
+ * worker compresses and seals a new chunk in place, and the main thread is left with reading, packing
+ * and uploading. Small items and database records (chunks under WORKER_MIN_BYTES) are cheaper on the
+ * main thread than a hand-off. The ring's places are given back once the chunker and every chunk in
+ * flight are done with them (Placed.holds).
+ *
+ * Memory is bounded by the ring, MAX_INFLIGHT chunks being sealed, one open pack, and MAX_UPLOADS packs
+ * being written, whatever the size of the data.
  */
 import { createHash, createHmac } from 'node:crypto';
 import { ByteChunker, RecordChunker, type Chunker } from '../chunker.ts';
@@ -13,7 +19,13 @@ import { chunkId, seal } from '../crypto.ts';
 import { LifeboatError, isLifeboatError } from '../errors.ts';
 import { releaseBuffers } from '../memory.ts';
 import { SharedRing, WorkerPool, workerCount, workerEntry } from '../workers.ts';
-import type { BackupWorkerData, BackupWorkerRequest, BackupWorkerResult, CutChunk, CutResult } from './backup-worker.ts';
+import type {
+  BackupWorkerData,
+  BackupWorkerRequest,
+  BackupWorkerResult,
+  CutChunk,
+  CutResult,
+} from './backup-worker.ts';
 import { PackBuilder, type BlobType } from './pack.ts';
 import {
   CHUNKS_PER_LIST,
@@ -90,6 +102,8 @@ class Backup implements BackupSession {
   private readonly inflight = new Set<Promise<void>>();
   private readonly uploads = new Set<Promise<void>>();
   private readonly pending = new Set<string>();
+  /** Items' cut replies still being handled (Writer.cut): abort waits for them before it stops the workers. */
+  readonly cutting = new Set<Promise<void>>();
   private unindexed: IndexedPack[] = [];
   private uploadedSinceRelease = 0;
   private failure: unknown;
@@ -152,11 +166,16 @@ class Backup implements BackupSession {
     if (this.failure) throw this.failure;
   }
 
+  /**
+   * Records the session's first failure. Every later step throws it, and whatever waits for room in the
+   * ring stops waiting: the places it waits for may belong to chunks that will never be stored.
+   */
   fail(e: unknown): void {
     this.failure ??= e;
+    this.workers?.ring.abort(this.failure);
   }
 
-  private assertOpen(): void {
+  assertOpen(): void {
     if (this.closed) throw new LifeboatError('INTERNAL', 'backup session already committed or aborted');
     if (this.failure) throw this.failure;
     // Cancellation (a signal, a lost lock) stops the source at its next write, whatever it reads from.
@@ -169,14 +188,15 @@ class Backup implements BackupSession {
   }
 
   /**
-   * Names a data chunk on the thread pool and stores it, without waiting for either: the caller's next
-   * chunk is cut while this one is hashed. `named` receives the id as soon as it is known; the writer
-   * waits for all of its chunks (settled) before it finishes the item.
+   * Names and stores a chunk cut on the main thread (a small item's), without waiting for the store: one
+   * of WORKER_MIN_BYTES or more is sealed on a worker meanwhile. `named` receives the id as soon as it is
+   * known; the writer waits for all of its chunks (settled) before it finishes the item.
    */
   async storeChunk(parts: Uint8Array[], named: (id: string) => void): Promise<{ settled: Promise<void> }> {
     const length = parts.reduce((n, p) => n + p.length, 0);
     if (length < WORKER_MIN_BYTES) {
-      const plain = parts.length === 1 ? Buffer.from(parts[0].buffer, parts[0].byteOffset, length) : Buffer.concat(parts);
+      const plain =
+        parts.length === 1 ? Buffer.from(parts[0].buffer, parts[0].byteOffset, length) : Buffer.concat(parts);
       return this.enqueue(async () => {
         const id = chunkId(this.repo.keys.id, plain);
         named(id);
@@ -233,7 +253,7 @@ class Backup implements BackupSession {
       },
       (e) => {
         this.inflight.delete(p);
-        this.failure ??= e;
+        this.fail(e);
       },
     );
     this.inflight.add(p);
@@ -242,9 +262,16 @@ class Backup implements BackupSession {
     return { settled: p };
   }
 
-  private async add(type: BlobType, id: string, sealed: Buffer | Uint8Array[], rawLength: number): Promise<void> {
+  private async add(
+    type: BlobType,
+    id: string,
+    sealed: Buffer | Uint8Array[],
+    rawLength: number,
+  ): Promise<void> {
     this.packer.add(type, id, sealed, rawLength);
-    this.progress.bytesAdded += Array.isArray(sealed) ? sealed.reduce((n, p) => n + p.length, 0) : sealed.length;
+    this.progress.bytesAdded += Array.isArray(sealed)
+      ? sealed.reduce((n, p) => n + p.length, 0)
+      : sealed.length;
     if (this.packer.size >= this.repo.config.packSize) await this.flushPack();
   }
 
@@ -265,8 +292,10 @@ class Backup implements BackupSession {
     return (await this.encoders().pool.run({ op: 'encode', offset, length, compression })) as Uint8Array[];
   }
 
+  /** The session's workers and ring, started on first use; never again once the session is closed. */
   encoders(): Workers {
     if (!this.workers) {
+      if (this.closed) throw new LifeboatError('INTERNAL', 'backup session already committed or aborted');
       const { chunking } = this.repo.config;
       const ring = new SharedRing(Math.max(RING_MIN_BYTES, 4 * chunking.file.max));
       const setup: BackupWorkerData = { ...this.repo.keys, params: chunking.file, ring: ring.buffer };
@@ -325,9 +354,7 @@ class Backup implements BackupSession {
         if (this.unindexed.length >= PACKS_PER_INDEX) await this.writeIndex();
       })
       .finally(() => this.uploads.delete(p));
-    p.catch((e) => {
-      this.failure ??= e;
-    });
+    p.catch((e) => this.fail(e));
     this.uploads.add(p);
     while (this.uploads.size >= MAX_UPLOADS) await Promise.race(this.uploads).catch(() => {});
     if (this.failure) throw this.failure;
@@ -406,8 +433,10 @@ class Backup implements BackupSession {
   async abort(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    this.failure ??= new LifeboatError('INTERRUPTED', 'backup aborted');
-    await Promise.allSettled([...this.inflight, ...this.uploads]);
+    this.fail(new LifeboatError('INTERRUPTED', 'backup aborted'));
+    // Once failed, each of these ends soon: no take waits for ring room, no chunk is stored.
+    while (this.inflight.size || this.uploads.size || this.cutting.size)
+      await Promise.allSettled([...this.inflight, ...this.uploads, ...this.cutting]);
     await this.closeEncoders();
     await this.lock.release();
   }
@@ -444,6 +473,8 @@ class Writer implements ItemWriter {
   private records = 0;
   /** This item's number on the chunking worker, once its bytes go there. */
   private remote: number | undefined;
+  /** The session's workers, from the moment this item goes remote. */
+  private workers: Workers | undefined;
   private readonly placed: Placed[] = [];
   /** The chunking worker's replies, handled in order. */
   private readonly steps: Promise<void>[] = [];
@@ -463,8 +494,13 @@ class Writer implements ItemWriter {
     if (this.chunking === 'records') this.records++;
     this.session.progress.bytesProcessed += data.length;
     if (this.remote === undefined && this.size >= REMOTE_MIN_BYTES) await this.goRemote();
-    if (this.remote !== undefined) return this.place(data);
-    if (this.chunker instanceof ByteChunker) for (const chunk of this.chunker.pushParts(data)) await this.add(chunk);
+    if (this.remote !== undefined) {
+      // Cut on a worker, this item's bytes reach the session only there: stop here at once instead.
+      this.session.assertOpen();
+      return this.place(data);
+    }
+    if (this.chunker instanceof ByteChunker)
+      for (const chunk of this.chunker.pushParts(data)) await this.add(chunk);
     else for (const chunk of this.chunker.push(data)) await this.add([chunk]);
   }
 
@@ -475,6 +511,7 @@ class Writer implements ItemWriter {
    */
   private async goRemote(): Promise<void> {
     if (!(this.chunker instanceof ByteChunker)) return;
+    this.workers = this.session.encoders();
     this.remote = this.session.remoteItem();
     for (const part of this.chunker.takePending()) await this.place(part);
   }
@@ -487,7 +524,8 @@ class Writer implements ItemWriter {
       if (n > 0) await this.write(n === length ? buf : Buffer.from(buf.subarray(0, n)));
       return n;
     }
-    const { ring } = this.session.encoders();
+    this.session.assertOpen();
+    const { ring } = this.workers!;
     const piece = Math.min(length, RING_PIECE_BYTES);
     const offset = await ring.take(piece);
     let n: number;
@@ -512,7 +550,7 @@ class Writer implements ItemWriter {
 
   /** Copies `data` into the ring, a piece at a time, and has the chunking worker cut it. */
   private async place(data: Uint8Array): Promise<void> {
-    const { ring } = this.session.encoders();
+    const { ring } = this.workers!;
     for (let from = 0; from < data.length; from += RING_PIECE_BYTES) {
       const piece = data.subarray(from, Math.min(from + RING_PIECE_BYTES, data.length));
       const offset = await ring.take(piece.length);
@@ -528,9 +566,13 @@ class Writer implements ItemWriter {
    */
   private async cut(offset: number, length: number, last: boolean): Promise<void> {
     const request: BackupWorkerRequest = { op: 'cut', item: this.remote!, offset, length, last };
-    const reply = this.session.encoders().pool.run(request, [], CUT_WORKER) as Promise<CutResult>;
+    const reply = this.workers!.pool.run(request, [], CUT_WORKER) as Promise<CutResult>;
     reply.catch(() => {});
-    const step = this.lastStep.then(async () => this.received(await reply, last)).catch((e) => this.session.fail(e));
+    const step = this.lastStep
+      .then(async () => this.received(await reply, last))
+      .catch((e) => this.session.fail(e));
+    this.session.cutting.add(step);
+    void step.finally(() => this.session.cutting.delete(step));
     this.lastStep = step;
     this.steps.push(step);
     while (this.steps.length >= MAX_CUT_REQUESTS) await this.steps.shift();
@@ -538,21 +580,30 @@ class Writer implements ItemWriter {
   }
 
   private async received(result: CutResult, last: boolean): Promise<void> {
-    for (const chunk of result.chunks) {
-      this.ids.push(chunk.id);
-      const holding = 'data' in chunk ? [] : this.placed.filter((p) => p.offset < chunk.offset + chunk.length && chunk.offset < p.end);
-      for (const p of holding) p.holds++;
-      const { settled } = await this.session.storeCut(chunk, () => holding.forEach((p) => this.letGo(p)));
-      this.unsettled.add(settled);
-      void settled.then(() => this.unsettled.delete(settled));
-    }
-    // The chunker now keeps only the places from the one holding `holdFrom` on (none after the last).
-    const kept = last || result.holdFrom === undefined ? -1 : this.placed.findIndex((p) => p.offset <= result.holdFrom! && result.holdFrom! < p.end);
-    for (const [i, p] of [...this.placed].entries()) {
-      if (kept >= 0 && i >= kept) break;
-      if (!p.cutterDone) {
-        p.cutterDone = true;
-        this.letGo(p);
+    try {
+      for (const chunk of result.chunks) {
+        this.ids.push(chunk.id);
+        const holding =
+          'data' in chunk
+            ? []
+            : this.placed.filter((p) => p.offset < chunk.offset + chunk.length && chunk.offset < p.end);
+        for (const p of holding) p.holds++;
+        // storeCut lets go of the holds once the chunk is stored, or at once when it fails.
+        const { settled } = await this.session.storeCut(chunk, () => holding.forEach((p) => this.letGo(p)));
+        this.unsettled.add(settled);
+        void settled.then(() => this.unsettled.delete(settled));
+      }
+    } finally {
+      // The chunker now keeps only the places from the one holding `holdFrom` on (none after the last).
+      const holdFrom = last ? undefined : result.holdFrom;
+      const kept =
+        holdFrom === undefined ? -1 : this.placed.findIndex((p) => p.offset <= holdFrom && holdFrom < p.end);
+      for (const [i, p] of [...this.placed].entries()) {
+        if (kept >= 0 && i >= kept) break;
+        if (!p.cutterDone) {
+          p.cutterDone = true;
+          this.letGo(p);
+        }
       }
     }
   }
@@ -560,7 +611,7 @@ class Writer implements ItemWriter {
   private letGo(p: Placed): void {
     if (--p.holds > 0) return;
     this.placed.splice(this.placed.indexOf(p), 1);
-    this.session.encoders().ring.give(p.offset);
+    this.workers!.ring.give(p.offset);
   }
 
   private async add(chunk: Uint8Array[]): Promise<void> {
