@@ -11,6 +11,8 @@ import { startBackup } from '../../src/core/repository/backup.ts';
 import type { Item, ItemWriter } from '../../src/core/repository/model.ts';
 import { Repository } from '../../src/core/repository/repository.ts';
 import { checkRepository } from '../../src/core/repository/check.ts';
+import { createHash } from 'node:crypto';
+import type { Handle, SaveOptions } from '../../src/core/storage/backend.ts';
 import { MemoryBackend } from '../../src/core/storage/memory.ts';
 import { pseudoRandom } from '../env/data.ts';
 
@@ -150,4 +152,41 @@ describe('backup on worker threads', () => {
       }
     },
   );
+
+  test('a pack is left as it was given until its save resolves, and pack buffers are reused', async () => {
+    // A slow store, as a remote one is: the next packs are assembled meanwhile.
+    class SlowStore extends MemoryBackend {
+      readonly changed: string[] = [];
+      readonly buffers = new Set<ArrayBufferLike>();
+      override async save(h: Handle, data: Uint8Array, options?: SaveOptions): Promise<void> {
+        if (h.type !== 'data') return super.save(h, data, options);
+        this.buffers.add(data.buffer);
+        const before = createHash('sha256').update(data).digest('hex');
+        await new Promise((r) => setTimeout(r, 30));
+        await super.save(h, data, options);
+        if (createHash('sha256').update(data).digest('hex') !== before) this.changed.push(h.name);
+      }
+    }
+    const backend = new SlowStore();
+    const repo = await Repository.init(backend, keystore(), { packSize: 2 * MiB });
+    try {
+      const data = Buffer.concat([sample('packs-1'), sample('packs-2')]);
+      const session = await startBackup(repo);
+      const w = session.newItem({ name: 'packs', kind: 'file' }, 'file');
+      await writeInPieces(w, data, [MiB]);
+      const item = await w.finish();
+      await session.commit({ type: 'files', items: [item] });
+      assert.deepEqual(backend.changed, [], 'packs changed while being written');
+      let packs = 0;
+      for await (const _ of backend.list('data')) packs++;
+      assert.ok(packs >= 6, `${packs} packs`);
+      // One buffer per pack in flight (two uploads and the one being filled), whatever the count.
+      assert.ok(backend.buffers.size <= 3, `${backend.buffers.size} pack buffers for ${packs} packs`);
+      assert.ok((await repo.readItemBuffer(item)).equals(data));
+      const report = await checkRepository(repo, { readData: true });
+      assert.equal(report.ok, true, report.errors.join('; '));
+    } finally {
+      await repo.close();
+    }
+  });
 });

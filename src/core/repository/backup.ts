@@ -98,7 +98,11 @@ class Backup implements BackupSession {
   readonly repo: Repository;
   private readonly lock: LockHandle;
   private readonly started = Date.now();
-  private packer = new PackBuilder();
+  private packer: PackBuilder;
+  /** Pack buffers already written, for the next packs to be assembled in (PackBuilder). */
+  private readonly spareSpace: Buffer[] = [];
+  /** Set while every upload slot is taken (flushPack): settles once one is free. */
+  private uploadRoom: Promise<void> | undefined;
   private readonly inflight = new Set<Promise<void>>();
   private readonly uploads = new Set<Promise<void>>();
   private readonly pending = new Set<string>();
@@ -114,6 +118,18 @@ class Backup implements BackupSession {
   constructor(repo: Repository, lock: LockHandle) {
     this.repo = repo;
     this.lock = lock;
+    this.packer = this.newPacker();
+  }
+
+  /**
+   * A pack is flushed once it reaches packSize, so it ends at most one largest chunk later; the rest is
+   * room for the header. Allocated once per pack in flight (MAX_UPLOADS + 1), and only touched as used.
+   */
+  private newPacker(): PackBuilder {
+    const { packSize, chunking } = this.repo.config;
+    return new PackBuilder(
+      this.spareSpace.pop() ?? Buffer.allocUnsafe(packSize + chunking.file.max + 256 * 1024),
+    );
   }
 
   newItem(input: ItemInput, chunking: Chunking): ItemWriter {
@@ -268,6 +284,9 @@ class Backup implements BackupSession {
     sealed: Buffer | Uint8Array[],
     rawLength: number,
   ): Promise<void> {
+    // Chunks are stored concurrently: while every upload slot is taken, none is added, or each could
+    // fill and flush a pack of its own past MAX_UPLOADS.
+    while (this.uploadRoom) await this.uploadRoom;
     this.packer.add(type, id, sealed, rawLength);
     this.progress.bytesAdded += Array.isArray(sealed)
       ? sealed.reduce((n, p) => n + p.length, 0)
@@ -341,10 +360,13 @@ class Backup implements BackupSession {
   private async flushPack(): Promise<void> {
     if (this.packer.count === 0) return;
     const pack = this.packer.finish(this.repo.keys.encryption);
-    this.packer = new PackBuilder();
+    this.packer = this.newPacker();
     const p = this.repo.backend
       .save({ type: 'data', name: pack.id }, pack.bytes)
       .then(async () => {
+        // The backend is done with the bytes once save settles (Backend.save); after a failure the
+        // session ends anyway.
+        this.spareSpace.push(pack.space);
         this.unindexed.push({ id: pack.id, size: pack.bytes.length, blobs: pack.blobs });
         this.uploadedSinceRelease += pack.bytes.length;
         if (this.uploadedSinceRelease >= RELEASE_EVERY_BYTES) {
@@ -356,7 +378,12 @@ class Backup implements BackupSession {
       .finally(() => this.uploads.delete(p));
     p.catch((e) => this.fail(e));
     this.uploads.add(p);
-    while (this.uploads.size >= MAX_UPLOADS) await Promise.race(this.uploads).catch(() => {});
+    if (this.uploads.size >= MAX_UPLOADS) {
+      this.uploadRoom ??= (async () => {
+        while (this.uploads.size >= MAX_UPLOADS) await Promise.race(this.uploads).catch(() => {});
+      })().finally(() => (this.uploadRoom = undefined));
+      await this.uploadRoom;
+    }
     if (this.failure) throw this.failure;
   }
 

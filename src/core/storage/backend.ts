@@ -133,6 +133,10 @@ export interface Backend {
   readonly location: string;
   /** Creates the container/directories if needed; idempotent. */
   create(options?: CallOptions): Promise<void>;
+  /**
+   * Writes `data` as the object. Once the promise resolves nothing reads `data` any more (no attempt,
+   * no part of an upload is still running): a backup assembles its next pack in the same buffer.
+   */
   save(h: Handle, data: Uint8Array, options?: SaveOptions): Promise<void>;
   load(h: Handle, range?: ByteRange, options?: CallOptions): Promise<Buffer>;
   stat(h: Handle, options?: CallOptions): Promise<ObjectInfo>;
