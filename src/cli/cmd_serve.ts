@@ -5,7 +5,6 @@
  * it: snapshots and records are write-once). Stops cleanly on SIGTERM/SIGINT.
  */
 import { LifeboatError } from '../core/errors.ts';
-import { startServer } from '../surfaces/serve/server.ts';
 import { int, str, usageError, type Command } from './command.ts';
 import { collectorFor, STORAGE_QUOTA_OPTION } from './cmd_metrics.ts';
 
@@ -55,6 +54,8 @@ read-only and shows no secret. See docs/monitoring.md.
     if (cacheSeconds < 0) throw usageError('--cache-seconds must be 0 or more');
     const collector = collectorFor(ctx, values, cacheSeconds * 1000);
     ctx.defer(() => collector.close());
+    // Loaded here, not at start-up: node:http would weigh on every other command's heap.
+    const { startServer } = await import('../surfaces/serve/server.ts');
     let server;
     try {
       server = await startServer({ host, port, collector, onError: (m) => ctx.warn(m) });

@@ -1,6 +1,8 @@
 /**
  * Heavy SDKs load only when a command needs them: @kubernetes/client-node alone adds ~90 MiB of RSS and
  * the MongoDB driver ~30 MiB, which a MongoDB backup (300 MiB budget) or a `snapshots` must not pay.
+ * node:http and node:https too: ~3.7 MiB of heap that every full collection of a backup or restore marks
+ * again (docs/performance.md).
  * Checked by recording every module the CLI entry point resolves (no server needed).
  */
 import assert from 'node:assert/strict';
@@ -20,13 +22,13 @@ function modulesLoadedBy(entry: string): string[] {
   return JSON.parse(out) as string[];
 }
 
-test('loading the CLI loads no Kubernetes, MongoDB driver or cloud SDK', () => {
+test('loading the CLI loads no Kubernetes, MongoDB driver, cloud SDK or HTTP stack', () => {
   const urls = modulesLoadedBy(path.join(PROJECT_ROOT, 'src/cli/main.ts'));
   assert.ok(
     urls.some((u) => u.endsWith('/src/cli/cmd_cluster_state_backup.ts')),
     'the hook saw the commands',
   );
-  for (const heavy of ['@kubernetes/client-node', '/mongodb/lib/', '@azure/', '@aws-sdk/']) {
+  for (const heavy of ['@kubernetes/client-node', '/mongodb/lib/', '@azure/', '@aws-sdk/', 'node:http']) {
     assert.deepEqual(
       urls.filter((u) => u.includes(heavy)),
       [],

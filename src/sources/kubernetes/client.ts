@@ -12,8 +12,8 @@
  */
 import type { KubeConfig } from '@kubernetes/client-node';
 import { existsSync } from 'node:fs';
-import https from 'node:https';
-import http from 'node:http';
+import type https from 'node:https';
+import type http from 'node:http';
 import { LifeboatError, fromSystemError } from '../../core/errors.ts';
 import { withRetry } from '../../core/retry.ts';
 import type { RetryOptions } from '../../core/storage/wrappers/retrying.ts';
@@ -170,7 +170,11 @@ export class KubeClient {
     const payload = body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body);
     if (payload !== undefined)
       options.headers = { ...options.headers, 'content-type': opts.contentType ?? 'application/json' };
-    const lib = url.protocol === 'http:' ? http : https;
+    // Loaded on first use: node:http and node:https add ~3.7 MiB to a heap every command's collections
+    // mark, and most commands never talk to Kubernetes (docs/performance.md).
+    const lib: typeof https | typeof http = (
+      await import(url.protocol === 'http:' ? 'node:http' : 'node:https')
+    ).default;
     // Transient failures go through the shared retry (core/retry.ts). What may be repeated depends on
     // whether the server may already have acted: 429 and 503 mean it did not (priority and fairness,
     // a cache still initialising), so any verb; other 5xx answers and connections lost mid-request may
