@@ -287,6 +287,8 @@ class Backup implements BackupSession {
     // Chunks are stored concurrently: while every upload slot is taken, none is added, or each could
     // fill and flush a pack of its own past MAX_UPLOADS.
     while (this.uploadRoom) await this.uploadRoom;
+    // A failed session writes no more packs: what it stored so far is left to prune.
+    if (this.failure) throw this.failure;
     this.packer.add(type, id, sealed, rawLength);
     this.progress.bytesAdded += Array.isArray(sealed)
       ? sealed.reduce((n, p) => n + p.length, 0)
