@@ -178,24 +178,22 @@ export function planPackRanges(blobs: readonly PackedBlob[], packSize: number, t
 }
 
 /**
- * Authenticates, decompresses and re-hashes one sealed blob on the calling thread: a worker's
- * (blob-open-worker.ts, pack-verify-worker.ts). INTEGRITY naming `what` on any mismatch. `opened` is the
- * decrypted body, which the plain content is a view of when the blob was stored uncompressed.
+ * Authenticates, decompresses and re-hashes one sealed blob on the calling thread (Repository.openBlob
+ * does the same with the thread pool); INTEGRITY naming `what` on any mismatch.
  */
 export function openBlobSync(
   keys: RepositoryKeys,
-  sealed: Uint8Array,
+  sealed: Buffer,
   id: string,
   rawLength: number,
   what: string,
-): { plain: Buffer; opened: Buffer } {
-  const opened = open(keys.encryption, sealed, what);
-  const plain = decompressSync(opened, what, rawLength);
+): Buffer {
+  const plain = decompressSync(open(keys.encryption, sealed, what), what, rawLength);
   if (plain.length !== rawLength || chunkId(keys.id, plain) !== id)
     throw new LifeboatError('INTEGRITY', `${what} does not match its id`, {
       hint: 'run `lifeboat check --read-data`',
     });
-  return { plain, opened };
+  return plain;
 }
 
 /**

@@ -30,8 +30,6 @@ import { systemClock, type Clock } from '../clock.ts';
 import { Records } from './records.ts';
 import { Lock, isStale, listLocks, type ListedLock, type LockMode, type LockStore } from './lock.ts';
 import type { BlobType, PackedBlob } from './pack.ts';
-import type { BlobOpenRequest, BlobOpenResult } from './blob-open-worker.ts';
-import { WorkerPool, movable, workerCount, workerEntry } from '../workers.ts';
 import {
   SNAPSHOT_TYPES,
   type Item,
@@ -41,14 +39,6 @@ import {
 } from './model.ts';
 
 export const REPOSITORY_VERSION = 1;
-
-/** Blobs from this size on are opened on worker threads (openBlob); database records stay here. */
-const OPEN_ON_WORKER_MIN_BYTES = 128 * 1024;
-/**
- * One core is left to the main thread, which reads, hashes and writes meanwhile: on 2 cores a second
- * worker was no faster (1.90 s against 1.85 s for a 512 MiB restore) and peaked 35 MiB higher.
- */
-const OPEN_WORKERS = Math.max(1, workerCount(4 + 1) - 1);
 
 export interface RepositoryConfig {
   version: number;
@@ -298,8 +288,6 @@ export class Repository {
   private held: { lock: Lock; users: number } | undefined;
   /** Named mutual-exclusion locks this process holds (lockNamed), released on close. */
   private readonly named = new Set<Lock>();
-  /** Worker threads opening large blobs (openBlob), started on first use. */
-  private openers: WorkerPool<BlobOpenRequest, BlobOpenResult> | undefined;
 
   private constructor(
     backend: Backend,
@@ -683,9 +671,6 @@ export class Repository {
   }
 
   async close(): Promise<void> {
-    const openers = this.openers;
-    this.openers = undefined;
-    await openers?.close();
     await this.releaseHeldLock();
     for (const l of [...this.named]) await l.release().catch(() => {});
     this.named.clear();
@@ -793,13 +778,8 @@ export class Repository {
     return this.openBlob(sealed, id, entry.rawLength, what);
   }
 
-  /**
-   * Authenticates, decompresses and re-hashes one sealed blob; INTEGRITY naming `what` on any mismatch.
-   * A large one is opened on a worker thread (blob-open-worker.ts): a restore's main thread is then
-   * left with reading, the item's SHA-256 and writing. A small one costs less here than the hand-off.
-   */
+  /** Authenticates, decompresses and re-hashes one sealed blob; INTEGRITY naming `what` on any mismatch. */
   async openBlob(sealed: Buffer, id: string, rawLength: number, what: string): Promise<Buffer> {
-    if (sealed.length >= OPEN_ON_WORKER_MIN_BYTES) return this.openOnWorker(sealed, id, rawLength, what);
     const plain = await decompress(open(this.keys.encryption, sealed, what), what, rawLength);
     if (plain.length !== rawLength || (await this.hashes.chunkId(plain)) !== id) {
       throw new LifeboatError('INTEGRITY', `${what} does not match its id`, {
@@ -807,20 +787,6 @@ export class Repository {
       });
     }
     return plain;
-  }
-
-  private async openOnWorker(sealed: Buffer, id: string, rawLength: number, what: string): Promise<Buffer> {
-    this.openers ??= new WorkerPool<BlobOpenRequest, BlobOpenResult>(
-      workerEntry('blob-open-worker', import.meta.url),
-      OPEN_WORKERS,
-      this.keys,
-    );
-    // Moved, never cloned: a clone of a view copies the whole buffer under it (a pack read, say).
-    const own = movable(sealed).length ? sealed : Buffer.from(sealed);
-    const result = await this.openers.run({ sealed: own, id, rawLength, what }, movable(own));
-    if ('plain' in result)
-      return Buffer.from(result.plain.buffer, result.plain.byteOffset, result.plain.length);
-    throw new LifeboatError(result.code, result.message, { hint: result.hint });
   }
 
   /** The chunk ids of an item, in order, expanding tree blobs. */

@@ -138,10 +138,6 @@ export interface Backend {
    * no part of an upload is still running): a backup assembles its next pack in the same buffer.
    */
   save(h: Handle, data: Uint8Array, options?: SaveOptions): Promise<void>;
-  /**
-   * The object's bytes, or the range of them, in a buffer the caller owns: nothing else keeps or reuses
-   * it, so the caller may move it to a worker thread (Repository.openBlob).
-   */
   load(h: Handle, range?: ByteRange, options?: CallOptions): Promise<Buffer>;
   stat(h: Handle, options?: CallOptions): Promise<ObjectInfo>;
   list(type: ObjectType, options?: CallOptions): AsyncIterable<ObjectInfo>;
