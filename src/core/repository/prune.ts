@@ -156,8 +156,10 @@ export async function applyPrune(
   const flush = async () => {
     if (builder.count === 0) return;
     const pack = builder.finish(repo.keys.encryption);
-    builder = new PackBuilder();
     await repo.backend.save({ type: 'data', name: pack.id }, pack.bytes);
+    // The written pack's buffer is free once save resolves (Backend.save's rule): the next pack fills it
+    // instead of growing a fresh one by doubling.
+    builder = new PackBuilder(pack.space);
     newPacks.push({ id: pack.id, size: pack.bytes.length, blobs: pack.blobs });
   };
   for (const [i, pack] of plan.repack.entries()) {
