@@ -1,5 +1,4 @@
 import { LifeboatError } from '../core/errors.ts';
-import { AuditLog } from '../observability/audit.ts';
 import { str, usageError, type Command } from './command.ts';
 import { openRepository } from './repo.ts';
 
@@ -47,6 +46,7 @@ Examples:
   lifeboat audit list --since 24h
   lifeboat audit list --operation "mongodb restore" --json`,
   async run(ctx, values) {
+    const { AuditLog } = await import('../observability/audit.ts');
     const since = str(values.since);
     const sinceDate = since ? parseSince(since, Date.now()) : undefined;
     const repo = await openRepository(ctx);

@@ -1,4 +1,4 @@
-import { AuditLog, type AuditVerifyReport } from '../observability/audit.ts';
+import type { AuditVerifyReport } from '../observability/audit.ts';
 import { str, usageError, type Command } from './command.ts';
 import { EXIT_INTEGRITY, EXIT_OK } from './exit.ts';
 import { openRepository } from './repo.ts';
@@ -17,6 +17,7 @@ export const auditVerifyCommand: Command<AuditVerifyReport & { headFound?: boole
 by two processes) are valid. Removing the newest record is only detectable against a head hash kept
 elsewhere: keep the \`head\` printed here (e.g. in your monitoring) and pass it with --head later.`,
   async run(ctx, values) {
+    const { AuditLog } = await import('../observability/audit.ts');
     const head = str(values.head);
     if (head !== undefined && !/^[0-9a-f]{64}$/.test(head))
       throw usageError(

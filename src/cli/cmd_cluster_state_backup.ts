@@ -1,5 +1,5 @@
 import { startBackup } from '../core/repository/backup.ts';
-import { backupClusterState, type SkipRecord } from '../sources/kubernetes/cluster-state.ts';
+import type { SkipRecord } from '../sources/kubernetes/cluster-state.ts';
 import type { HelmReleaseSummary } from '../sources/kubernetes/helm.ts';
 import { list, str, type Command } from './command.ts';
 import { KUBE_OPTIONS, kubeClient } from './kube-options.ts';
@@ -73,6 +73,7 @@ Examples:
   lifeboat cluster-state backup --context prod --exclude-resources secrets
   lifeboat cluster-state backup -n rocketchat --include-cluster-resources`,
   async run(ctx, values) {
+    const { backupClusterState } = await import('../sources/kubernetes/cluster-state.ts');
     const client = await kubeClient(ctx, values);
     const repo = await openRepository(ctx);
     const session = await startBackup(repo, 'cluster-state backup');

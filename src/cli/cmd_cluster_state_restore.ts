@@ -1,9 +1,8 @@
-import { restoreClusterState, type ClusterStateRestoreResult } from '../sources/kubernetes/cluster-state.ts';
-import { formatChange } from '../sources/kubernetes/diff.ts';
-import { parseNamespaceMap } from '../sources/kubernetes/objects.ts';
+import type { ClusterStateRestoreResult } from '../sources/kubernetes/cluster-state.ts';
 import { list, str, usageError, type Command } from './command.ts';
 import { KUBE_OPTIONS, kubeClient } from './kube-options.ts';
 import { openRepository } from './repo.ts';
+import { formatChange } from '../sources/kubernetes/diff.ts';
 
 export const clusterStateRestoreCommand: Command<ClusterStateRestoreResult> = {
   path: ['cluster-state', 'restore'],
@@ -97,6 +96,8 @@ Examples:
   lifeboat cluster-state restore latest --namespace-map rocketchat=rocketchat-restore
   lifeboat cluster-state restore latest --existing-resource-policy update --include-resources configmaps`,
   async run(ctx, values, args) {
+    const { restoreClusterState } = await import('../sources/kubernetes/cluster-state.ts');
+    const { parseNamespaceMap } = await import('../sources/kubernetes/objects.ts');
     if (args.length > 1) throw usageError('give one SNAPSHOT');
     const ts = str(values.timestamp);
     if (ts && args.length) throw usageError('give either SNAPSHOT or --timestamp, not both');

@@ -1,6 +1,4 @@
 import { startBackup } from '../core/repository/backup.ts';
-import { backupFiles, backupStdin } from '../sources/files/files.ts';
-import { excluder, readExcludeFile } from '../sources/files/exclude.ts';
 import { list, str, usageError, type Command, type OptionValues } from './command.ts';
 import { followBackup } from './backup-progress.ts';
 import { EXIT_INTEGRITY, EXIT_OK } from './exit.ts';
@@ -104,6 +102,8 @@ export const filesBackupCommand: Command<BackupResult> = {
     'directory is not read at all. See docs/files.md.',
   ].join('\n'),
   async run(ctx, values, paths) {
+    const { backupFiles, backupStdin } = await import('../sources/files/files.ts');
+    const { excluder, readExcludeFile } = await import('../sources/files/exclude.ts');
     const fromStdin = Boolean(values.stdin);
     if (paths.length === 0 && !fromStdin)
       throw usageError('no PATH given', 'lifeboat files backup PATH... (or --stdin)');

@@ -1,4 +1,4 @@
-import { restoreFiles, type FilesRestoreResult } from '../sources/files/files.ts';
+import type { FilesRestoreResult } from '../sources/files/files.ts';
 import { list, str, usageError, type Command } from './command.ts';
 import { formatBytes } from './output.ts';
 import { openRepository } from './repo.ts';
@@ -18,6 +18,7 @@ export const filesRestoreCommand: Command<FilesRestoreResult & { snapshot: strin
   },
   help: 'SNAPSHOT is an id, a unique id prefix, `latest`, or a YYYYMMDD_HHMMSS timestamp.',
   async run(ctx, values, args) {
+    const { restoreFiles } = await import('../sources/files/files.ts');
     const target = str(values.target);
     if (!target) throw usageError('--target DIR is required');
     if (args.length > 1) throw usageError('give one SNAPSHOT');

@@ -1,5 +1,4 @@
-import { checkHealth, type HealthReport } from '../operations/health.ts';
-import { connectMongo, credentialsFromEnv, safeUri } from '../sources/mongodb/connect.ts';
+import type { HealthReport } from '../operations/health.ts';
 import { int, list, str, usageError, type Command } from './command.ts';
 import { EXIT_FAILED, EXIT_OK } from './exit.ts';
 import { KUBE_OPTIONS, kubeClient } from './kube-options.ts';
@@ -49,6 +48,8 @@ config error. Exit 0 healthy (warnings allowed), 1 something failed (each failur
 Examples:
   lifeboat health -n rocketchat --mongodb-uri mongodb://mongodb:27017 --smoke-test-url https://chat.example.com/api/info --wait 300`,
   async run(ctx, values) {
+    const { checkHealth } = await import('../operations/health.ts');
+    const { connectMongo, credentialsFromEnv, safeUri } = await import('../sources/mongodb/connect.ts');
     const namespaces = list(values.namespace);
     const recoverSmoke = (ctx.section('recover')['smoke-test'] ?? {}) as Record<string, unknown>;
     const smokeUrl =

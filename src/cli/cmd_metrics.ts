@@ -7,9 +7,8 @@ import path from 'node:path';
 import { LifeboatError } from '../core/errors.ts';
 import { Repository } from '../core/repository/repository.ts';
 import { openBackend } from '../core/storage/open.ts';
-import { MetricsCollector } from '../observability/collector.ts';
-import { metricFamilies, parseSize } from '../observability/metrics.ts';
 import { formatText, formatValue, TEXT_CONTENT_TYPE, type MetricFamily } from '../observability/prom-text.ts';
+import type { MetricsCollector } from '../observability/collector.ts';
 import {
   str,
   usageError,
@@ -28,18 +27,27 @@ export const STORAGE_QUOTA_OPTION: OptionSpec = {
 };
 
 /** The quota from --storage-quota, else `metrics.storage-quota` in lifeboat.yaml (serve reads it too). */
-export function storageQuota(ctx: CommandContext, values: OptionValues): number | undefined {
+export async function storageQuota(ctx: CommandContext, values: OptionValues): Promise<number | undefined> {
+  const { parseSize } = await import('../observability/metrics.ts');
   const own = str(values['storage-quota']);
   const fromMetrics = ctx.section('metrics')['storage-quota'];
   const text = own ?? (fromMetrics !== undefined ? String(fromMetrics) : undefined);
   return text === undefined ? undefined : parseSize(text, 'metrics.storage-quota (--storage-quota)');
 }
 
-/** A collector reading the repository of the global options (no lock, kept open across refreshes). */
-export function collectorFor(ctx: CommandContext, values: OptionValues, maxAgeMs: number): MetricsCollector {
+/**
+ * A collector reading the repository of the global options (no lock, kept open across refreshes). The
+ * metrics modules load only for `metrics` and `serve` (lazy-imports.test.ts).
+ */
+export async function collectorFor(
+  ctx: CommandContext,
+  values: OptionValues,
+  maxAgeMs: number,
+): Promise<MetricsCollector> {
+  const { MetricsCollector } = await import('../observability/collector.ts');
   return new MetricsCollector({
     location: ctx.globals.repo,
-    quotaBytes: storageQuota(ctx, values),
+    quotaBytes: await storageQuota(ctx, values),
     maxAgeMs,
     open: async () => {
       const backend = await openBackend(ctx.globals.repo, ctx.env);
@@ -182,9 +190,10 @@ Every metric is described in docs/monitoring.md.
   lifeboat metrics --textfile /var/lib/node-exporter/textfile/lifeboat.prom
   lifeboat metrics --push http://pushgateway.monitoring:9091 --storage-quota 500GiB`,
   async run(ctx, values) {
+    const { metricFamilies } = await import('../observability/metrics.ts');
     const pushTo = str(values.push);
     if (pushTo) pushUrl(pushTo, 'check'); // a bad URL is a usage error before any work
-    const collector = collectorFor(ctx, values, 0);
+    const collector = await collectorFor(ctx, values, 0);
     ctx.defer(() => collector.close());
     const report = await collector.report();
     const families = metricFamilies(report);

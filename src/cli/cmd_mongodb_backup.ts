@@ -1,11 +1,10 @@
 import { startBackup } from '../core/repository/backup.ts';
-import { backupMongo, planBackup, type CollectionSummary } from '../sources/mongodb/backup.ts';
+import type { CollectionSummary } from '../sources/mongodb/backup.ts';
 import { int, list, usageError, type Command } from './command.ts';
-import { formatPosition, type OplogWindow } from '../sources/mongodb/oplog.ts';
+import type { OplogWindow } from '../sources/mongodb/oplog.ts';
 import { followBackup } from './backup-progress.ts';
 import { formatBytes, formatDuration } from './output.ts';
 import { openRepository } from './repo.ts';
-import { warnInterrupted } from '../sources/mongodb/journal.ts';
 import {
   printRetention,
   PRE_RESTORE_RETENTION_OPTIONS,
@@ -14,6 +13,7 @@ import {
   type ForgetResult,
 } from './retention.ts';
 import { CONNECTION_OPTIONS, NS_OPTIONS, connectFromOptions, nsFilter } from './mongodb-options.ts';
+import { formatPosition } from '../sources/mongodb/position.ts';
 
 export interface MongoBackupResult {
   dryRun: boolean;
@@ -60,6 +60,8 @@ Examples:
   lifeboat mongodb backup --ns-include 'rocketchat.*' --ns-exclude 'rocketchat.rocketchat_statistics'
   lifeboat mongodb backup --oplog     # replica set: consistent to the end of the dump`,
   async run(ctx, values) {
+    const { backupMongo, planBackup } = await import('../sources/mongodb/backup.ts');
+    const { warnInterrupted } = await import('../sources/mongodb/journal.ts');
     const started = Date.now();
     if (values.oplog && (list(values['ns-include']).length || list(values['ns-exclude']).length)) {
       throw usageError(
@@ -71,7 +73,7 @@ Examples:
     try {
       // A half-swapped target is not what anyone means to back up: say so (the backup goes on).
       await warnInterrupted(client, (m) => ctx.out.note(m));
-      const planned = await planBackup(client, nsFilter(values), {
+      const planned = await planBackup(client, await nsFilter(values), {
         includeUsers: Boolean(values['include-users']),
       });
       if (values['dry-run']) {

@@ -1,4 +1,4 @@
-import { exportToArchive, exportToDir, type ExportedNamespace } from '../sources/mongodb/transfer.ts';
+import type { ExportedNamespace } from '../sources/mongodb/transfer.ts';
 import { str, usageError, type Command } from './command.ts';
 import { openRepository } from './repo.ts';
 import { NS_OPTIONS, nsFilter } from './mongodb-options.ts';
@@ -26,6 +26,7 @@ export const mongodbExportCommand: Command<ExportResult> = {
     ...NS_OPTIONS,
   },
   async run(ctx, values, args) {
+    const { exportToArchive, exportToDir } = await import('../sources/mongodb/transfer.ts');
     const out = str(values.out);
     const archive = str(values.archive);
     if (!!out === !!archive) throw usageError('give exactly one of --out DIR or --archive FILE');
@@ -33,7 +34,7 @@ export const mongodbExportCommand: Command<ExportResult> = {
     const repo = await openRepository(ctx, { lock: 'shared' });
     const snapshot = await repo.resolveSnapshot(args[0] ?? 'latest', { type: 'mongodb' });
     const gzip = Boolean(values.gzip);
-    const filter = nsFilter(values);
+    const filter = await nsFilter(values);
     const namespaces = out
       ? await exportToDir(repo, snapshot, out, { gzip, filter })
       : await exportToArchive(repo, snapshot, archive!, { gzip, filter });

@@ -1,7 +1,6 @@
 import path from 'node:path';
 import { startBackup } from '../core/repository/backup.ts';
-import { importArchive, importDir, HASH_ALGORITHM } from '../sources/mongodb/transfer.ts';
-import { summaryOf, type CollectionSummary } from '../sources/mongodb/backup.ts';
+import type { CollectionSummary } from '../sources/mongodb/backup.ts';
 import { list, str, usageError, type Command } from './command.ts';
 import { formatBytes } from './output.ts';
 import { openRepository } from './repo.ts';
@@ -24,6 +23,8 @@ export const mongodbImportCommand: Command<ImportResult> = {
     tag: { type: 'string', multiple: true, arg: 'TAG', description: 'tag the snapshot (repeatable)' },
   },
   async run(ctx, values) {
+    const { importArchive, importDir, HASH_ALGORITHM } = await import('../sources/mongodb/transfer.ts');
+    const { summaryOf } = await import('../sources/mongodb/backup.ts');
     const archive = str(values.archive);
     const dir = str(values.dir);
     if (!!archive === !!dir) throw usageError('give exactly one of --archive FILE or --dir DIR');

@@ -1,9 +1,9 @@
 import { LifeboatError } from '../core/errors.ts';
-import { runFollower, type FollowerResult } from '../sources/mongodb/pitr.ts';
-import { formatPosition } from '../sources/mongodb/oplog.ts';
+import type { FollowerResult } from '../sources/mongodb/pitr.ts';
 import { int, type Command } from './command.ts';
 import { CONNECTION_OPTIONS, connectFromOptions } from './mongodb-options.ts';
 import { openRepository } from './repo.ts';
+import { formatPosition } from '../sources/mongodb/position.ts';
 
 /** How long the last slice may take after SIGTERM (main.ts exits hard at 9 s). */
 const FLUSH_MS = 7_000;
@@ -30,6 +30,7 @@ Examples:
   effect: 'change',
   layer: 'mongodb',
   async run(ctx, values) {
+    const { runFollower } = await import('../sources/mongodb/pitr.ts');
     const seconds = int(values['slice-interval'], 'slice-interval') ?? 60;
     if (seconds < 1 || seconds > 3600)
       throw new LifeboatError('USAGE', `--slice-interval ${seconds}: give 1 to 3600 seconds`, {

@@ -1,9 +1,9 @@
 import type { MongoClient } from 'mongodb';
-import { pitrStatus, type PitrStatus } from '../sources/mongodb/pitr.ts';
-import { formatPosition } from '../sources/mongodb/oplog.ts';
+import type { PitrStatus } from '../sources/mongodb/pitr.ts';
 import { str, type Command } from './command.ts';
 import { CONNECTION_OPTIONS, connectFromOptions } from './mongodb-options.ts';
 import { openRepository } from './repo.ts';
+import { formatPosition } from '../sources/mongodb/position.ts';
 
 const ago = (ms: number | null | undefined): string => {
   if (ms === null || ms === undefined) return 'unknown';
@@ -21,6 +21,7 @@ Examples:
   lifeboat mongodb pitr status
   lifeboat --json mongodb pitr status --uri mongodb://mongo:27017/?replicaSet=rs0`,
   async run(ctx, values) {
+    const { pitrStatus } = await import('../sources/mongodb/pitr.ts');
     const repo = await openRepository(ctx);
     let client: MongoClient | undefined;
     if (str(values.uri)) {

@@ -1,18 +1,11 @@
 import { LifeboatError } from '../core/errors.ts';
-import { applyRestore, inspectTargets, planRestore, type RestoreResult } from '../sources/mongodb/restore.ts';
-import { NamespaceRenamer } from '../sources/mongodb/nsfilter.ts';
-import { formatPosition, parseOplogLimit } from '../sources/mongodb/oplog.ts';
+import type { RestoreResult } from '../sources/mongodb/restore.ts';
 import { pitrTimeOption, resolveTimeOption, type PointInTimeReport } from './pitr-restore.ts';
-import {
-  findJournals,
-  isRunning,
-  recoverInterrupted,
-  describeInterrupted,
-  type Recovery,
-} from '../sources/mongodb/journal.ts';
+import type { Recovery } from '../sources/mongodb/journal.ts';
 import { int, list, str, usageError, type Command } from './command.ts';
 import { openRepository } from './repo.ts';
 import { CONNECTION_OPTIONS, NS_OPTIONS, connectFromOptions, nsFilter } from './mongodb-options.ts';
+import { formatPosition } from '../sources/mongodb/position.ts';
 
 export const mongodbRestoreCommand: Command<RestoreResult> = {
   path: ['mongodb', 'restore'],
@@ -94,6 +87,11 @@ Examples:
   lifeboat mongodb restore latest --drop --oplog-replay --oplog-limit 2024-12-01T12:03:00Z
   lifeboat mongodb restore --time 2024-12-01T12:03:00Z --drop`,
   async run(ctx, values, args) {
+    const { applyRestore, inspectTargets, planRestore } = await import('../sources/mongodb/restore.ts');
+    const { NamespaceRenamer } = await import('../sources/mongodb/nsfilter.ts');
+    const { parseOplogLimit } = await import('../sources/mongodb/oplog.ts');
+    const { findJournals, isRunning, recoverInterrupted, describeInterrupted } =
+      await import('../sources/mongodb/journal.ts');
     const recoverMode = values.resume ? 'resume' : values.rollback ? 'rollback' : undefined;
     if (recoverMode) {
       if (values.resume && values.rollback) throw usageError('give either --resume or --rollback, not both');
@@ -133,7 +131,7 @@ Examples:
         '--time picks the base backup and replays the oplog itself: give it without SNAPSHOT, --timestamp, --oplog-replay or --oplog-limit',
       );
     const renamer = new NamespaceRenamer(list(values['ns-from']), list(values['ns-to']));
-    const filter = nsFilter(values);
+    const filter = await nsFilter(values);
     const oplogReplay = Boolean(values['oplog-replay']);
     const limitText = str(values['oplog-limit']);
     if (limitText && !oplogReplay) throw usageError('--oplog-limit needs --oplog-replay');

@@ -1,8 +1,6 @@
 import { makeEvent, eventActor } from '../core/events.ts';
 import { LifeboatError } from '../core/errors.ts';
-import { channelsFrom } from '../observability/notify/config.ts';
-import { send, type SendResult } from '../observability/notify/dispatcher.ts';
-import { messageFor } from '../observability/notify/message.ts';
+import type { SendResult } from '../observability/notify/dispatcher.ts';
 import { str, usageError, type Command } from './command.ts';
 import { EXIT_FAILED, EXIT_OK } from './exit.ts';
 
@@ -15,6 +13,9 @@ export const notifyTestCommand: Command<SendResult[]> = {
   help: `Bypasses the channels' on/scope/layers filters and deduplication; uses their retries and timeout.
 Exit code 1 if any channel failed. See docs/monitoring.md, "Notifications".`,
   async run(ctx, values) {
+    const { channelsFrom } = await import('../observability/notify/config.ts');
+    const { send } = await import('../observability/notify/dispatcher.ts');
+    const { messageFor } = await import('../observability/notify/message.ts');
     const all = channelsFrom(ctx.section('notify'));
     if (all.length === 0)
       throw new LifeboatError('CONFIG', `no notification channels in ${ctx.configFile}`, {

@@ -1,7 +1,5 @@
 import type { Command } from './command.ts';
 import { int, str, usageError } from './command.ts';
-import { effectiveStatus, liveHolder, runSlot } from '../operations/pipeline.ts';
-import { listOperations } from '../operations/runner.ts';
 import { formatDuration } from './output.ts';
 import { openRepository } from './repo.ts';
 import { stageCounts } from './pipeline-output.ts';
@@ -27,6 +25,8 @@ export const pipelineHistoryCommand: Command<PipelineHistoryRow[]> = {
     slot: { type: 'string', arg: 'SLOT', description: 'only runs of this slot' },
   },
   async run(ctx, values) {
+    const { effectiveStatus, liveHolder, runSlot } = await import('../operations/pipeline.ts');
+    const { listOperations } = await import('../operations/runner.ts');
     const limit = int(values.limit, 'limit') ?? 20;
     if (limit < 1) throw usageError('--limit must be 1 or more');
     const slot = str(values.slot);

@@ -1,7 +1,8 @@
 import type { Command } from './command.ts';
 import { list, str, usageError } from './command.ts';
-import { PIPELINE_REASONS, checkSlot, runPipeline, type PipelineResult } from '../operations/pipeline.ts';
+import type { PipelineResult } from '../operations/pipeline.ts';
 import { printStages, resumeCommand, runHeadline } from './pipeline-output.ts';
+import { PIPELINE_REASONS } from '../operations/pipeline-config.ts';
 
 /**
  * `lifeboat pipeline run`: the daily pipeline (src/operations/pipeline.ts). It emits no event of its own
@@ -49,6 +50,7 @@ Examples:
   lifeboat pipeline run --stages mongodb,validate
   lifeboat pipeline run --resume last`,
   async run(ctx, values) {
+    const { checkSlot, runPipeline } = await import('../operations/pipeline.ts');
     const reason = str(values.reason) ?? 'manual';
     if (!(PIPELINE_REASONS as readonly string[]).includes(reason))
       throw usageError(`--reason must be one of ${PIPELINE_REASONS.join(', ')}, got "${reason}"`);

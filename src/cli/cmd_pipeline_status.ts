@@ -3,8 +3,6 @@ import { str } from './command.ts';
 import { LifeboatError } from '../core/errors.ts';
 import type { LockInfo } from '../core/repository/lock.ts';
 import type { OperationRecord } from '../operations/operation-record.ts';
-import { effectiveStatus, liveHolder, resumable, runSlot } from '../operations/pipeline.ts';
-import { listOperations, loadOperation } from '../operations/runner.ts';
 import { openRepository } from './repo.ts';
 import { printStages, resumeCommand, runHeadline } from './pipeline-output.ts';
 
@@ -28,6 +26,8 @@ export const pipelineStatusCommand: Command<PipelineStatusResult> = {
   help: `A run whose record says running but whose slot lock nobody holds was killed (SIGKILL, OOM, a lost
 node): it is shown as "interrupted (killed)" with the --resume command that continues it.`,
   async run(ctx, values, positionals) {
+    const { effectiveStatus, liveHolder, resumable, runSlot } = await import('../operations/pipeline.ts');
+    const { listOperations, loadOperation } = await import('../operations/runner.ts');
     const repo = await openRepository(ctx);
     const slot = str(values.slot);
     const id = positionals[0];

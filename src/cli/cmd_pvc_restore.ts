@@ -1,4 +1,4 @@
-import { restorePvcs, type PvcRestoreResult } from '../sources/kubernetes/pvc.ts';
+import type { PvcRestoreResult } from '../sources/kubernetes/pvc.ts';
 import type { Snapshot } from '../core/repository/model.ts';
 import { LifeboatError } from '../core/errors.ts';
 import { int, list, str, usageError, type Command } from './command.ts';
@@ -33,6 +33,7 @@ Examples:
   lifeboat pvc restore --timestamp 20241201_120000 --dry-run
   lifeboat pvc restore latest --pvc datadir-mongodb-0`,
   async run(ctx, values, args) {
+    const { restorePvcs } = await import('../sources/kubernetes/pvc.ts');
     if (args.length > 1) throw usageError('give one SNAPSHOT');
     const ts = str(values.timestamp);
     if (ts && args.length) throw usageError('give either SNAPSHOT or --timestamp, not both');

@@ -1,15 +1,8 @@
 import { startBackup } from '../core/repository/backup.ts';
-import {
-  allNamespaces,
-  forgetDeletedRecords,
-  snapshotPvcs,
-  type SnapshotVolume,
-} from '../sources/kubernetes/pvc.ts';
+import type { SnapshotVolume } from '../sources/kubernetes/pvc.ts';
 import { int, list, str, usageError, type Command } from './command.ts';
 import { KUBE_OPTIONS, kubeClient } from './kube-options.ts';
 import { openRepository } from './repo.ts';
-import { connectMongo, credentialsFromEnv } from '../sources/mongodb/connect.ts';
-import { fsyncLock } from '../sources/mongodb/fsync-lock.ts';
 
 export interface PvcSnapshotCliResult {
   id: string;
@@ -87,6 +80,10 @@ labelled app.kubernetes.io/managed-by=lifeboat.
 Examples:
   lifeboat pvc snapshot --namespace rocketchat --retention-days 14`,
   async run(ctx, values) {
+    const { allNamespaces, forgetDeletedRecords, snapshotPvcs } =
+      await import('../sources/kubernetes/pvc.ts');
+    const { connectMongo, credentialsFromEnv } = await import('../sources/mongodb/connect.ts');
+    const { fsyncLock } = await import('../sources/mongodb/fsync-lock.ts');
     const client = await kubeClient(ctx, values);
     let namespaces = list(values.namespace);
     if (values['all-namespaces']) {

@@ -24,7 +24,6 @@ import {
   type ScaleBack,
 } from '../operations/recover.ts';
 import type { SmokeTest } from '../operations/smoke.ts';
-import { SecretsVault, parseVaultUrl } from '../sources/secrets/vault.ts';
 import type { KubeClient } from '../sources/kubernetes/client.ts';
 import { VAULT_OPTION } from './cmd_secrets_backup.ts';
 import { validateCommand } from './cmd_validate.ts';
@@ -201,6 +200,7 @@ export const recoverCommand: Command<RecoverResult> = {
     result: r.dryRun ? 'success' : undefined,
   }),
   async run(ctx, values) {
+    const { SecretsVault, parseVaultUrl } = await import('../sources/secrets/vault.ts');
     const resumeRef = str(values.resume);
     const planName = str(values.plan);
     if (!resumeRef && !planName) throw usageError('give --plan full|data-only (or --resume last|ID)');

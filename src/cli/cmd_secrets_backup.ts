@@ -1,5 +1,4 @@
-import { backupSecrets, type SecretsBackupResult } from '../sources/secrets/secrets.ts';
-import { SecretsVault, parseVaultUrl } from '../sources/secrets/vault.ts';
+import type { SecretsBackupResult } from '../sources/secrets/secrets.ts';
 import { list, str, type Command, type OptionSpec } from './command.ts';
 import { KUBE_OPTIONS, kubeClient } from './kube-options.ts';
 
@@ -33,6 +32,8 @@ Examples:
   lifeboat secrets backup --vault https://rc-prod.vault.azure.net --namespace rocketchat
   lifeboat secrets backup --namespace rocketchat --dry-run --json`,
   async run(ctx, values) {
+    const { backupSecrets } = await import('../sources/secrets/secrets.ts');
+    const { SecretsVault, parseVaultUrl } = await import('../sources/secrets/vault.ts');
     const vault = new SecretsVault(parseVaultUrl(str(values.vault)), {}, ctx.env);
     const client = await kubeClient(ctx, values);
     const progress = ctx.out.progress('secrets', undefined, 'count');

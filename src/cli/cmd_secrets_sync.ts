@@ -1,5 +1,4 @@
-import { syncSecrets, type SecretsSyncResult } from '../sources/secrets/secrets.ts';
-import { SecretsVault, parseVaultUrl } from '../sources/secrets/vault.ts';
+import type { SecretsSyncResult } from '../sources/secrets/secrets.ts';
 import { VAULT_OPTION } from './cmd_secrets_backup.ts';
 import { list, str, usageError, type Command } from './command.ts';
 import { KUBE_OPTIONS, kubeClient } from './kube-options.ts';
@@ -39,6 +38,8 @@ Examples:
   lifeboat secrets sync --secret mongodb-password
   lifeboat secrets sync --diff --json`,
   async run(ctx, values) {
+    const { syncSecrets } = await import('../sources/secrets/secrets.ts');
+    const { SecretsVault, parseVaultUrl } = await import('../sources/secrets/vault.ts');
     if (values['dry-run'] === true && values.diff === true)
       throw usageError('--dry-run and --diff do not go together', 'choose one');
     const vault = new SecretsVault(parseVaultUrl(str(values.vault)), {}, ctx.env);

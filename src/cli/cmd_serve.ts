@@ -52,7 +52,7 @@ read-only and shows no secret. See docs/monitoring.md.
     const { host, port } = parseListen(str(values.listen) ?? '127.0.0.1:9420');
     const cacheSeconds = int(values['cache-seconds'], 'cache-seconds') ?? 30;
     if (cacheSeconds < 0) throw usageError('--cache-seconds must be 0 or more');
-    const collector = collectorFor(ctx, values, cacheSeconds * 1000);
+    const collector = await collectorFor(ctx, values, cacheSeconds * 1000);
     ctx.defer(() => collector.close());
     // Loaded here, not at start-up: node:http would weigh on every other command's heap.
     const { startServer } = await import('../surfaces/serve/server.ts');

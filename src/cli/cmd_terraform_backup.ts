@@ -1,4 +1,4 @@
-import { backupTerraform, type WorkspaceCapture } from '../sources/terraform/terraform.ts';
+import type { WorkspaceCapture } from '../sources/terraform/terraform.ts';
 import { list, str, type Command } from './command.ts';
 import { formatBytes } from './output.ts';
 import { openRepository } from './repo.ts';
@@ -34,6 +34,7 @@ export const terraformBackupCommand: Command<TerraformBackupOutput> = {
     'See docs/terraform.md.',
   ].join('\n'),
   async run(ctx, values) {
+    const { backupTerraform } = await import('../sources/terraform/terraform.ts');
     const azurerm = azurermLocation(values);
     const dir = str(values.dir) ?? (azurerm ? undefined : '.');
     const repo = await openRepository(ctx);

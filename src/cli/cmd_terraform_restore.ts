@@ -1,8 +1,4 @@
-import {
-  restoreTerraform,
-  type StateSource,
-  type TerraformRestoreResult,
-} from '../sources/terraform/terraform.ts';
+import type { StateSource, TerraformRestoreResult } from '../sources/terraform/terraform.ts';
 import { str, usageError, type Command } from './command.ts';
 import { openRepository } from './repo.ts';
 import { AZURERM_OPTIONS, azurermLocation } from './terraform-options.ts';
@@ -43,6 +39,7 @@ export const terraformRestoreCommand: Command<TerraformRestoreResult> = {
     'so a Terraform write in between is not overwritten. See docs/terraform.md.',
   ].join('\n'),
   async run(ctx, values, args) {
+    const { restoreTerraform } = await import('../sources/terraform/terraform.ts');
     const target = str(values.target);
     const toBlob = Boolean(values['to-blob']);
     if (!target === !toBlob) throw usageError('give --target DIR or --to-blob (one of them)');

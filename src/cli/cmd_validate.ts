@@ -9,18 +9,10 @@
 import { parseDuration } from '../core/repository/forget.ts';
 import type { SnapshotType } from '../core/repository/model.ts';
 import { isEmptyPolicy } from '../core/repository/forget.ts';
-import {
-  LAYER_NAMES,
-  NoAccess,
-  VALIDATORS,
-  validateLayers,
-  validatorFor,
-  type LayerResult,
-  type LayerValidator,
-  type ValidationReport,
-} from '../operations/validate.ts';
-import { SecretsVault, parseVaultUrl } from '../sources/secrets/vault.ts';
+import type { LayerResult, LayerValidator, ValidationReport } from '../operations/validate.ts';
 import type { KubeClient } from '../sources/kubernetes/client.ts';
+import type { SecretsVault } from '../sources/secrets/vault.ts';
+import { LAYER_NAMES, VALIDATION_LAYERS, validationLayer } from '../operations/validate-layers.ts';
 import type { ConfigSetting } from './config-sections.ts';
 import { str, usageError, type Command, type CommandContext, type OptionValues } from './command.ts';
 import { VAULT_OPTION } from './cmd_secrets_backup.ts';
@@ -36,7 +28,7 @@ const FORMAT = Symbol('format');
 
 type ValidateResult = ValidationReport & { [FORMAT]?: Format };
 
-const LAYER_KEYS = [...new Set([...VALIDATORS.flatMap((v) => [v.layer, v.appliesTo]), 'copy'])];
+const LAYER_KEYS = [...new Set([...VALIDATION_LAYERS.flatMap((v) => [v.layer, v.appliesTo]), 'copy'])];
 
 /** `validate.max-age` in lifeboat.yaml: a duration for every layer, or a map of layer → duration. */
 export const VALIDATE_MAX_AGE_SETTING: ConfigSetting = {
@@ -68,7 +60,7 @@ function maxAges(ctx: CommandContext, values: OptionValues): (type: SnapshotType
   const byType = new Map<string, number>();
   if (setting && typeof setting === 'object' && !Array.isArray(setting))
     for (const [k, v] of Object.entries(setting as Record<string, unknown>)) {
-      const key = k === 'copy' ? 'copy' : validatorFor(k)?.appliesTo;
+      const key = k === 'copy' ? 'copy' : validationLayer(k)?.appliesTo;
       if (!key) continue; // the config check has rejected it already
       byType.set(key, durationMs(String(v), `${ctx.configFile}: validate.max-age.${k}`));
     }
@@ -167,6 +159,8 @@ export const validateCommand: Command<ValidateResult> = {
     '  lifeboat validate --format markdown >> "$GITHUB_STEP_SUMMARY"',
   ].join('\n'),
   async run(ctx, values) {
+    const { NoAccess, validateLayers, validatorFor } = await import('../operations/validate.ts');
+    const { SecretsVault, parseVaultUrl } = await import('../sources/secrets/vault.ts');
     const type = str(values.type);
     let only: LayerValidator[] | undefined;
     if (type === 'copy') only = [];
@@ -217,7 +211,7 @@ export const validateCommand: Command<ValidateResult> = {
   effect: 'verify',
   event(r, values) {
     const type = str(values.type);
-    const v = type && type !== 'all' ? validatorFor(type) : undefined;
+    const v = type && type !== 'all' ? validationLayer(type) : undefined;
     const alerts = r.results.some((x) => x.findings.some((f) => f.alert));
     return {
       ...(v ? { layer: v.appliesTo } : {}),

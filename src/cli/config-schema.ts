@@ -11,7 +11,9 @@ import { LifeboatError } from '../core/errors.ts';
 import type { OptionSpec } from './command.ts';
 import { COMMANDS, GLOBAL_OPTIONS } from './commands.ts';
 import { CONFIG_SETTINGS } from './config-sections.ts';
-import { Ajv, type ValidateFunction } from 'ajv';
+import { createRequire } from 'node:module';
+import type * as AjvModule from 'ajv';
+import type { Ajv, ValidateFunction } from 'ajv';
 
 /** The words a boolean option accepts as a string (environment variables, quoted YAML). */
 export const TRUE_WORDS = ['true', 'yes', 'on', '1'];
@@ -68,7 +70,16 @@ function buildTree(): ConfigNode {
     for (const [name, spec] of Object.entries(cmd.options))
       if (!spec.flagOnly) for (const scope of scopes) add(scope, name, spec);
   }
-  const ajv = new Ajv({ allErrors: true, strict: false });
+  // Required on first compile, not imported: most runs have no structured setting to check, and ajv is
+  // ~0.9 MiB of heap every full collection would mark (docs/performance.md).
+  let ajv: Ajv | undefined;
+  const compile = (schema: object) => {
+    ajv ??= new (createRequire(import.meta.url)('ajv') as typeof AjvModule).Ajv({
+      allErrors: true,
+      strict: false,
+    });
+    return ajv.compile(schema);
+  };
   for (const setting of CONFIG_SETTINGS) {
     let node = root;
     for (const word of setting.path.slice(0, -1)) {
@@ -81,7 +92,7 @@ function buildTree(): ConfigNode {
     node.settings.set(setting.path.at(-1)!, {
       schema: setting.schema,
       get validate() {
-        return (compiled ??= ajv.compile(setting.schema));
+        return (compiled ??= compile(setting.schema));
       },
     });
   }

@@ -12,7 +12,7 @@ import { Repository } from '../core/repository/repository.ts';
 import { openBackend } from '../core/storage/open.ts';
 import { auditSink, type RepositoryAccess } from '../observability/audit.ts';
 import { channelsFrom } from '../observability/notify/config.ts';
-import { notifySink } from '../observability/notify/dispatcher.ts';
+import type { NotifySinkOptions } from '../observability/notify/dispatcher.ts';
 import type { CommandContext } from './command.ts';
 import { keystoreFor } from './repo.ts';
 
@@ -86,7 +86,7 @@ export function eventSinks(ctx: CommandContext): EventSink[] {
   const channels = channelsFrom(ctx.section('notify'));
   return [
     ...(channels.length
-      ? [notifySink({ channels, env: ctx.env, access, debug: (m) => ctx.log.debug(m) })]
+      ? [lazyNotifySink({ channels, env: ctx.env, access, debug: (m) => ctx.log.debug(m) })]
       : []),
     auditSink(access, (reason, event, quiet) =>
       // Without a record the log is the only trace: the event in full (it holds no secret). At info
@@ -95,4 +95,16 @@ export function eventSinks(ctx: CommandContext): EventSink[] {
       ctx.log.log(quiet ? 'info' : 'warn', `no audit record written: ${reason}`, { event }),
     ),
   ];
+}
+
+/** The notification dispatcher and its payload formats load with the first event, not at start-up. */
+function lazyNotifySink(o: NotifySinkOptions): EventSink {
+  let sink: Promise<EventSink> | undefined;
+  return {
+    name: 'notifications',
+    async deliver(event) {
+      sink ??= import('../observability/notify/dispatcher.ts').then((m) => m.notifySink(o));
+      await (await sink).deliver(event);
+    },
+  };
 }

@@ -1,5 +1,5 @@
 /** Connection options shared by every Kubernetes command (kubeconfig, --context, in-cluster). */
-import { KubeClient } from '../sources/kubernetes/client.ts';
+import type { KubeClient } from '../sources/kubernetes/client.ts';
 import type { CommandContext, OptionSpec, OptionValues } from './command.ts';
 import { str } from './command.ts';
 
@@ -23,7 +23,9 @@ export const KUBE_OPTIONS: Record<string, OptionSpec> = {
   },
 };
 
-export function kubeClient(ctx: CommandContext, values: OptionValues): Promise<KubeClient> {
+/** Loads the Kubernetes client only for a command that talks to a cluster (lazy-imports.test.ts). */
+export async function kubeClient(ctx: CommandContext, values: OptionValues): Promise<KubeClient> {
+  const { KubeClient } = await import('../sources/kubernetes/client.ts');
   return KubeClient.connect(
     {
       kubeconfig: str(values.kubeconfig)?.split(':')[0],

@@ -1,8 +1,7 @@
 /** Flags shared by the `lifeboat mongodb *` commands: connection, TLS and namespace selection. */
 import type { CommandContext, OptionSpec, OptionValues } from './command.ts';
 import { int, list, str } from './command.ts';
-import { connectMongo, credentialsFromEnv } from '../sources/mongodb/connect.ts';
-import { NamespaceFilter } from '../sources/mongodb/nsfilter.ts';
+import type { NamespaceFilter } from '../sources/mongodb/nsfilter.ts';
 import type { MongoClient } from 'mongodb';
 
 export const CONNECTION_OPTIONS: Record<string, OptionSpec> = {
@@ -43,7 +42,9 @@ export const NS_OPTIONS: Record<string, OptionSpec> = {
   },
 };
 
-export function nsFilter(values: OptionValues): NamespaceFilter {
+// The MongoDB sources load only for a command that uses them (lazy-imports.test.ts).
+export async function nsFilter(values: OptionValues): Promise<NamespaceFilter> {
+  const { NamespaceFilter } = await import('../sources/mongodb/nsfilter.ts');
   return new NamespaceFilter(list(values['ns-include']), list(values['ns-exclude']));
 }
 
@@ -51,6 +52,7 @@ export async function connectFromOptions(
   ctx: CommandContext,
   values: OptionValues,
 ): Promise<{ client: MongoClient; uri: string }> {
+  const { connectMongo, credentialsFromEnv } = await import('../sources/mongodb/connect.ts');
   const uri = str(values.uri) ?? '';
   const creds = credentialsFromEnv(ctx.env);
   const client = await connectMongo({

@@ -4,7 +4,8 @@
  * `pipeline.stages[].options` in the place of flags, so a stage runs exactly as the command would.
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { parse as parseYaml } from 'yaml';
+import { createRequire } from 'node:module';
+import type * as Yaml from 'yaml';
 import { LifeboatError } from '../core/errors.ts';
 import type { Command, OptionSpec, OptionValues } from './command.ts';
 import { COMMANDS, GLOBAL_OPTIONS } from './commands.ts';
@@ -41,7 +42,10 @@ export function loadConfig(file: string | undefined, explicit: boolean): Record<
   }
   let document: unknown;
   try {
-    document = parseYaml(readFileSync(file, 'utf8'));
+    // Required here, not imported: the YAML parser is ~0.7 MiB of heap that a run without a config
+    // file would keep, and every full collection of a backup marks it (docs/performance.md).
+    const yaml = createRequire(import.meta.url)('yaml') as typeof Yaml;
+    document = yaml.parse(readFileSync(file, 'utf8'));
   } catch (e) {
     throw new LifeboatError(
       'CONFIG',

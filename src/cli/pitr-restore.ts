@@ -7,13 +7,8 @@ import { list } from './command.ts';
 import type { Repository } from '../core/repository/repository.ts';
 import type { Snapshot } from '../core/repository/model.ts';
 import type { NamespaceFilter, NamespaceRenamer } from '../sources/mongodb/nsfilter.ts';
-import {
-  parsePitrTime,
-  pointInTimeEntries,
-  resolvePointInTime,
-  type PitrReplayStats,
-} from '../sources/mongodb/pitr.ts';
-import { formatPosition } from '../sources/mongodb/oplog.ts';
+import type { PitrReplayStats } from '../sources/mongodb/pitr.ts';
+import { formatPosition } from '../sources/mongodb/position.ts';
 
 export const pitrTimeOption: Record<string, OptionSpec> = {
   time: {
@@ -42,6 +37,9 @@ export async function resolveTimeOption(
   filter: NamespaceFilter,
   renamer: NamespaceRenamer,
 ): Promise<{ base: Snapshot; entries: () => AsyncIterable<Uint8Array>; report: () => PointInTimeReport }> {
+  // The PITR sources load only for a restore that asks for a time (lazy-imports.test.ts).
+  const { parsePitrTime, pointInTimeEntries, resolvePointInTime } =
+    await import('../sources/mongodb/pitr.ts');
   const time = parsePitrTime(text);
   const pit = await resolvePointInTime(repo, time);
   const base = await repo.loadSnapshot(pit.base.id);

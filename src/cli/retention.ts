@@ -11,15 +11,11 @@ import {
 } from '../core/repository/forget.ts';
 import type { Repository } from '../core/repository/repository.ts';
 import { isLifeboatError } from '../core/errors.ts';
-import type { Snapshot, SnapshotFilter } from '../core/repository/model.ts';
-import {
-  SLICE_TYPE,
-  baseOf,
-  sliceOf,
-  sliceRetention,
-  type Base,
-  type Slice,
-} from '../sources/mongodb/pitr-slices.ts';
+import type { Snapshot, SnapshotFilter, SnapshotType } from '../core/repository/model.ts';
+import type { Base, Slice } from '../sources/mongodb/pitr-slices.ts';
+
+/** The snapshot type of point-in-time slices (pitr-slices.ts), named here so forget need not load it. */
+const SLICE_TYPE: SnapshotType = 'mongodb-oplog';
 
 export const RETENTION_OPTIONS: Record<string, OptionSpec> = {
   'keep-last': { type: 'string', arg: 'N', description: 'keep the N newest snapshots' },
@@ -190,7 +186,9 @@ async function slicesToForget(
   filter: SnapshotFilter,
   decisions: GroupDecision[],
 ): Promise<GroupDecision | undefined> {
+  // The MongoDB sources load only for a forget that may touch MongoDB snapshots (lazy-imports.test.ts).
   if (filter.type && filter.type !== 'mongodb' && filter.type !== SLICE_TYPE) return undefined;
+  const { baseOf, sliceOf, sliceRetention } = await import('../sources/mongodb/pitr-slices.ts');
   const removed = new Set(
     decisions.flatMap((g) => g.decisions.filter((d) => !d.keep).map((d) => d.snapshot.id)),
   );

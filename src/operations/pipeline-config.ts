@@ -10,6 +10,9 @@ import { LifeboatError } from '../core/errors.ts';
 import type { SnapshotType } from '../core/repository/model.ts';
 import type { ConfigSetting } from '../cli/config-sections.ts';
 
+/** Why a pipeline runs (recorded, and in its event). */
+export const PIPELINE_REASONS = ['manual', 'schedule', 'event'] as const;
+
 /** `30m`, `1h30m`, `90s`, `500ms`. */
 export const BUDGET_PATTERN = '^(?=\\d)(\\d+h)?(\\d+m(?!s))?(\\d+s)?(\\d+ms)?$';
 

@@ -35,7 +35,7 @@ import {
   type StepResult,
 } from './runner.ts';
 
-export const PIPELINE_REASONS = ['manual', 'schedule', 'event'] as const;
+export { PIPELINE_REASONS } from './pipeline-config.ts';
 
 export interface PipelineOptions {
   slot: string;

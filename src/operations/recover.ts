@@ -16,7 +16,7 @@ import type { Snapshot, SnapshotType } from '../core/repository/model.ts';
 import { isBackup, type Repository } from '../core/repository/repository.ts';
 import { stepIsDone, type OperationRecord, type StepRecord } from './operation-record.ts';
 import { newOperationId, runOperation, type OperationOptions, type StepDefinition } from './runner.ts';
-import { finishScaleUp, recordedReplicas, runPhase, scaleUp, type PhaseContext } from './recover-phases.ts';
+import type { PhaseContext } from './recover-phases.ts';
 
 export const RECOVERY_PLANS = ['full', 'data-only'] as const;
 export type RecoveryPlanName = (typeof RECOVERY_PLANS)[number];
@@ -368,6 +368,9 @@ export function planOf(record: OperationRecord): RecoveryPlan {
 }
 
 export async function runRecovery(o: RunRecoveryOptions): Promise<RecoveryOutcome> {
+  // The phases load every layer's sources: only a recovery that runs needs them, not its --dry-run or the
+  // CLI's start-up (lazy-imports.test.ts).
+  const { runPhase } = await import('./recover-phases.ts');
   const plan = o.resume ? planOf(o.resume) : o.plan;
   const id = o.resume?.id ?? newOperationId();
   let current: OperationRecord | undefined = o.resume;
@@ -419,6 +422,7 @@ async function finallyScaleBack(
     return undefined;
   const commands: string[] = [];
   try {
+    const { finishScaleUp, recordedReplicas, scaleUp } = await import('./recover-phases.ts');
     const client = await c.kube();
     for (const w of c.plan.apps) {
       const n = await recordedReplicas(c, client, w).catch(() => undefined);

@@ -27,6 +27,7 @@ import { filesValidator } from '../sources/files/validate.ts';
 import { mongodbValidator } from '../sources/mongodb/validate.ts';
 import { secretsValidator } from '../sources/secrets/validate.ts';
 import { terraformValidator } from '../sources/terraform/validate.ts';
+import { LAYER_NAMES, VALIDATION_LAYERS } from './validate-layers.ts';
 
 export type LayerStatus = 'ok' | 'warning' | 'stale' | 'missing' | 'failed' | 'damaged';
 
@@ -101,7 +102,13 @@ export const VALIDATORS: LayerValidator[] = [
   filesValidator,
 ];
 
-export const LAYER_NAMES: string[] = VALIDATORS.map((v) => v.layer);
+export { LAYER_NAMES };
+const listed = (l: { layer: string; appliesTo: string }[]) =>
+  l.map((v) => `${v.layer}:${v.appliesTo}`).join(' ');
+if (listed(VALIDATORS) !== listed([...VALIDATION_LAYERS]))
+  throw new Error(
+    `validate-layers.ts lists ${listed([...VALIDATION_LAYERS])}, the validators are ${listed(VALIDATORS)}`,
+  );
 
 /** `pvc` or `pvc-snapshots` → the validator; undefined for an unknown name. */
 export function validatorFor(name: string): LayerValidator | undefined {

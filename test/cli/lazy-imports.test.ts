@@ -3,6 +3,10 @@
  * the MongoDB driver ~30 MiB, which a MongoDB backup (300 MiB budget) or a `snapshots` must not pay.
  * node:http and node:https too: ~3.7 MiB of heap that every full collection of a backup or restore marks
  * again (docs/performance.md).
+ * And each command's own implementation: the MongoDB, Kubernetes, secrets and Terraform sources, the
+ * operations behind the pipeline, drills and recovery, the notification dispatcher, the YAML parser and
+ * ajv load when the command (or config file) that needs them runs. The command table with its options
+ * stays whole, for help and the config check.
  * Checked by recording every module the CLI entry point resolves (no server needed).
  */
 import assert from 'node:assert/strict';
@@ -35,4 +39,34 @@ test('loading the CLI loads no Kubernetes, MongoDB driver, cloud SDK or HTTP sta
       `${heavy} is loaded eagerly`,
     );
   }
+});
+
+/**
+ * Modules the command table may load at start-up from the layers it otherwise leaves to each command:
+ * pure constants and formatters the options, help and renderers need.
+ */
+const LIGHT_AT_START = [
+  '/src/observability/audit.ts',
+  '/src/observability/notify/config.ts',
+  '/src/observability/prom-text.ts',
+  '/src/operations/drill-records.ts',
+  '/src/operations/operation-record.ts',
+  '/src/operations/pipeline-config.ts',
+  '/src/operations/recover.ts',
+  '/src/operations/runner.ts',
+  '/src/operations/validate-layers.ts',
+  '/src/sources/kubernetes/diff.ts',
+  '/src/sources/kubernetes/helm.ts',
+  '/src/sources/kubernetes/objects.ts',
+  '/src/sources/mongodb/position.ts',
+];
+
+test("loading the CLI loads no command's implementation, YAML parser or schema compiler", () => {
+  const urls = modulesLoadedBy(path.join(PROJECT_ROOT, 'src/cli/main.ts'));
+  const eager = urls.filter(
+    (u) =>
+      (/\/src\/(sources|operations|observability)\//.test(u) && !LIGHT_AT_START.some((l) => u.endsWith(l))) ||
+      /\/node_modules\/(yaml|ajv)\//.test(u),
+  );
+  assert.deepEqual(eager, [], 'loaded at start-up instead of by the command that needs it');
 });

@@ -29,10 +29,8 @@ import { decodeDocument, MAX_BSON_SIZE } from './bson-stream.ts';
 export const OPLOG_ITEM = '.oplog';
 
 /** An oplog timestamp as JSON: seconds and ordinal. */
-export interface OplogPosition {
-  t: number;
-  i: number;
-}
+import { comparePositions, formatPosition, type OplogPosition } from './position.ts';
+export { comparePositions, formatPosition, type OplogPosition };
 
 export interface OplogWindow {
   start: OplogPosition | null;
@@ -48,11 +46,6 @@ export const position = (ts: Timestamp): OplogPosition => ({ t: ts.t, i: ts.i })
  */
 export function isTimestamp(v: unknown): v is Timestamp {
   return (v as { _bsontype?: string } | null)?._bsontype === 'Timestamp';
-}
-export const formatPosition = (p: OplogPosition): string => `${p.t}:${p.i}`;
-
-export function comparePositions(a: OplogPosition, b: OplogPosition): number {
-  return a.t !== b.t ? a.t - b.t : a.i - b.i;
 }
 
 /**

@@ -1,0 +1,14 @@
+/**
+ * An oplog position (a BSON timestamp's seconds and ordinal) and its text form: apart from oplog.ts so
+ * the CLI can print positions without loading the MongoDB sources (lazy-imports.test.ts).
+ */
+export interface OplogPosition {
+  t: number;
+  i: number;
+}
+
+export const formatPosition = (p: OplogPosition): string => `${p.t}:${p.i}`;
+
+export function comparePositions(a: OplogPosition, b: OplogPosition): number {
+  return a.t !== b.t ? a.t - b.t : a.i - b.i;
+}
