@@ -25,11 +25,10 @@ import { CollectionHash } from './hash.ts';
 import { mongoError, type ServerInfo } from './connect.ts';
 import { EXACT_BSON } from './metadata.ts';
 import { decodeDocument, MAX_BSON_SIZE } from './bson-stream.ts';
+import { comparePositions, formatPosition, type OplogPosition } from './position.ts';
 
 export const OPLOG_ITEM = '.oplog';
 
-/** An oplog timestamp as JSON: seconds and ordinal. */
-import { comparePositions, formatPosition, type OplogPosition } from './position.ts';
 export { comparePositions, formatPosition, type OplogPosition };
 
 export interface OplogWindow {
