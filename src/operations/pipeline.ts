@@ -35,8 +35,6 @@ import {
   type StepResult,
 } from './runner.ts';
 
-export { PIPELINE_REASONS } from './pipeline-config.ts';
-
 export interface PipelineOptions {
   slot: string;
   reason: string;

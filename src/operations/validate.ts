@@ -27,7 +27,7 @@ import { filesValidator } from '../sources/files/validate.ts';
 import { mongodbValidator } from '../sources/mongodb/validate.ts';
 import { secretsValidator } from '../sources/secrets/validate.ts';
 import { terraformValidator } from '../sources/terraform/validate.ts';
-import { LAYER_NAMES, VALIDATION_LAYERS } from './validate-layers.ts';
+import { VALIDATION_LAYERS, validationLayer } from './validate-layers.ts';
 
 export type LayerStatus = 'ok' | 'warning' | 'stale' | 'missing' | 'failed' | 'damaged';
 
@@ -102,17 +102,18 @@ export const VALIDATORS: LayerValidator[] = [
   filesValidator,
 ];
 
-export { LAYER_NAMES };
-const listed = (l: { layer: string; appliesTo: string }[]) =>
+// The CLI reads the layers from validate-layers.ts without loading the validators: the two must agree.
+const listed = (l: readonly { layer: string; appliesTo: string }[]) =>
   l.map((v) => `${v.layer}:${v.appliesTo}`).join(' ');
-if (listed(VALIDATORS) !== listed([...VALIDATION_LAYERS]))
+if (listed(VALIDATORS) !== listed(VALIDATION_LAYERS))
   throw new Error(
-    `validate-layers.ts lists ${listed([...VALIDATION_LAYERS])}, the validators are ${listed(VALIDATORS)}`,
+    `validate-layers.ts lists ${listed(VALIDATION_LAYERS)}, the validators are ${listed(VALIDATORS)}`,
   );
 
 /** `pvc` or `pvc-snapshots` → the validator; undefined for an unknown name. */
 export function validatorFor(name: string): LayerValidator | undefined {
-  return VALIDATORS.find((v) => v.layer === name || v.appliesTo === name);
+  const layer = validationLayer(name)?.layer;
+  return VALIDATORS.find((v) => v.layer === layer);
 }
 
 export interface ReadBackProgress {

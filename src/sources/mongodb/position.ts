@@ -1,7 +1,6 @@
-/**
- * An oplog position (a BSON timestamp's seconds and ordinal) and its text form: apart from oplog.ts so
- * the CLI can print positions without loading the MongoDB sources (lazy-imports.test.ts).
- */
+// Apart from oplog.ts so the CLI can print positions without loading the MongoDB sources
+// (lazy-imports.test.ts).
+
 /** An oplog timestamp as JSON: seconds and ordinal. */
 export interface OplogPosition {
   t: number;
