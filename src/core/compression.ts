@@ -13,6 +13,7 @@ import { availableParallelism } from 'node:os';
 import { promisify } from 'node:util';
 import zlib from 'node:zlib';
 import { LifeboatError } from './errors.ts';
+import { discard } from './memory.ts';
 
 export type Codec = 'zstd' | 'gzip' | 'none';
 export const CODECS: readonly Codec[] = ['zstd', 'gzip', 'none'];
@@ -111,23 +112,34 @@ export function compressPartsSync(data: Uint8Array, opts: CompressionOptions): U
 }
 
 /**
- * The buffer holding the body of a compressPartsSync result when zlib made it in that call, which no
- * other view shares (its output buffer is at least outputBound's 64 KiB, never a pooled slab): a worker
- * moves it to the main thread instead of leaving it as garbage. Undefined for a stored ('none') body,
- * which is the caller's own input.
+ * The body of a compress result when zlib made it in that call and no other view shares its memory: the
+ * caller may free it once sealed (memory.ts, discard). Undefined for a stored ('none') body, which is the
+ * caller's own input, and for a small body, which may be a slice of Node's shared Buffer pool (the
+ * thread-pool path joins its output, and a join that small comes from the pool).
  */
-export function ownOutput(parts: Uint8Array[]): ArrayBuffer | undefined {
+export function ownBody(parts: Uint8Array[]): Uint8Array | undefined {
   const [prefix, body] = parts;
   if (prefix[0] === CODEC_BYTE.none || !(body.buffer instanceof ArrayBuffer)) return undefined;
-  return body.buffer.byteLength >= MIN_OUTPUT_BYTES ? body.buffer : undefined;
+  return body.buffer.byteLength > Buffer.poolSize ? body : undefined;
 }
 
 const framed = (codec: Codec, body: Uint8Array): Uint8Array[] => [CODEC_PREFIX[codec], body];
-const smaller = (codec: Codec, data: Uint8Array, body: Uint8Array): Uint8Array[] =>
-  body.length >= data.length ? framed('none', data) : framed(codec, body);
+function smaller(codec: Codec, data: Uint8Array, body: Buffer): Uint8Array[] {
+  if (body.length < data.length) return framed(codec, body);
+  discard(body);
+  return framed('none', data);
+}
 
-const PROBE_OPTIONS = { params: { [zlib.constants.ZSTD_c_compressionLevel]: 1 } };
-const incompressible = (sample: Uint8Array) => sample.length > PROBE_BYTES * 0.97;
+const PROBE_OPTIONS = {
+  chunkSize: outputBound(PROBE_BYTES),
+  params: { [zlib.constants.ZSTD_c_compressionLevel]: 1 },
+};
+/** Whether the probe's output says the chunk is not worth compressing; the output is freed either way. */
+function incompressible(probe: Buffer): boolean {
+  const verdict = probe.length > PROBE_BYTES * 0.97;
+  discard(probe);
+  return verdict;
+}
 
 /** The middle PROBE_BYTES of a chunk big enough to be worth probing. */
 function probeSample(data: Uint8Array): Uint8Array | undefined {

@@ -11,6 +11,7 @@ import { describe, test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes, createHash } from 'node:crypto';
 import { isLifeboatError } from '../../src/core/errors.ts';
+import { discard } from '../../src/core/memory.ts';
 import { OBJECT_TYPES, type Backend, type Handle, type ObjectType } from '../../src/core/storage/backend.ts';
 
 /** Bigger than two 5 MiB parts, not a multiple of any block size. */
@@ -248,6 +249,24 @@ export function backendConformance(name: string, factory: BackendFactory): void 
           .digest('hex'),
         createHash('sha256').update(data).digest('hex'),
       );
+    });
+
+    test('load gives the caller a buffer of its own: freeing it changes no later load or the saved bytes', async () => {
+      const b = await fresh();
+      const h: Handle = { type: 'data', name: id() };
+      const data = randomBytes(1024 * 1024);
+      await b.save(h, data);
+      const whole = await b.load(h);
+      const range = await b.load(h, { offset: 4096, length: 512 * 1024 });
+      // What a restore and a check do with the blobs they read (memory.ts): detach them once used.
+      discard(whole, range);
+      assert.equal(whole.length, 0, 'a whole-object load is a buffer discard can free');
+      assert.equal(range.length, 0, 'a ranged load is a buffer discard can free');
+      assert.deepEqual(
+        await b.load(h, { offset: 4096, length: 512 * 1024 }),
+        data.subarray(4096, 4096 + 512 * 1024),
+      );
+      assert.ok((await b.load(h)).equals(data));
     });
 
     test('concurrent writers of one name: exactly one wins, the rest get ALREADY_EXISTS', async () => {

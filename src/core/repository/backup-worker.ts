@@ -10,16 +10,16 @@
  * from the cut to the encode. What comes back is ids, places and sealed blobs.
  *
  * Garbage is what made worker threads cost memory before: each worker let tens of MiB of buffers pile up
- * before its own collection, and forcing collections cost ~6 ms each. Here the ciphertext and the
- * compressor's output buffer are both moved to the main thread with the reply, so this thread keeps
- * almost nothing, and the main thread collects them with its own (once per pack).
+ * before its own collection, and forcing collections cost ~10 ms each. Here the ciphertext is moved to
+ * the main thread with the reply, which frees it once it is in a pack, and the compressor's output is
+ * freed as soon as it is sealed (discard, memory.ts): this thread keeps almost nothing.
  */
 import { createHmac } from 'node:crypto';
 import { parentPort, workerData } from 'node:worker_threads';
 import { ByteChunker, gearTable, type ChunkerParams } from '../chunker.ts';
-import { compressPartsSync, ownOutput, type CompressionOptions } from '../compression.ts';
+import { compressPartsSync, ownBody, type CompressionOptions } from '../compression.ts';
 import { sealParts } from '../crypto.ts';
-import { releaseBuffers } from '../memory.ts';
+import { discard } from '../memory.ts';
 import { movable, type WorkerReply } from '../workers.ts';
 
 /** Offsets and lengths are places in the shared ring. */
@@ -92,13 +92,6 @@ function cut(request: Extract<BackupWorkerRequest, { op: 'cut' }>): {
   return { result: { chunks, holdFrom: chunker.pending[0]?.byteOffset }, transfer };
 }
 
-/**
- * Encoded bytes whose compressor output stayed here (incompressible chunks: only the probe's small
- * output) between two collections: rare enough to cost nothing, often enough to keep this thread small.
- */
-const RELEASE_EVERY_BYTES = 64 * 1024 * 1024;
-let sinceRelease = 0;
-
 parentPort!.on('message', ({ id, request }: { id: number; request: BackupWorkerRequest }) => {
   let reply: WorkerReply<BackupWorkerResult>;
   let transfer: ArrayBuffer[] = [];
@@ -112,18 +105,12 @@ parentPort!.on('message', ({ id, request }: { id: number; request: BackupWorkerR
       const compressed = compressPartsSync(chunk, request.compression);
       const sealed = sealParts(encryptionKey, compressed);
       transfer = sealed.flatMap(movable);
-      // The compressor's output is garbage once sealed: moved along, the main thread collects it.
-      const spent = ownOutput(compressed);
-      if (spent) transfer.push(spent);
-      else sinceRelease += request.length;
+      // The compressor's output is garbage once sealed (memory.ts).
+      discard(ownBody(compressed));
       reply = { id, value: sealed };
     }
   } catch (e) {
     reply = { id, error: `encoding a chunk: ${(e as Error).message}` };
   }
   parentPort!.postMessage(reply, transfer);
-  if (sinceRelease >= RELEASE_EVERY_BYTES) {
-    sinceRelease = 0;
-    setImmediate(() => releaseBuffers());
-  }
 });

@@ -17,7 +17,7 @@ import { ByteChunker, RecordChunker, type Chunker } from '../chunker.ts';
 import { compressPartsSync } from '../compression.ts';
 import { chunkId, seal } from '../crypto.ts';
 import { LifeboatError, isLifeboatError } from '../errors.ts';
-import { releaseBuffers } from '../memory.ts';
+import { discard, releaseBuffers } from '../memory.ts';
 import { SharedRing, WorkerPool, workerCount, workerEntry } from '../workers.ts';
 import type {
   BackupWorkerData,
@@ -290,9 +290,13 @@ class Backup implements BackupSession {
     // A failed session writes no more packs: what it stored so far is left to prune.
     if (this.failure) throw this.failure;
     this.packer.add(type, id, sealed, rawLength);
-    this.progress.bytesAdded += Array.isArray(sealed)
-      ? sealed.reduce((n, p) => n + p.length, 0)
-      : sealed.length;
+    if (Array.isArray(sealed)) {
+      this.progress.bytesAdded += sealed.reduce((n, p) => n + p.length, 0);
+      // A worker's ciphertext, moved here: copied into the pack, it is garbage (memory.ts).
+      discard(...sealed);
+    } else {
+      this.progress.bytesAdded += sealed.length;
+    }
     if (this.packer.size >= this.repo.config.packSize) await this.flushPack();
   }
 
@@ -340,6 +344,8 @@ class Backup implements BackupSession {
           if ('data' in chunk) {
             const plain = Buffer.from(chunk.data.buffer, chunk.data.byteOffset, chunk.data.byteLength);
             await this.add('data', chunk.id, await this.encodeOnWorker(plain), plain.length);
+            // The worker made this copy for the chunk alone.
+            discard(plain);
           } else {
             await this.add('data', chunk.id, await this.sealAt(chunk.offset, chunk.length), chunk.length);
           }

@@ -10,6 +10,7 @@ import { createHash } from 'node:crypto';
 import { decompressSync } from '../compression.ts';
 import { LifeboatError, isLifeboatError } from '../errors.ts';
 import { chunkId, open, seal, type RepositoryKeys } from '../crypto.ts';
+import { discard } from '../memory.ts';
 
 export type BlobType = 'data' | 'tree';
 
@@ -179,21 +180,28 @@ export function planPackRanges(blobs: readonly PackedBlob[], packSize: number, t
 
 /**
  * Authenticates, decompresses and re-hashes one sealed blob on the calling thread (Repository.openBlob
- * does the same with the thread pool); INTEGRITY naming `what` on any mismatch.
+ * does the same with the thread pool); INTEGRITY naming `what` on any mismatch. Keeps nothing: the
+ * plain bytes are freed as soon as they are hashed (discard), which is what lets a verifying worker run
+ * without forced collections.
  */
-export function openBlobSync(
+function verifyBlobSync(
   keys: RepositoryKeys,
   sealed: Buffer,
   id: string,
   rawLength: number,
   what: string,
-): Buffer {
-  const plain = decompressSync(open(keys.encryption, sealed, what), what, rawLength);
-  if (plain.length !== rawLength || chunkId(keys.id, plain) !== id)
-    throw new LifeboatError('INTEGRITY', `${what} does not match its id`, {
-      hint: 'run `lifeboat check --read-data`',
-    });
-  return plain;
+): void {
+  const decrypted = open(keys.encryption, sealed, what);
+  let plain: Buffer | undefined;
+  try {
+    plain = decompressSync(decrypted, what, rawLength);
+    if (plain.length !== rawLength || chunkId(keys.id, plain) !== id)
+      throw new LifeboatError('INTEGRITY', `${what} does not match its id`, {
+        hint: 'run `lifeboat check --read-data`',
+      });
+  } finally {
+    discard(plain, decrypted);
+  }
 }
 
 /**
@@ -215,7 +223,7 @@ export function verifyBlobs(
       const start = b.offset - range.offset;
       const sealed = bytes.subarray(start, start + b.length);
       if (sealed.length !== b.length) throw new LifeboatError('INTEGRITY', `${what} is truncated`);
-      openBlobSync(keys, sealed, b.id, b.rawLength, what);
+      verifyBlobSync(keys, sealed, b.id, b.rawLength, what);
       blobsRead++;
     } catch (e) {
       if (!isLifeboatError(e, 'INTEGRITY')) throw e;

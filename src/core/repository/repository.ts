@@ -13,6 +13,7 @@ import { hostname } from 'node:os';
 import { LifeboatError, isLifeboatError } from '../errors.ts';
 import { FILE_CHUNKING, RECORD_CHUNKING, gearTable, type ChunkerParams } from '../chunker.ts';
 import { compress, decompress, type Codec } from '../compression.ts';
+import { discard } from '../memory.ts';
 import {
   PoolHashes,
   deriveKeys,
@@ -770,23 +771,41 @@ export class Repository {
       }
       throw e;
     }
-    if (sealed.length !== entry.length) {
-      throw new LifeboatError('INTEGRITY', `pack ${entry.pack} is truncated (${what})`, {
-        hint: 'run `lifeboat check --read-data` to list affected snapshots',
-      });
+    try {
+      if (sealed.length !== entry.length) {
+        throw new LifeboatError('INTEGRITY', `pack ${entry.pack} is truncated (${what})`, {
+          hint: 'run `lifeboat check --read-data` to list affected snapshots',
+        });
+      }
+      return await this.openBlob(sealed, id, entry.rawLength, what);
+    } finally {
+      // Loaded for this blob alone (Backend.load gives the caller its own buffer), and opened by now.
+      discard(sealed);
     }
-    return this.openBlob(sealed, id, entry.rawLength, what);
   }
 
-  /** Authenticates, decompresses and re-hashes one sealed blob; INTEGRITY naming `what` on any mismatch. */
+  /**
+   * Authenticates, decompresses and re-hashes one sealed blob; INTEGRITY naming `what` on any mismatch.
+   * The result is the caller's alone: nothing else holds its memory.
+   */
   async openBlob(sealed: Buffer, id: string, rawLength: number, what: string): Promise<Buffer> {
-    const plain = await decompress(open(this.keys.encryption, sealed, what), what, rawLength);
-    if (plain.length !== rawLength || (await this.hashes.chunkId(plain)) !== id) {
-      throw new LifeboatError('INTEGRITY', `${what} does not match its id`, {
-        hint: 'run `lifeboat check --read-data`',
-      });
+    const decrypted = open(this.keys.encryption, sealed, what);
+    let plain: Buffer | undefined;
+    try {
+      plain = await decompress(decrypted, what, rawLength);
+      if (plain.length !== rawLength || (await this.hashes.chunkId(plain)) !== id) {
+        throw new LifeboatError('INTEGRITY', `${what} does not match its id`, {
+          hint: 'run `lifeboat check --read-data`',
+        });
+      }
+      return plain;
+    } catch (e) {
+      discard(plain);
+      throw e;
+    } finally {
+      // A stored blob's plain bytes are a view of the decrypted ones; a compressed one's are not.
+      if (plain?.buffer !== decrypted.buffer) discard(decrypted);
     }
-    return plain;
   }
 
   /** The chunk ids of an item, in order, expanding tree blobs. */
@@ -801,7 +820,8 @@ export class Repository {
   /**
    * Streams an item's plain content, fetching ahead with bounded concurrency. Throws INTEGRITY (before the
    * last buffer is yielded) if the content does not match the item's SHA-256, so callers that write to a
-   * temp file and rename on success never publish corrupt output.
+   * temp file and rename on success never publish corrupt output. Each buffer yielded is the caller's:
+   * nothing here reads it again, so a caller done with it may free it (memory.ts, discard).
    */
   async *readItem(item: Item, readAhead = 8): AsyncIterable<Buffer> {
     const hash = createHash('sha256');

@@ -138,6 +138,11 @@ export interface Backend {
    * no part of an upload is still running): a backup assembles its next pack in the same buffer.
    */
   save(h: Handle, data: Uint8Array, options?: SaveOptions): Promise<void>;
+  /**
+   * The object's bytes, or the part of `range` that exists. The buffer is the caller's own: nothing else
+   * holds its memory (no cache hands it out twice), so a caller done with it may free it at once
+   * (memory.ts, discard), as a restore and a check do.
+   */
   load(h: Handle, range?: ByteRange, options?: CallOptions): Promise<Buffer>;
   stat(h: Handle, options?: CallOptions): Promise<ObjectInfo>;
   list(type: ObjectType, options?: CallOptions): AsyncIterable<ObjectInfo>;

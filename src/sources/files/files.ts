@@ -8,7 +8,7 @@
  * item is taken from it without being read, and a file that cannot be read is a warning (the snapshot is
  * committed, marked incomplete) rather than the end of the backup. docs/files.md has the operator's view.
  */
-import { constants, createWriteStream, type Stats } from 'node:fs';
+import { constants, type Stats } from 'node:fs';
 import {
   chmod,
   lstat,
@@ -23,10 +23,9 @@ import {
   type FileHandle,
 } from 'node:fs/promises';
 import path from 'node:path';
-import { pipeline } from 'node:stream/promises';
-import { Readable } from 'node:stream';
 import { mapLimit } from '../../core/concurrency.ts';
 import { LifeboatError, fromSystemError } from '../../core/errors.ts';
+import { discard } from '../../core/memory.ts';
 import { Repository } from '../../core/repository/repository.ts';
 import type { BackupSession, Item, ItemInput, Snapshot, SnapshotType } from '../../core/repository/model.ts';
 import { startBackup } from '../../core/repository/backup.ts';
@@ -415,6 +414,23 @@ function safeJoin(root: string, name: string): string {
   return p;
 }
 
+/**
+ * Writes an item's content to `file` (created 0600), freeing each buffer as soon as it is written:
+ * readItem's buffers are the caller's, and freeing them at once instead of at V8's next collection is
+ * what keeps a restore from stopping for full collections (memory.ts).
+ */
+async function writeContent(file: string, content: AsyncIterable<Buffer>): Promise<void> {
+  const fh = await open(file, 'w', 0o600);
+  try {
+    for await (const buf of content) {
+      for (let at = 0; at < buf.length;) at += (await fh.write(buf, at)).bytesWritten;
+      discard(buf);
+    }
+  } finally {
+    await fh.close();
+  }
+}
+
 /** Files restored concurrently; each reads ahead its own blobs (Repository.readItem). */
 const RESTORE_FILES_AT_ONCE = 3;
 /** Blobs each of them fetches ahead: 12 in flight keep the thread pool busy; more only cost memory. */
@@ -455,11 +471,7 @@ export async function restoreFiles(
     await mapLimit(contents, RESTORE_FILES_AT_ONCE, async ({ item, dest, meta }) => {
       const tmp = `${dest}.lifeboat-partial`;
       try {
-        // readItem already reads ahead: a deeper stream buffer would only hold more blobs in memory.
-        await pipeline(
-          Readable.from(repo.readItem(item, RESTORE_READ_AHEAD), { highWaterMark: 2 }),
-          createWriteStream(tmp, { mode: 0o600 }),
-        );
+        await writeContent(tmp, repo.readItem(item, RESTORE_READ_AHEAD));
       } catch (e) {
         await rm(tmp, { force: true });
         throw e;
