@@ -8,15 +8,7 @@
  * - Chunk ids are HMAC-SHA-256 of the plain chunk under the id key: deterministic (so identical data
  *   deduplicates) but they reveal nothing about content to someone without the key.
  */
-import {
-  createCipheriv,
-  createDecipheriv,
-  createHash,
-  createHmac,
-  hkdfSync,
-  randomBytes,
-  webcrypto,
-} from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHash, createHmac, hkdfSync, randomBytes } from 'node:crypto';
 import { LifeboatError } from './errors.ts';
 
 export const NONCE_BYTES = 12;
@@ -89,45 +81,12 @@ export function open(key: Buffer, sealed: Uint8Array, what: string, aad?: string
   }
 }
 
+/**
+ * On the calling thread. WebCrypto's HMAC on libuv's pool was tried for restores: its copy of each input
+ * cost the main thread about what hashing there does, and 12 MiB more memory (docs/performance.md).
+ */
 export function chunkId(idKey: Buffer, data: Uint8Array): string {
   return createHmac('sha256', idKey).update(data).digest('hex');
-}
-
-/**
- * Below this size data is hashed on the calling thread: handing it to the thread pool costs more than
- * the hash (record chunks average 16 KiB).
- */
-const POOL_MIN_BYTES = 64 * 1024;
-
-/**
- * chunkId on libuv's thread pool (WebCrypto runs its jobs there): a backup names its chunks, a restore
- * and a check verify their blobs, while the main thread goes on chunking, sealing and writing. Results
- * equal chunkId's.
- *
- * Sealing, opening and the pack SHA-256 stay on the calling thread: AES-GCM and SHA-256 run at ~2 GB/s
- * there, and on the pool WebCrypto's copy of each input made backup and restore no faster and a 16 MiB
- * pack cost 16 MiB more memory (docs/performance.md).
- */
-export class PoolHashes {
-  private readonly idKey: Buffer;
-  private hmac: Promise<webcrypto.CryptoKey> | undefined;
-
-  constructor(keys: RepositoryKeys) {
-    this.idKey = keys.id;
-  }
-
-  async chunkId(data: Uint8Array): Promise<string> {
-    if (data.length < POOL_MIN_BYTES) return chunkId(this.idKey, data);
-    this.hmac ??= webcrypto.subtle.importKey('raw', this.idKey, { name: 'HMAC', hash: 'SHA-256' }, false, [
-      'sign',
-    ]);
-    return Buffer.from(await webcrypto.subtle.sign('HMAC', await this.hmac, bytes(data))).toString('hex');
-  }
-}
-
-/** WebCrypto's BufferSource excludes views of a SharedArrayBuffer; ours never are. */
-function bytes(data: Uint8Array): Uint8Array<ArrayBuffer> {
-  return data as Uint8Array<ArrayBuffer>;
 }
 
 export function sha256Hex(data: Uint8Array | string): string {

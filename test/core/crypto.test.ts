@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { compress, decompress, decompressSync } from '../../src/core/compression.ts';
-import { PoolHashes, chunkId, deriveKeys, newMasterKey, open, seal } from '../../src/core/crypto.ts';
+import { chunkId, deriveKeys, newMasterKey, open, seal } from '../../src/core/crypto.ts';
 import { isLifeboatError } from '../../src/core/errors.ts';
 import { pseudoRandom } from '../env/data.ts';
 
@@ -39,18 +39,6 @@ test('chunk ids are keyed: same data, different repositories, different ids', ()
   assert.equal(chunkId(a.id, data), chunkId(a.id, data));
   assert.notEqual(chunkId(a.id, data), chunkId(b.id, data));
   assert.notDeepEqual(a.id, a.encryption);
-});
-
-test('chunk ids hashed on the thread pool equal the inline ones, small and large', async () => {
-  const keys = deriveKeys(newMasterKey());
-  const hashes = new PoolHashes(keys);
-  for (const size of [0, 1, 16 * 1024, 64 * 1024, 512 * 1024 + 3]) {
-    const data = pseudoRandom(`c${size}`, size);
-    assert.equal(await hashes.chunkId(data), chunkId(keys.id, data), `${size} bytes: id`);
-  }
-  const other = new PoolHashes(deriveKeys(newMasterKey()));
-  const big = pseudoRandom('big', 256 * 1024);
-  assert.notEqual(await other.chunkId(big), await hashes.chunkId(big), 'keyed like chunkId');
 });
 
 test('a blob that inflates past its recorded plain length is damaged, not decompressed', async () => {

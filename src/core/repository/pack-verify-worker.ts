@@ -35,17 +35,18 @@ let smallSinceCollect = 0;
 
 parentPort!.on('message', ({ id, request }: { id: number; request: PackVerifyRequest }) => {
   let reply: WorkerReply<BlobsVerdict>;
-  const bytes = Buffer.from(request.bytes.buffer, request.bytes.byteOffset, request.bytes.byteLength);
+  let bytes: Buffer | undefined;
   try {
+    bytes = Buffer.from(request.bytes.buffer, request.bytes.byteOffset, request.bytes.byteLength);
     reply = { id, value: verifyBlobs(keys, request.packId, bytes, request) };
+    for (const b of request.blobs)
+      if (b.rawLength <= Buffer.poolSize) smallSinceCollect += b.length + b.rawLength;
   } catch (e) {
     reply = { id, error: `verifying pack ${request.packId}: ${(e as Error).message}` };
   } finally {
     discard(bytes);
   }
   parentPort!.postMessage(reply);
-  for (const b of request.blobs)
-    if (b.rawLength <= Buffer.poolSize) smallSinceCollect += b.length + b.rawLength;
   if (smallSinceCollect >= COLLECT_EVERY_SMALL_BYTES) {
     smallSinceCollect = 0;
     setImmediate(() => releaseBuffers());

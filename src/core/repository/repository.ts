@@ -15,7 +15,7 @@ import { FILE_CHUNKING, RECORD_CHUNKING, gearTable, type ChunkerParams } from '.
 import { compress, decompress, type Codec } from '../compression.ts';
 import { discard } from '../memory.ts';
 import {
-  PoolHashes,
+  chunkId,
   deriveKeys,
   newMasterKey,
   open,
@@ -272,8 +272,6 @@ export class Repository {
   readonly config: RepositoryConfig;
   readonly keys: RepositoryKeys;
   readonly gear: Int32Array;
-  /** Chunk ids hashed on the thread pool. */
-  readonly hashes: PoolHashes;
   /** The key record this process opened the repository with. */
   readonly keyId: string;
   private index: Map<string, IndexEntry> | undefined;
@@ -305,7 +303,6 @@ export class Repository {
     this.keys = keys;
     this.keyId = keyId;
     this.gear = gearTable(keys.chunker);
-    this.hashes = new PoolHashes(keys);
     this.clock = options.clock ?? systemClock;
     this.records = new Records(this);
     this.onDamage = options.onDamage ?? (() => {});
@@ -793,7 +790,7 @@ export class Repository {
     let plain: Buffer | undefined;
     try {
       plain = await decompress(decrypted, what, rawLength);
-      if (plain.length !== rawLength || (await this.hashes.chunkId(plain)) !== id) {
+      if (plain.length !== rawLength || chunkId(this.keys.id, plain) !== id) {
         throw new LifeboatError('INTEGRITY', `${what} does not match its id`, {
           hint: 'run `lifeboat check --read-data`',
         });

@@ -219,9 +219,28 @@ export interface ReplayResult {
   perNamespace?: Record<string, number>;
 }
 
+/**
+ * An entry's namespace (`''` when it has none). A real entry's is a string; one of any other type comes
+ * from a damaged oplog item, and is INTEGRITY here rather than a TypeError from turning it into text.
+ */
+export function entryNamespace(op: Document): string {
+  const ns = op.ns ?? '';
+  if (typeof ns === 'string') return ns;
+  throw new LifeboatError('INTEGRITY', `an oplog entry's namespace (ns) is a ${typeof ns}, not a string`, {
+    hint: 'the oplog item is damaged or not an oplog',
+  });
+}
+
+/** Text for a field of an entry in a message; never throws, whatever the (damaged) value is. */
+function shown(value: unknown): string {
+  return typeof value === 'object' && value !== null
+    ? `a ${value.constructor?.name ?? 'object'}`
+    : String(value);
+}
+
 /** Entries on these are never replayed: server internals that a restore must not rewrite. */
 export function isReplayable(op: Document): boolean {
-  const ns = String(op.ns ?? '');
+  const ns = entryNamespace(op);
   const dot = ns.indexOf('.');
   const db = dot < 0 ? ns : ns.slice(0, dot);
   const coll = dot < 0 ? '' : ns.slice(dot + 1);
@@ -233,7 +252,7 @@ export function isReplayable(op: Document): boolean {
 
 /** The namespace an entry writes to (for commands: the collection they name, when they name one). */
 export function targetNamespace(op: Document): string | undefined {
-  const ns = String(op.ns ?? '');
+  const ns = entryNamespace(op);
   if (op.op !== 'c') return ns;
   const db = ns.slice(0, ns.indexOf('.'));
   const o = (op.o ?? {}) as Document;
@@ -385,12 +404,12 @@ function isCommandNotFound(e: unknown): boolean {
 
 function describeEntry(op: Document): string {
   const ts = isTimestamp(op.ts) ? ` at ${formatPosition(position(op.ts))}` : '';
-  return `${String(op.op)} on ${String(op.ns)}${ts}`;
+  return `${shown(op.op)} on ${shown(op.ns)}${ts}`;
 }
 
 /** Replays one operation through plain writes (servers without applyOps). */
 async function applyWithWrites(client: MongoClient, op: Document): Promise<void> {
-  const { db, collection } = splitNamespace(String(op.ns));
+  const { db, collection } = splitNamespace(entryNamespace(op));
   const o = (op.o ?? {}) as Document;
   if (op.op === 'c') {
     const commandDb = client.db(db);
@@ -439,7 +458,7 @@ async function applyWithWrites(client: MongoClient, op: Document): Promise<void>
   } else {
     throw new LifeboatError(
       'INTEGRITY',
-      `oplog replay: unknown operation "${String(op.op)}" (${describeEntry(op)})`,
+      `oplog replay: unknown operation "${shown(op.op)}" (${describeEntry(op)})`,
       {
         hint: 'the oplog item is damaged or from an unsupported server version',
       },
@@ -550,7 +569,7 @@ const COLLECTION_COMMANDS = [
  * single collection (dropDatabase, anything unknown): such a command cannot be pointed at a shadow.
  */
 export function opNamespaces(op: Document): string[] | undefined {
-  const ns = String(op.ns ?? '');
+  const ns = entryNamespace(op);
   if (op.op !== 'c') return [ns];
   const db = ns.slice(0, ns.indexOf('.'));
   const o = (op.o ?? {}) as Document;
@@ -576,10 +595,10 @@ export function opNamespaces(op: Document): string[] | undefined {
 export function redirectOp(op: Document, map: (ns: string) => string | undefined): Document | undefined {
   const collectionOf = (ns: string) => ns.slice(ns.indexOf('.') + 1);
   if (op.op !== 'c') {
-    const ns = map(String(op.ns ?? ''));
+    const ns = map(entryNamespace(op));
     return ns === undefined ? undefined : { ...op, ns };
   }
-  const ns = String(op.ns ?? '');
+  const ns = entryNamespace(op);
   const db = ns.slice(0, ns.indexOf('.'));
   const o = (op.o ?? {}) as Document;
   if (Array.isArray(o.applyOps)) {

@@ -31,6 +31,7 @@ import type { NamespaceFilter, NamespaceRenamer } from './nsfilter.ts';
 import {
   OPLOG_ITEM,
   comparePositions,
+  entryNamespace,
   formatPosition,
   isTimestamp,
   position,
@@ -647,11 +648,12 @@ function remapEntry(
   const mapNs = (ns: string) => (filter.matches(ns) ? renamer.rename(ns) : undefined);
   if (entry.op === 'n') return entry;
   if (entry.op !== 'c') {
-    const ns = mapNs(String(entry.ns));
+    const ns = mapNs(entryNamespace(entry));
     return ns ? { ...entry, ns } : undefined;
   }
   const o = (entry.o ?? {}) as Document;
-  const db = String(entry.ns).slice(0, String(entry.ns).indexOf('.'));
+  const namespace = entryNamespace(entry);
+  const db = namespace.slice(0, namespace.indexOf('.'));
   if (Array.isArray(o.applyOps)) {
     const inner = (o.applyOps as Document[]).map((op) => remapEntry(op, filter, renamer)).filter(Boolean);
     return { ...entry, o: { ...o, applyOps: inner } };
@@ -666,7 +668,7 @@ function remapEntry(
   }
   throw new LifeboatError(
     'UNSUPPORTED',
-    `restore --time with --ns-*: the oplog entry ${Object.keys(o)[0] ?? '?'} on ${String(entry.ns)} names no single collection, so it cannot be selected or renamed`,
+    `restore --time with --ns-*: the oplog entry ${Object.keys(o)[0] ?? '?'} on ${namespace} names no single collection, so it cannot be selected or renamed`,
     { hint: 'restore to the time without --ns-include/--ns-exclude/--ns-from/--ns-to' },
   );
 }
