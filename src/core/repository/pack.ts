@@ -179,10 +179,10 @@ export function planPackRanges(blobs: readonly PackedBlob[], packSize: number, t
 }
 
 /**
- * Authenticates, decompresses and re-hashes one sealed blob on the calling thread (Repository.openBlob
- * does the same with the thread pool); INTEGRITY naming `what` on any mismatch. Keeps nothing: the
- * plain bytes are freed as soon as they are hashed (discard), which is what lets a verifying worker run
- * without forced collections.
+ * Authenticates, decompresses and re-hashes one sealed blob on the calling thread, as Repository.openBlob
+ * does for a restore; INTEGRITY naming `what` on any mismatch. Keeps nothing: the plain bytes are freed
+ * as soon as they are hashed (discard), which is what lets a verifying worker run without forced
+ * collections.
  */
 function verifyBlobSync(
   keys: RepositoryKeys,
