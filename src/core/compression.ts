@@ -14,7 +14,7 @@ import { availableParallelism } from 'node:os';
 import { promisify } from 'node:util';
 import zlib from 'node:zlib';
 import { LifeboatError } from './errors.ts';
-import { discard } from './memory.ts';
+import { discard, discardFrees } from './memory.ts';
 
 export type Codec = 'zstd' | 'gzip' | 'none';
 export const CODECS: readonly Codec[] = ['zstd', 'gzip', 'none'];
@@ -120,7 +120,7 @@ export function compressPartsSync(data: Uint8Array, opts: CompressionOptions): U
 export function ownBody(parts: Uint8Array[]): Uint8Array | undefined {
   const [prefix, body] = parts;
   if (prefix[0] === CODEC_BYTE.none || !(body.buffer instanceof ArrayBuffer)) return undefined;
-  return body.buffer.byteLength > Buffer.poolSize ? body : undefined;
+  return discardFrees(body.buffer.byteLength) ? body : undefined;
 }
 
 const framed = (codec: Codec, body: Uint8Array): Uint8Array[] => [CODEC_PREFIX[codec], body];

@@ -31,13 +31,20 @@ export function releaseBuffers(): void {
 export function discard(...views: (Uint8Array | undefined)[]): void {
   for (const view of views) {
     const buffer = view?.buffer;
-    // Up to Buffer.poolSize (64 KiB in Node 24) a buffer may be a slice of Node's shared pool, which is
-    // never to be freed (Node also marks its slabs untransferable); so small ones are left alone.
-    if (!(buffer instanceof ArrayBuffer) || buffer.detached || buffer.byteLength <= Buffer.poolSize) continue;
+    if (!(buffer instanceof ArrayBuffer) || buffer.detached || !discardFrees(buffer.byteLength)) continue;
     try {
       buffer.transfer(0);
     } catch {
       // Not detachable (Node's untransferable buffers): the collector frees it as before.
     }
   }
+}
+
+/**
+ * Whether discard frees a buffer of this many bytes. Up to Buffer.poolSize (64 KiB in Node 24) a buffer
+ * may be a slice of Node's shared pool, which is never to be freed (Node also marks its slabs
+ * untransferable), so small ones are left to the collector.
+ */
+export function discardFrees(byteLength: number): boolean {
+  return byteLength > Buffer.poolSize;
 }

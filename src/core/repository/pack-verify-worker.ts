@@ -6,7 +6,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import type { RepositoryKeys } from '../crypto.ts';
-import { discard, releaseBuffers } from '../memory.ts';
+import { discard, discardFrees, releaseBuffers } from '../memory.ts';
 import type { WorkerReply } from '../workers.ts';
 import { verifyBlobs, type BlobsVerdict, type PackedBlob } from './pack.ts';
 
@@ -40,7 +40,7 @@ parentPort!.on('message', ({ id, request }: { id: number; request: PackVerifyReq
     bytes = Buffer.from(request.bytes.buffer, request.bytes.byteOffset, request.bytes.byteLength);
     reply = { id, value: verifyBlobs(keys, request.packId, bytes, request) };
     for (const b of request.blobs)
-      if (b.rawLength <= Buffer.poolSize) smallSinceCollect += b.length + b.rawLength;
+      if (!discardFrees(b.rawLength)) smallSinceCollect += b.length + b.rawLength;
   } catch (e) {
     reply = { id, error: `verifying pack ${request.packId}: ${(e as Error).message}` };
   } finally {
