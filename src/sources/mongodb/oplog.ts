@@ -226,9 +226,13 @@ export interface ReplayResult {
 export function entryNamespace(op: Document): string {
   const ns = op.ns ?? '';
   if (typeof ns === 'string') return ns;
-  throw new LifeboatError('INTEGRITY', `an oplog entry's namespace (ns) is a ${typeof ns}, not a string`, {
-    hint: 'the oplog item is damaged or not an oplog',
-  });
+  throw new LifeboatError(
+    'INTEGRITY',
+    `an oplog entry's namespace (ns) is not a string but of type ${typeof ns}`,
+    {
+      hint: 'the oplog item is damaged or not an oplog',
+    },
+  );
 }
 
 /** Text for a field of an entry in a message; never throws, whatever the (damaged) value is. */
