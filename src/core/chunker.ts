@@ -12,6 +12,7 @@
  * ../shared/reference/repository-and-performance.md for the measurements behind that choice.
  */
 import { createHash } from 'node:crypto';
+import { GearScanner } from './gear.ts';
 
 export interface ChunkerParams {
   min: number;
@@ -37,8 +38,8 @@ export function gearTable(key: Buffer): Int32Array {
 }
 
 function highMask(bits: number): number {
-  // Gear hash bit k depends on the last k+1 bytes only, so the mask uses the top bits. Int32 arithmetic
-  // throughout keeps V8 on small integers in the hot loop.
+  // Gear hash bit k depends on the last k+1 bytes only, so the mask uses the top bits. An int32, as the
+  // hash is (gear.wat, and RecordChunker's loop below).
   return bits >= 32 ? -1 : ((2 ** bits - 1) * 2 ** (32 - bits)) | 0;
 }
 
@@ -54,9 +55,9 @@ export interface Chunker {
   flush(): Buffer | undefined;
 }
 
-/** FastCDC over a byte stream. */
+/** FastCDC over a byte stream; the gear loop itself runs in WebAssembly (gear.ts). */
 export class ByteChunker implements Chunker {
-  private readonly gear: Int32Array;
+  private readonly scanner: GearScanner;
   private readonly min: number;
   private readonly normal: number;
   private readonly max: number;
@@ -66,8 +67,9 @@ export class ByteChunker implements Chunker {
   private length = 0;
   private hash = 0;
 
-  constructor(gear: Int32Array, params: ChunkerParams) {
-    this.gear = gear;
+  /** With a gear table, the chunker scans through a scanner of its own memory, shared by every chunker of that table. */
+  constructor(gear: Int32Array | GearScanner, params: ChunkerParams) {
+    this.scanner = gear instanceof GearScanner ? gear : ownScanner(gear);
     this.min = params.min;
     this.normal = params.avg;
     this.max = params.max;
@@ -87,7 +89,7 @@ export class ByteChunker implements Chunker {
    */
   pushParts(data: Uint8Array): Uint8Array[][] {
     const out: Uint8Array[][] = [];
-    const gear = this.gear;
+    const scanner = this.scanner;
     let start = 0;
     let i = 0;
     const n = data.length;
@@ -100,31 +102,23 @@ export class ByteChunker implements Chunker {
         len += skip;
         if (i >= n) break;
       }
-      let h = this.hash;
       let cut = -1;
       const normalEnd = Math.min(n, i + Math.max(0, this.normal - len));
-      const maskS = this.maskS;
-      for (; i < normalEnd; i++) {
-        h = ((h << 1) + gear[data[i]]) | 0;
-        if ((h & maskS) === 0) {
-          cut = i + 1;
-          break;
-        }
+      if (i < normalEnd) {
+        cut = scanner.scan(data, i, normalEnd, this.hash, this.maskS);
+        this.hash = scanner.hash;
+        if (cut < 0) i = normalEnd;
       }
       if (cut < 0) {
         len = this.length + (i - start);
         const maxEnd = Math.min(n, i + (this.max - len));
-        const maskL = this.maskL;
-        for (; i < maxEnd; i++) {
-          h = ((h << 1) + gear[data[i]]) | 0;
-          if ((h & maskL) === 0) {
-            cut = i + 1;
-            break;
-          }
+        if (i < maxEnd) {
+          cut = scanner.scan(data, i, maxEnd, this.hash, this.maskL);
+          this.hash = scanner.hash;
+          if (cut < 0) i = maxEnd;
         }
         if (cut < 0 && this.length + (i - start) >= this.max) cut = i;
       }
-      this.hash = h;
       if (cut < 0) break;
       out.push(this.take(data, start, cut));
       start = cut;
@@ -177,6 +171,14 @@ export class ByteChunker implements Chunker {
     this.hash = 0;
     return chunk;
   }
+}
+
+const ownScanners = new WeakMap<Int32Array, GearScanner>();
+
+function ownScanner(gear: Int32Array): GearScanner {
+  let scanner = ownScanners.get(gear);
+  if (!scanner) ownScanners.set(gear, (scanner = new GearScanner(gear)));
+  return scanner;
 }
 
 /** One chunk's parts as one Buffer: a view when it is one part, a copy when it spans several. */

@@ -151,9 +151,10 @@ export class SharedRing {
   private waiting: (() => void)[] = [];
   private aborted: { reason: unknown } | undefined;
 
-  constructor(size: number) {
-    this.buffer = new SharedArrayBuffer(size);
-    this.bytes = new Uint8Array(this.buffer);
+  /** `size` bytes of `buffer` (by default one of its own), from its start. */
+  constructor(size: number, buffer = new SharedArrayBuffer(size)) {
+    this.buffer = buffer;
+    this.bytes = new Uint8Array(buffer, 0, size);
   }
 
   /** The offset of `length` free bytes, once there are; throws abort's reason once aborted. */

@@ -19,6 +19,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { ByteChunker, gearTable, type ChunkerParams } from '../chunker.ts';
 import { compressPartsSync, ownBody, type CompressionOptions } from '../compression.ts';
 import { sealParts } from '../crypto.ts';
+import { GearScanner } from '../gear.ts';
 import { discard } from '../memory.ts';
 import { movable, type WorkerReply } from '../workers.ts';
 
@@ -47,14 +48,17 @@ export interface BackupWorkerData {
   id: Uint8Array;
   chunker: Uint8Array;
   params: ChunkerParams;
-  ring: SharedArrayBuffer;
+  /** The ring's memory (backup.ts); the ring is its first `ringBytes` bytes. */
+  ring: WebAssembly.Memory;
+  ringBytes: number;
 }
 
 const setup = workerData as BackupWorkerData;
 const encryptionKey = Buffer.from(setup.encryption);
 const idKey = Buffer.from(setup.id);
-const gear = gearTable(Buffer.from(setup.chunker));
-const ring = new Uint8Array(setup.ring);
+// One scanner for every item's chunker: it reads the ring in place.
+const scanner = new GearScanner(gearTable(Buffer.from(setup.chunker)), setup.ring, setup.ringBytes);
+const ring = new Uint8Array(scanner.buffer, 0, setup.ringBytes);
 const chunkers = new Map<number, ByteChunker>();
 
 function cut(request: Extract<BackupWorkerRequest, { op: 'cut' }>): {
@@ -62,7 +66,7 @@ function cut(request: Extract<BackupWorkerRequest, { op: 'cut' }>): {
   transfer: ArrayBuffer[];
 } {
   let chunker = chunkers.get(request.item);
-  if (!chunker) chunkers.set(request.item, (chunker = new ByteChunker(gear, setup.params)));
+  if (!chunker) chunkers.set(request.item, (chunker = new ByteChunker(scanner, setup.params)));
   const cuts = chunker.pushParts(ring.subarray(request.offset, request.offset + request.length));
   if (request.last) {
     const rest = chunker.flushParts();

@@ -14,6 +14,7 @@
  */
 import { createHash, createHmac } from 'node:crypto';
 import { ByteChunker, RecordChunker, type Chunker } from '../chunker.ts';
+import { scanMemory } from '../gear.ts';
 import { compressPartsSync } from '../compression.ts';
 import { chunkId, seal } from '../crypto.ts';
 import { LifeboatError, isLifeboatError } from '../errors.ts';
@@ -322,8 +323,16 @@ class Backup implements BackupSession {
     if (!this.workers) {
       if (this.closed) throw new LifeboatError('INTERNAL', 'backup session already committed or aborted');
       const { chunking } = this.repo.config;
-      const ring = new SharedRing(Math.max(RING_MIN_BYTES, 4 * chunking.file.max));
-      const setup: BackupWorkerData = { ...this.repo.keys, params: chunking.file, ring: ring.buffer };
+      const size = Math.max(RING_MIN_BYTES, 4 * chunking.file.max);
+      // WebAssembly memory, so the cutting worker's gear loop reads the ring in place (gear.ts).
+      const memory = scanMemory(size);
+      const ring = new SharedRing(size, memory.buffer as SharedArrayBuffer);
+      const setup: BackupWorkerData = {
+        ...this.repo.keys,
+        params: chunking.file,
+        ring: memory,
+        ringBytes: size,
+      };
       const entry = workerEntry('backup-worker', import.meta.url);
       this.workers = { ring, pool: new WorkerPool(entry, workerCount(MAX_WORKERS), setup) };
     }
