@@ -3,9 +3,9 @@
  * upload -> index -> snapshot.
  *
  * Every core works. A large item's bytes go into a ring of shared memory (SharedRing) as they are read;
- * one worker cuts and names them (CUT_WORKER: the chunkers' state lives there between writes), any
- * worker compresses and seals a new chunk in place, and the main thread is left with reading, packing
- * and uploading. Small items and database records (chunks under WORKER_MIN_BYTES) are cheaper on the
+ * one worker cuts them (CUT_WORKER: the chunkers' state lives there between writes), any worker names
+ * a chunk (its keyed id) and compresses and seals a new one in place, and the main thread is left with
+ * reading, the item's hash, packing and uploading. Small items and database records (chunks under WORKER_MIN_BYTES) are cheaper on the
  * main thread than a hand-off. The ring's places are given back once the chunker and every chunk in
  * flight are done with them (Placed.holds).
  *
@@ -66,6 +66,11 @@ const WORKER_MIN_BYTES = 64 * 1024;
 const MAX_WORKERS = 4;
 /** The worker that cuts items: one, since each item's chunker state lives there between its writes. */
 const CUT_WORKER = 0;
+/**
+ * The worker that hashes items (SHA-256), in order, for the same reason: another than the cutting one
+ * when there are two, so the cut and the two hashes (the item's, each chunk's id) spread over the cores.
+ */
+const HASH_WORKER = 1;
 /**
  * The shared ring that carries an item's bytes to the workers. It holds the reads the chunker has not
  * cut yet (up to a largest chunk), the chunks in flight, and the next read: 16 MiB, or four of the
@@ -313,6 +318,10 @@ class Backup implements BackupSession {
     }
   }
 
+  private async nameAt(offset: number, length: number): Promise<string> {
+    return (await this.encoders().pool.run({ op: 'name', offset, length })) as string;
+  }
+
   async sealAt(offset: number, length: number): Promise<Uint8Array[]> {
     const compression = this.repo.config.compression;
     return (await this.encoders().pool.run({ op: 'encode', offset, length, compression })) as Uint8Array[];
@@ -334,7 +343,12 @@ class Backup implements BackupSession {
         ringBytes: size,
       };
       const entry = workerEntry('backup-worker', import.meta.url);
-      this.workers = { ring, pool: new WorkerPool(entry, workerCount(MAX_WORKERS), setup) };
+      const count = workerCount(MAX_WORKERS);
+      this.workers = {
+        ring,
+        pool: new WorkerPool(entry, count, setup),
+        hashWorker: Math.min(HASH_WORKER, count - 1),
+      };
     }
     return this.workers;
   }
@@ -344,19 +358,28 @@ class Backup implements BackupSession {
     return this.remoteItems++;
   }
 
-  /** Stores a chunk cut on a worker; `release` runs once its place in the ring is no longer needed. */
-  async storeCut(chunk: CutChunk, release: () => void): Promise<{ settled: Promise<void> }> {
+  /**
+   * Names and stores a chunk cut on a worker, naming it on any worker first unless it came named;
+   * `named` receives the id, and `release` runs once the chunk's place in the ring is no longer needed.
+   */
+  async storeCut(
+    chunk: CutChunk,
+    named: (id: string) => void,
+    release: () => void,
+  ): Promise<{ settled: Promise<void> }> {
     try {
       return await this.enqueue(async () => {
         try {
-          if (!this.claim(chunk.id)) return;
+          const id = 'id' in chunk ? chunk.id : await this.nameAt(chunk.offset, chunk.length);
+          named(id);
+          if (!this.claim(id)) return;
           if ('data' in chunk) {
             const plain = Buffer.from(chunk.data.buffer, chunk.data.byteOffset, chunk.data.byteLength);
-            await this.add('data', chunk.id, await this.encodeOnWorker(plain), plain.length);
+            await this.add('data', id, await this.encodeOnWorker(plain), plain.length);
             // The worker made this copy for the chunk alone.
             discard(plain);
           } else {
-            await this.add('data', chunk.id, await this.sealAt(chunk.offset, chunk.length), chunk.length);
+            await this.add('data', id, await this.sealAt(chunk.offset, chunk.length), chunk.length);
           }
         } finally {
           release();
@@ -490,9 +513,11 @@ interface Workers {
   ring: SharedRing;
   /**
    * Cut items' bytes placed in the ring (on worker CUT_WORKER, where the chunkers' state lives), and
-   * compress and seal chunks placed there (on any).
+   * name, compress and seal chunks placed there (on any).
    */
   pool: WorkerPool<BackupWorkerRequest, BackupWorkerResult>;
+  /** HASH_WORKER, or the only worker on one core. */
+  hashWorker: number;
 }
 
 /** One of an item's writes, placed in the ring for the chunking worker. */
@@ -509,7 +534,14 @@ class Writer implements ItemWriter {
   private readonly input: ItemInput;
   private readonly chunking: Chunking;
   private readonly chunker: Chunker;
+  /**
+   * The item's SHA-256, here unless the item went to the workers before its first byte: then worker
+   * HASH_WORKER hashes it (`hashRemote`), which leaves this thread to read. A hash cannot move between
+   * threads half done, so an item that went there later stays hashed here.
+   */
   private readonly hash = createHash('sha256');
+  private hashRemote = false;
+  private remoteSha256: string | undefined;
   private readonly ids: string[] = [];
   /** Chunks of this item still being named or stored. */
   private readonly unsettled = new Set<Promise<void>>();
@@ -533,11 +565,11 @@ class Writer implements ItemWriter {
 
   async write(data: Uint8Array): Promise<void> {
     if (data.length === 0 && this.chunking === 'file') return;
-    this.hash.update(data);
+    if (this.remote === undefined && this.size + data.length >= REMOTE_MIN_BYTES) await this.goRemote();
+    if (!this.hashRemote) this.hash.update(data);
     this.size += data.length;
     if (this.chunking === 'records') this.records++;
     this.session.progress.bytesProcessed += data.length;
-    if (this.remote === undefined && this.size >= REMOTE_MIN_BYTES) await this.goRemote();
     if (this.remote !== undefined) {
       // Cut on a worker, this item's bytes reach the session only there: stop here at once instead.
       this.session.assertOpen();
@@ -557,6 +589,7 @@ class Writer implements ItemWriter {
     if (!(this.chunker instanceof ByteChunker)) return;
     this.workers = this.session.encoders();
     this.remote = this.session.remoteItem();
+    this.hashRemote = this.size === 0;
     for (const part of this.chunker.takePending()) await this.place(part);
   }
 
@@ -583,13 +616,42 @@ class Writer implements ItemWriter {
       ring.give(offset);
       return 0;
     }
-    const data = ring.bytes.subarray(offset, offset + n);
-    this.hash.update(data);
+    if (!this.hashRemote) this.hash.update(ring.bytes.subarray(offset, offset + n));
     this.size += n;
     this.session.progress.bytesProcessed += n;
-    this.placed.push({ offset, end: offset + n, holds: 1, cutterDone: false });
+    this.placeAt(offset, n);
     await this.cut(offset, n, false);
     return n;
+  }
+
+  /** Records bytes put in the ring at `offset`, held for the chunker, and for the hash if it is remote. */
+  private placeAt(offset: number, length: number): void {
+    const place: Placed = { offset, end: offset + length, holds: 1, cutterDone: false };
+    this.placed.push(place);
+    if (this.hashRemote) this.hashAt(offset, length, place);
+  }
+
+  /**
+   * Adds ring bytes to the item's hash on HASH_WORKER, letting go of their place once done. `last` (no
+   * bytes, no place) takes the result.
+   */
+  private hashAt(offset: number, length: number, place?: Placed): void {
+    if (place) place.holds++;
+    const last = !place;
+    const request: BackupWorkerRequest = { op: 'hash', item: this.remote!, offset, length, last };
+    const { pool, hashWorker } = this.workers!;
+    const step = pool.run(request, [], hashWorker).then(
+      (sha256) => {
+        if (place) this.letGo(place);
+        if (last) this.remoteSha256 = sha256 as string;
+      },
+      (e) => {
+        if (place) this.letGo(place);
+        this.session.fail(e);
+      },
+    );
+    this.unsettled.add(step);
+    void step.then(() => this.unsettled.delete(step));
   }
 
   /** Copies `data` into the ring, a piece at a time, and has the chunking worker cut it. */
@@ -599,7 +661,7 @@ class Writer implements ItemWriter {
       const piece = data.subarray(from, Math.min(from + RING_PIECE_BYTES, data.length));
       const offset = await ring.take(piece.length);
       ring.bytes.set(piece, offset);
-      this.placed.push({ offset, end: offset + piece.length, holds: 1, cutterDone: false });
+      this.placeAt(offset, piece.length);
       await this.cut(offset, piece.length, false);
     }
   }
@@ -609,7 +671,13 @@ class Writer implements ItemWriter {
    * MAX_CUT_REQUESTS are outstanding. A failure lands in the session, like a failed chunk.
    */
   private async cut(offset: number, length: number, last: boolean): Promise<void> {
-    const request: BackupWorkerRequest = { op: 'cut', item: this.remote!, offset, length, last };
+    const request: BackupWorkerRequest = {
+      op: 'cut',
+      item: this.remote!,
+      offset,
+      length,
+      last,
+    };
     const reply = this.workers!.pool.run(request, [], CUT_WORKER) as Promise<CutResult>;
     reply.catch(() => {});
     const step = this.lastStep
@@ -626,14 +694,18 @@ class Writer implements ItemWriter {
   private async received(result: CutResult, last: boolean): Promise<void> {
     try {
       for (const chunk of result.chunks) {
-        this.ids.push(chunk.id);
+        const slot = this.ids.push('') - 1;
         const holding =
           'data' in chunk
             ? []
             : this.placed.filter((p) => p.offset < chunk.offset + chunk.length && chunk.offset < p.end);
         for (const p of holding) p.holds++;
         // storeCut lets go of the holds once the chunk is stored, or at once when it fails.
-        const { settled } = await this.session.storeCut(chunk, () => holding.forEach((p) => this.letGo(p)));
+        const { settled } = await this.session.storeCut(
+          chunk,
+          (id) => (this.ids[slot] = id),
+          () => holding.forEach((p) => this.letGo(p)),
+        );
         this.unsettled.add(settled);
         void settled.then(() => this.unsettled.delete(settled));
       }
@@ -672,6 +744,7 @@ class Writer implements ItemWriter {
   /** Flushes the last chunk and waits until every chunk of the item is stored (or the session failed). */
   private async settle(): Promise<void> {
     if (this.remote !== undefined) {
+      if (this.hashRemote) this.hashAt(0, 0);
       await this.cut(0, 0, true);
       await Promise.all(this.steps.splice(0));
     } else {
@@ -690,7 +763,7 @@ class Writer implements ItemWriter {
       kind: this.input.kind,
       meta: this.input.meta ?? {},
       size: this.size,
-      sha256: this.hash.digest('hex'),
+      sha256: this.hashRemote ? this.remoteSha256! : this.hash.digest('hex'),
       records: this.records,
     };
     if (this.ids.length <= INLINE_CHUNKS) {
