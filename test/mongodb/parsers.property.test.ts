@@ -70,6 +70,10 @@ function countingSession(): BackupSession {
         throw new Error('not used');
       },
       async discard() {},
+      diverged: false,
+      async matches() {
+        return true;
+      },
       async finish(): Promise<Item> {
         return { ...input, meta: input.meta ?? {}, size, sha256: '', records };
       },
@@ -85,6 +89,9 @@ function countingSession(): BackupSession {
     },
     progress: { bytesProcessed: 0, bytesAdded: 0 },
     async reuseItem() {
+      throw new Error('not used');
+    },
+    async expectItem() {
       throw new Error('not used');
     },
     async commit() {

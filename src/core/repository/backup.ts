@@ -40,6 +40,7 @@ import type {
   BackupProgress,
   BackupSession,
   Chunking,
+  ExpectedItem,
   Item,
   ItemInput,
   ItemWriter,
@@ -138,14 +139,25 @@ class Backup implements BackupSession {
     );
   }
 
-  newItem(input: ItemInput, chunking: Chunking): ItemWriter {
+  newItem(input: ItemInput, chunking: Chunking, expected?: ExpectedItem): ItemWriter {
     this.assertOpen();
     const params = this.repo.config.chunking[chunking === 'file' ? 'file' : 'records'];
     const chunker =
       chunking === 'file'
         ? new ByteChunker(this.repo.gear, params)
         : new RecordChunker(this.repo.gear, params);
-    return new Writer(this, input, chunking, chunker);
+    return new Writer(this, input, chunking, chunker, expected);
+  }
+
+  async expectItem(previous: Item): Promise<ExpectedItem | undefined> {
+    const chunkIds: string[] = [];
+    try {
+      for await (const id of this.repo.chunkIds(previous)) chunkIds.push(id);
+    } catch (e) {
+      if (isLifeboatError(e, 'INTEGRITY')) return undefined;
+      throw e;
+    }
+    return { size: previous.size, sha256: previous.sha256, chunkIds };
   }
 
   async addItem(
@@ -535,13 +547,17 @@ class Writer implements ItemWriter {
   private readonly chunking: Chunking;
   private readonly chunker: Chunker;
   /**
-   * The item's SHA-256, here unless the item went to the workers before its first byte: then worker
-   * HASH_WORKER hashes it (`hashRemote`), which leaves this thread to read. A hash cannot move between
-   * threads half done, so an item that went there later stays hashed here.
+   * Where the item's SHA-256 is computed: here, unless the item went to the workers before its first
+   * byte: then worker HASH_WORKER hashes it, which leaves this thread to read (a hash cannot move between
+   * threads half done, so an item that went there later stays hashed here). With an expected item,
+   * nowhere: the item takes its hash if it matches.
    */
+  private hashing: 'here' | 'worker' | 'none';
   private readonly hash = createHash('sha256');
-  private hashRemote = false;
   private remoteSha256: string | undefined;
+  private readonly expected: ExpectedItem | undefined;
+  private differs = false;
+  private settling: Promise<void> | undefined;
   private readonly ids: string[] = [];
   /** Chunks of this item still being named or stored. */
   private readonly unsettled = new Set<Promise<void>>();
@@ -556,20 +572,43 @@ class Writer implements ItemWriter {
   private readonly steps: Promise<void>[] = [];
   private lastStep: Promise<void> = Promise.resolve();
 
-  constructor(session: Backup, input: ItemInput, chunking: Chunking, chunker: Chunker) {
+  constructor(
+    session: Backup,
+    input: ItemInput,
+    chunking: Chunking,
+    chunker: Chunker,
+    expected: ExpectedItem | undefined,
+  ) {
     this.session = session;
     this.input = input;
     this.chunking = chunking;
     this.chunker = chunker;
+    this.expected = expected;
+    this.hashing = expected ? 'none' : 'here';
+  }
+
+  get diverged(): boolean {
+    return this.differs;
+  }
+
+  /** Records chunk `slot`'s id, and whether it is the expected item's. */
+  private named(slot: number, id: string): void {
+    this.ids[slot] = id;
+    if (this.expected && this.expected.chunkIds[slot] !== id) this.differs = true;
+  }
+
+  private grew(n: number): void {
+    this.size += n;
+    this.session.progress.bytesProcessed += n;
+    if (this.expected && this.size > this.expected.size) this.differs = true;
   }
 
   async write(data: Uint8Array): Promise<void> {
     if (data.length === 0 && this.chunking === 'file') return;
     if (this.remote === undefined && this.size + data.length >= REMOTE_MIN_BYTES) await this.goRemote();
-    if (!this.hashRemote) this.hash.update(data);
-    this.size += data.length;
+    if (this.hashing === 'here') this.hash.update(data);
+    this.grew(data.length);
     if (this.chunking === 'records') this.records++;
-    this.session.progress.bytesProcessed += data.length;
     if (this.remote !== undefined) {
       // Cut on a worker, this item's bytes reach the session only there: stop here at once instead.
       this.session.assertOpen();
@@ -589,7 +628,7 @@ class Writer implements ItemWriter {
     if (!(this.chunker instanceof ByteChunker)) return;
     this.workers = this.session.encoders();
     this.remote = this.session.remoteItem();
-    this.hashRemote = this.size === 0;
+    if (this.hashing === 'here' && this.size === 0) this.hashing = 'worker';
     for (const part of this.chunker.takePending()) await this.place(part);
   }
 
@@ -616,9 +655,8 @@ class Writer implements ItemWriter {
       ring.give(offset);
       return 0;
     }
-    if (!this.hashRemote) this.hash.update(ring.bytes.subarray(offset, offset + n));
-    this.size += n;
-    this.session.progress.bytesProcessed += n;
+    if (this.hashing === 'here') this.hash.update(ring.bytes.subarray(offset, offset + n));
+    this.grew(n);
     this.placeAt(offset, n);
     await this.cut(offset, n, false);
     return n;
@@ -628,7 +666,7 @@ class Writer implements ItemWriter {
   private placeAt(offset: number, length: number): void {
     const place: Placed = { offset, end: offset + length, holds: 1, cutterDone: false };
     this.placed.push(place);
-    if (this.hashRemote) this.hashAt(offset, length, place);
+    if (this.hashing === 'worker') this.hashAt(offset, length, place);
   }
 
   /**
@@ -703,7 +741,7 @@ class Writer implements ItemWriter {
         // storeCut lets go of the holds once the chunk is stored, or at once when it fails.
         const { settled } = await this.session.storeCut(
           chunk,
-          (id) => (this.ids[slot] = id),
+          (id) => this.named(slot, id),
           () => holding.forEach((p) => this.letGo(p)),
         );
         this.unsettled.add(settled);
@@ -732,7 +770,7 @@ class Writer implements ItemWriter {
 
   private async add(chunk: Uint8Array[]): Promise<void> {
     const slot = this.ids.push('') - 1;
-    const { settled } = await this.session.storeChunk(chunk, (id) => (this.ids[slot] = id));
+    const { settled } = await this.session.storeChunk(chunk, (id) => this.named(slot, id));
     this.unsettled.add(settled);
     void settled.then(() => this.unsettled.delete(settled));
   }
@@ -741,10 +779,26 @@ class Writer implements ItemWriter {
     await this.settle();
   }
 
-  /** Flushes the last chunk and waits until every chunk of the item is stored (or the session failed). */
-  private async settle(): Promise<void> {
+  async matches(): Promise<boolean> {
+    await this.settle();
+    const expected = this.expected;
+    if (expected && (this.size !== expected.size || this.ids.length !== expected.chunkIds.length))
+      this.differs = true;
+    return !this.differs;
+  }
+
+  /**
+   * Flushes the last chunk and waits until every chunk of the item is stored (or the session failed).
+   * Once: matches, discard and finish may each call it.
+   */
+  private settle(): Promise<void> {
+    this.settling ??= this.settleOnce();
+    return this.settling;
+  }
+
+  private async settleOnce(): Promise<void> {
     if (this.remote !== undefined) {
-      if (this.hashRemote) this.hashAt(0, 0);
+      if (this.hashing === 'worker') this.hashAt(0, 0);
       await this.cut(0, 0, true);
       await Promise.all(this.steps.splice(0));
     } else {
@@ -757,13 +811,24 @@ class Writer implements ItemWriter {
   }
 
   async finish(): Promise<Item> {
-    await this.settle();
+    if (!(await this.matches()))
+      throw new LifeboatError(
+        'INTERNAL',
+        `${this.input.name} differs from the item it was expected to equal, so it has no hash`,
+        { hint: 'the source must write it again without an expected item' },
+      );
+    const sha256 =
+      this.hashing === 'none'
+        ? this.expected!.sha256
+        : this.hashing === 'worker'
+          ? this.remoteSha256!
+          : this.hash.digest('hex');
     const item: Item = {
       name: this.input.name,
       kind: this.input.kind,
       meta: this.input.meta ?? {},
       size: this.size,
-      sha256: this.hashRemote ? this.remoteSha256! : this.hash.digest('hex'),
+      sha256,
       records: this.records,
     };
     if (this.ids.length <= INLINE_CHUNKS) {

@@ -142,8 +142,29 @@ export interface ItemWriter {
    * nothing to commit. Chunks already stored stay unreferenced, for prune.
    */
   discard(): Promise<void>;
+  /**
+   * For a writer made with an expected item (BackupSession.newItem): true as soon as a chunk or the size
+   * differs from it. The source may stop writing then; either way, see `matches`.
+   */
+  readonly diverged: boolean;
+  /**
+   * Flushes the last chunk, waits for every chunk to be named, and tells whether the item equals the
+   * expected one (always true without one). When it does not, the item has no hash: the source discards
+   * this writer and writes the item again with a writer of its own.
+   */
+  matches(): Promise<boolean>;
   /** Flushes the last chunk and returns the finished item (to pass to `commit`). */
   finish(): Promise<Item>;
+}
+
+/**
+ * What a source expects an item to hold, from an earlier snapshot: a file read again though its
+ * metadata says it is unchanged (`files backup --force`). See BackupSession.newItem.
+ */
+export interface ExpectedItem {
+  size: number;
+  sha256: string;
+  chunkIds: readonly string[];
 }
 
 export interface BackupProgress {
@@ -153,7 +174,15 @@ export interface BackupProgress {
 
 /** One backup in progress: holds a shared lock until `commit` or `abort`. */
 export interface BackupSession {
-  newItem(input: ItemInput, chunking: Chunking): ItemWriter;
+  /**
+   * A writer for one item. With `expected`, it skips the item's SHA-256 while the chunks match the
+   * expected item's: equal chunk ids mean equal content (the ids are keyed SHA-256 hashes, which dedup
+   * relies on already), so the item takes the expected item's hash. Reading an unchanged file again then
+   * costs one pass of SHA-256 instead of two.
+   */
+  newItem(input: ItemInput, chunking: Chunking, expected?: ExpectedItem): ItemWriter;
+  /** What `previous` holds, for newItem; undefined if its chunk lists cannot be read (read it plainly). */
+  expectItem(previous: Item): Promise<ExpectedItem | undefined>;
   /** Convenience: writes a whole stream (or buffer) as one item. */
   addItem(input: ItemInput, data: AsyncIterable<Uint8Array> | Uint8Array, chunking: Chunking): Promise<Item>;
   /**
