@@ -1,5 +1,5 @@
 /**
- * Worker thread entry for a backup (workers.ts). Two kinds of work:
+ * Worker thread entry for a backup (workers.ts). Four kinds of work:
  *
  * - `cut`: cuts an item's bytes into chunks (FastCDC). The chunkers' state lives here between an item's
  *   writes, so the session sends every `cut` to the same worker, in order.

@@ -3,11 +3,11 @@
  * upload -> index -> snapshot.
  *
  * Every core works. A large item's bytes go into a ring of shared memory (SharedRing) as they are read;
- * one worker cuts them (CUT_WORKER: the chunkers' state lives there between writes), any worker names
- * a chunk (its keyed id) and compresses and seals a new one in place, and the main thread is left with
- * reading, the item's hash, packing and uploading. Small items and database records (chunks under WORKER_MIN_BYTES) are cheaper on the
- * main thread than a hand-off. The ring's places are given back once the chunker and every chunk in
- * flight are done with them (Placed.holds).
+ * one worker cuts them (CUT_WORKER: the chunkers' state lives there between writes), another hashes
+ * the item (HASH_WORKER), any names a chunk (its keyed id) and compresses and seals a new one in place,
+ * and the main thread is left with reading, packing and uploading. Small items and database records
+ * (chunks under WORKER_MIN_BYTES) are cheaper on the main thread than a hand-off. The ring's places
+ * are given back once the chunker, the hash and every chunk in flight are done with them (Placed.holds).
  *
  * Memory is bounded by the ring, MAX_INFLIGHT chunks being sealed, one open pack, and MAX_UPLOADS packs
  * being written, whatever the size of the data.
@@ -536,7 +536,7 @@ interface Workers {
 interface Placed {
   offset: number;
   end: number;
-  /** The chunker's hold on it, plus one per chunk in flight that lies in it. */
+  /** The chunker's hold on it, the hash's (HASH_WORKER) until hashed, and one per chunk in flight in it. */
   holds: number;
   cutterDone: boolean;
 }
@@ -709,13 +709,7 @@ class Writer implements ItemWriter {
    * MAX_CUT_REQUESTS are outstanding. A failure lands in the session, like a failed chunk.
    */
   private async cut(offset: number, length: number, last: boolean): Promise<void> {
-    const request: BackupWorkerRequest = {
-      op: 'cut',
-      item: this.remote!,
-      offset,
-      length,
-      last,
-    };
+    const request: BackupWorkerRequest = { op: 'cut', item: this.remote!, offset, length, last };
     const reply = this.workers!.pool.run(request, [], CUT_WORKER) as Promise<CutResult>;
     reply.catch(() => {});
     const step = this.lastStep
