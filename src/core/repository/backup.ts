@@ -379,6 +379,14 @@ class Backup implements BackupSession {
     named: (id: string) => void,
     release: () => void,
   ): Promise<{ settled: Promise<void> }> {
+    // Once only: the work below lets go when it ends, and so does a failure seen after it started
+    // (enqueue throws the session's failure while the work may still be running).
+    let released = false;
+    const releaseOnce = () => {
+      if (released) return;
+      released = true;
+      release();
+    };
     try {
       return await this.enqueue(async () => {
         try {
@@ -394,11 +402,11 @@ class Backup implements BackupSession {
             await this.add('data', id, await this.sealAt(chunk.offset, chunk.length), chunk.length);
           }
         } finally {
-          release();
+          releaseOnce();
         }
       });
     } catch (e) {
-      release();
+      releaseOnce();
       throw e;
     }
   }
