@@ -67,7 +67,7 @@ export class ByteChunker implements Chunker {
   private length = 0;
   private hash = 0;
 
-  /** With a gear table, the chunker scans through a scanner of its own memory, shared by every chunker of that table. */
+  /** Given a gear table, the chunker scans with the scanner every chunker of that table shares. */
   constructor(gear: Int32Array | GearScanner, params: ChunkerParams) {
     this.scanner = gear instanceof GearScanner ? gear : ownScanner(gear);
     this.min = params.min;

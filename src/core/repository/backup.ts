@@ -154,6 +154,7 @@ class Backup implements BackupSession {
     try {
       for await (const id of this.repo.chunkIds(previous)) chunkIds.push(id);
     } catch (e) {
+      // A damaged chunk list: the source reads the data again rather than failing the backup.
       if (isLifeboatError(e, 'INTEGRITY')) return undefined;
       throw e;
     }
@@ -175,13 +176,8 @@ class Backup implements BackupSession {
     this.assertOpen();
     // The index was loaded under the shared lock, so no prune can take these blobs away before commit.
     if (!(previous.chunkLists ?? []).every((id) => this.repo.hasBlob(id))) return undefined;
-    try {
-      for await (const id of this.repo.chunkIds(previous)) if (!this.repo.hasBlob(id)) return undefined;
-    } catch (e) {
-      // A damaged chunk list: the source reads the data again rather than failing the backup.
-      if (isLifeboatError(e, 'INTEGRITY')) return undefined;
-      throw e;
-    }
+    const content = await this.expectItem(previous);
+    if (!content?.chunkIds.every((id) => this.repo.hasBlob(id))) return undefined;
     this.progress.bytesProcessed += previous.size;
     const { chunks, chunkLists, size, sha256, records } = previous;
     return {

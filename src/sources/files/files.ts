@@ -341,9 +341,9 @@ export async function backupFiles(repo: Repository, options: FilesBackupOptions)
           throw e;
         })
       : undefined;
-    const previous = new Map((parent ?? expectFrom)?.items.map((i) => [i.name, i]));
-    const parentFrom = parent ?? expectFrom;
-    const parentStart = parentFrom ? Date.parse(parentFrom.time) - parentFrom.summary.durationMs : 0;
+    const earlier = parent ?? expectFrom;
+    const previous = new Map(earlier?.items.map((i) => [i.name, i]));
+    const parentStart = earlier ? Date.parse(earlier.time) - earlier.summary.durationMs : 0;
     for (const [i, abs] of absPaths.entries()) {
       if (excluded(abs)) continue;
       const w: Walk = {
