@@ -5,8 +5,9 @@
  * and each hop costs main-thread time. A worker takes a whole task (the blobs of a 4 MiB pack range:
  * decrypt, decompress, re-hash) and the main thread is left with the I/O.
  *
- * One task per worker at a time, the rest queued in order. Inputs are moved, not copied, when they own
- * their memory (`movable`). A worker that dies fails its task and every queued one: the pool is then
+ * One task per worker at a time, the rest queued in order; or, for short tasks, a few sent ahead to each
+ * worker (`depth`), so it never waits for the main thread to send the next. Inputs are moved, not copied,
+ * when they own their memory (`movable`). A worker that dies fails its task and every queued one: the pool is then
  * broken and says why, instead of hanging.
  */
 import { availableParallelism } from 'node:os';
@@ -28,7 +29,8 @@ interface Task<Q, R> {
 
 interface Slot<Q, R> {
   worker: Worker;
-  task?: Task<Q, R>;
+  /** Sent to the worker and not answered yet, oldest first. */
+  tasks: Task<Q, R>[];
 }
 
 /**
@@ -50,10 +52,16 @@ export class WorkerPool<Q, R> {
   private nextId = 0;
   private broken: LifeboatError | undefined;
   private closed = false;
+  private readonly depth: number;
 
-  constructor(entry: URL, size: number, workerData: unknown) {
+  /**
+   * `depth` tasks at most are sent to a worker at once. Above 1, a task may wait behind another on a busy
+   * worker while one is free: for tasks of a fraction of a millisecond, pinned ones above all.
+   */
+  constructor(entry: URL, size: number, workerData: unknown, depth = 1) {
+    this.depth = depth;
     for (let i = 0; i < size; i++) {
-      const slot: Slot<Q, R> = { worker: new Worker(entry, { workerData }) };
+      const slot: Slot<Q, R> = { worker: new Worker(entry, { workerData }), tasks: [] };
       // An idle worker never keeps the process alive (a pool nobody closed); a busy one does.
       slot.worker.unref();
       slot.worker.on('message', (reply: WorkerReply<R>) => this.settle(slot, reply));
@@ -91,22 +99,23 @@ export class WorkerPool<Q, R> {
 
   private dispatch(): void {
     for (const [index, slot] of this.slots.entries()) {
-      if (slot.task) continue;
-      // The oldest task this worker may take: pinned here, or to none.
-      const next = this.queue.findIndex((t) => t.pin === undefined || t.pin === index);
-      if (next < 0) continue;
-      const task = this.queue.splice(next, 1)[0];
-      slot.task = task;
-      slot.worker.ref();
-      slot.worker.postMessage({ id: task.id, request: task.request }, task.transfer);
+      while (slot.tasks.length < this.depth) {
+        // The oldest task this worker may take: pinned here, or to none.
+        const next = this.queue.findIndex((t) => t.pin === undefined || t.pin === index);
+        if (next < 0) break;
+        const task = this.queue.splice(next, 1)[0];
+        slot.tasks.push(task);
+        slot.worker.ref();
+        slot.worker.postMessage({ id: task.id, request: task.request }, task.transfer);
+      }
     }
   }
 
   private settle(slot: Slot<Q, R>, reply: WorkerReply<R>): void {
-    const task = slot.task;
-    if (!task || task.id !== reply.id) return;
-    slot.task = undefined;
-    slot.worker.unref();
+    const at = slot.tasks.findIndex((t) => t.id === reply.id);
+    if (at < 0) return;
+    const task = slot.tasks.splice(at, 1)[0];
+    if (slot.tasks.length === 0) slot.worker.unref();
     if ('error' in reply) task.reject(new LifeboatError('INTERNAL', reply.error));
     else task.resolve(reply.value);
     this.dispatch();
@@ -116,10 +125,7 @@ export class WorkerPool<Q, R> {
     this.broken ??= new LifeboatError('INTERNAL', message, {
       hint: 'run the command again; if it fails the same way, report it with --verbose output',
     });
-    for (const slot of this.slots) {
-      slot.task?.reject(this.broken);
-      slot.task = undefined;
-    }
+    for (const slot of this.slots) for (const task of slot.tasks.splice(0)) task.reject(this.broken);
     for (const task of this.queue.splice(0)) task.reject(this.broken);
   }
 }

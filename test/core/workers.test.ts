@@ -96,11 +96,46 @@ test('worker pool: a pinned task runs on its worker, in order; unpinned tasks us
   }
 });
 
-// A worker entry for these tests only: replies with its thread id (after a wait), or reads the ring.
+test('worker pool with depth: tasks sent ahead still run in order; a worker that dies fails all it had', async () => {
+  const entry = new URL('data:text/javascript,' + encodeURIComponent(ECHO_WORKER));
+  const pool = new WorkerPool<{ op: string; ms?: number }, unknown>(entry, 1, {}, 3);
+  try {
+    const finished: number[] = [];
+    // The worker runs its messages one after another, so the order sent is the order done.
+    await Promise.all(
+      Array.from({ length: 7 }, (_, i) =>
+        pool.run({ op: 'block', ms: 3 * (7 - i) }, [], 0).then(() => finished.push(i)),
+      ),
+    );
+    assert.deepEqual(finished, [0, 1, 2, 3, 4, 5, 6]);
+    // A worker that answers out of order (these wait on timers) still settles every task.
+    const answered = await Promise.all(
+      Array.from({ length: 3 }, (_, i) => pool.run({ op: 'thread', ms: 30 - 10 * i })),
+    );
+    assert.equal(answered.length, 3);
+    // Two more in the worker behind the one that exits, two still queued here: every one fails.
+    const dying = pool.run({ op: 'exit', ms: 50 });
+    const rest = Array.from({ length: 4 }, () => pool.run({ op: 'block' }));
+    const results = await Promise.allSettled([dying, ...rest]);
+    assert.ok(
+      results.every((r) => r.status === 'rejected' && isLifeboatError(r.reason, 'INTERNAL')),
+      JSON.stringify(results.map((r) => r.status)),
+    );
+    await assert.rejects(pool.run({ op: 'block' }), (e) => isLifeboatError(e, 'INTERNAL'), 'broken');
+  } finally {
+    await pool.close();
+  }
+});
+
+// A worker entry for these tests only: replies with its thread id (after a wait, or blocking), reads the ring, or exits.
 const ECHO_WORKER = `
 import { parentPort, threadId, workerData } from 'node:worker_threads';
 parentPort.on('message', ({ id, request }) => {
-  if (request.op === 'read') {
+  if (request.op === 'exit' || request.op === 'block') {
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, request.ms ?? 0);
+    if (request.op === 'exit') process.exit(1);
+    parentPort.postMessage({ id, value: threadId });
+  } else if (request.op === 'read') {
     const bytes = new Uint8Array(workerData.ring, request.offset, request.length);
     parentPort.postMessage({ id, value: Buffer.from(bytes).toString() });
   } else setTimeout(() => parentPort.postMessage({ id, value: threadId }), request.ms ?? 0);

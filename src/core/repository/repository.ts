@@ -8,27 +8,18 @@
  *   index/<id>        sealed, compressed JSON: pack -> blobs (offset, length); id = SHA-256 of stored bytes
  *   data/xx/<id>      pack files; id = SHA-256 of the pack
  */
-import { createHash } from 'node:crypto';
 import { hostname } from 'node:os';
 import { LifeboatError, isLifeboatError } from '../errors.ts';
 import { FILE_CHUNKING, RECORD_CHUNKING, gearTable, type ChunkerParams } from '../chunker.ts';
 import { compress, decompress, type Codec } from '../compression.ts';
 import { discard } from '../memory.ts';
-import {
-  chunkId,
-  deriveKeys,
-  newMasterKey,
-  open,
-  randomId,
-  seal,
-  sha256Hex,
-  type RepositoryKeys,
-} from '../crypto.ts';
+import { deriveKeys, newMasterKey, open, randomId, seal, sha256Hex, type RepositoryKeys } from '../crypto.ts';
 import { throwIfAborted, type Backend, type ObjectType } from '../storage/backend.ts';
 import { CancellableBackend } from '../storage/cancellable.ts';
 import type { KeyRecord, Keystore } from '../keystore/keystore.ts';
 import { systemClock, type Clock } from '../clock.ts';
 import { Records } from './records.ts';
+import { ItemChecks, blobMismatch, checkBlobId, type OpenedBlob } from './item-check.ts';
 import { Lock, isStale, listLocks, type ListedLock, type LockMode, type LockStore } from './lock.ts';
 import type { BlobType, PackedBlob } from './pack.ts';
 import {
@@ -287,6 +278,8 @@ export class Repository {
   private held: { lock: Lock; users: number } | undefined;
   /** Named mutual-exclusion locks this process holds (lockNamed), released on close. */
   private readonly named = new Set<Lock>();
+  /** How readItem verifies, with the worker threads it may start. */
+  private readonly itemChecks: ItemChecks;
 
   private constructor(
     backend: Backend,
@@ -303,6 +296,7 @@ export class Repository {
     this.keys = keys;
     this.keyId = keyId;
     this.gear = gearTable(keys.chunker);
+    this.itemChecks = new ItemChecks(keys.id);
     this.clock = options.clock ?? systemClock;
     this.records = new Records(this);
     this.onDamage = options.onDamage ?? (() => {});
@@ -669,6 +663,7 @@ export class Repository {
   }
 
   async close(): Promise<void> {
+    await this.itemChecks.close();
     await this.releaseHeldLock();
     for (const l of [...this.named]) await l.release().catch(() => {});
     this.named.clear();
@@ -743,6 +738,12 @@ export class Repository {
 
   /** Reads, authenticates, decompresses and re-hashes one blob. */
   async loadBlob(id: string): Promise<Buffer> {
+    const { plain, what } = await this.loadOpened(id);
+    return checkBlobId(this.keys.id, plain, id, what);
+  }
+
+  /** loadBlob but for the id check, which is the caller's (readItem's ItemCheck). */
+  private async loadOpened(id: string): Promise<OpenedBlob> {
     const index = await this.loadIndex();
     const entry = index.get(id);
     if (!entry) {
@@ -774,7 +775,7 @@ export class Repository {
           hint: 'run `lifeboat check --read-data` to list affected snapshots',
         });
       }
-      return await this.openBlob(sealed, id, entry.rawLength, what);
+      return { plain: await this.openUnchecked(sealed, entry.rawLength, what), what };
     } finally {
       // Loaded for this blob alone (Backend.load gives the caller its own buffer), and opened by now.
       discard(sealed);
@@ -786,15 +787,16 @@ export class Repository {
    * The result is the caller's alone: nothing else holds its memory.
    */
   async openBlob(sealed: Buffer, id: string, rawLength: number, what: string): Promise<Buffer> {
+    return checkBlobId(this.keys.id, await this.openUnchecked(sealed, rawLength, what), id, what);
+  }
+
+  /** openBlob but for the id check. */
+  private async openUnchecked(sealed: Buffer, rawLength: number, what: string): Promise<Buffer> {
     const decrypted = open(this.keys.encryption, sealed, what);
     let plain: Buffer | undefined;
     try {
       plain = await decompress(decrypted, what, rawLength);
-      if (plain.length !== rawLength || chunkId(this.keys.id, plain) !== id) {
-        throw new LifeboatError('INTEGRITY', `${what} does not match its id`, {
-          hint: 'run `lifeboat check --read-data`',
-        });
-      }
+      if (plain.length !== rawLength) throw blobMismatch(what);
       return plain;
     } catch (e) {
       discard(plain);
@@ -821,11 +823,13 @@ export class Repository {
    * nothing here reads it again, so a caller done with it may free it (memory.ts, discard).
    */
   async *readItem(item: Item, readAhead = 8): AsyncIterable<Buffer> {
-    const hash = createHash('sha256');
+    // Each blob is checked against its id before it is yielded, and the item's hash before the last is.
+    const check = this.itemChecks.for(item);
     const queue: Promise<Buffer>[] = [];
     let size = 0;
     const ids = this.chunkIds(item)[Symbol.asyncIterator]();
     let done = false;
+    let verified = false;
     const fill = async () => {
       while (!done && queue.length < readAhead) {
         const next = await ids.next();
@@ -833,31 +837,35 @@ export class Repository {
           done = true;
           break;
         }
-        const p = this.loadBlob(next.value);
-        p.catch(() => {});
-        queue.push(p);
+        queue.push(check.add(this.loadOpened(next.value), next.value));
       }
     };
-    await fill();
-    let pending: Buffer | undefined;
-    while (queue.length) {
-      const buf = await queue.shift()!;
+    try {
       await fill();
-      hash.update(buf);
-      size += buf.length;
+      let pending: Buffer | undefined;
+      while (queue.length) {
+        const buf = await queue.shift()!;
+        await fill();
+        size += buf.length;
+        if (pending) yield pending;
+        pending = buf;
+      }
+      const digest = await check.digest();
+      verified = true;
+      if (size !== item.size || digest !== item.sha256) {
+        throw new LifeboatError(
+          'INTEGRITY',
+          `${item.name}: restored content does not match the snapshot's SHA-256`,
+          {
+            hint: 'run `lifeboat check --read-data`',
+          },
+        );
+      }
       if (pending) yield pending;
-      pending = buf;
+    } finally {
+      // A reader that stopped early, or failed: the check's state is let go.
+      if (!verified) check.drop();
     }
-    if (size !== item.size || hash.digest('hex') !== item.sha256) {
-      throw new LifeboatError(
-        'INTEGRITY',
-        `${item.name}: restored content does not match the snapshot's SHA-256`,
-        {
-          hint: 'run `lifeboat check --read-data`',
-        },
-      );
-    }
-    if (pending) yield pending;
   }
 
   /** A whole small item (a manifest, a record set) in memory, verified like readItem. */
