@@ -8,8 +8,6 @@
  * - `name`: a chunk's keyed id (HMAC-SHA-256), on any worker. The hashes are the costliest steps of
  *   reading unchanged data: on the cutting worker, naming kept the other idle.
  * - `encode`: compresses and seals one new chunk.
- * - `name-encode`: both, in one round trip, for a chunk that is likely new (the one before it was): on
- *   new data nearly every chunk is, and a wrong guess only costs the encoding.
  *
  * Bytes are neither moved nor copied to get here: the session writes an item's bytes into a ring of
  * shared memory (SharedRing, given once as workerData) and sends their place; a chunk keeps its place
@@ -34,8 +32,7 @@ export type BackupWorkerRequest =
   | { op: 'cut'; item: number; offset: number; length: number; last: boolean }
   | { op: 'hash'; item: number; offset: number; length: number; last: boolean }
   | { op: 'name'; offset: number; length: number }
-  | { op: 'encode'; offset: number; length: number; compression: CompressionOptions }
-  | { op: 'name-encode'; offset: number; length: number; compression: CompressionOptions };
+  | { op: 'encode'; offset: number; length: number; compression: CompressionOptions };
 
 /**
  * A chunk cut on a worker: where it lies in the ring, to be named there (`name`), or, for a chunk that
@@ -49,17 +46,11 @@ export interface CutResult {
   holdFrom: number | undefined;
 }
 
-/** A chunk's id and its sealed blob in parts. */
-export interface NamedBlob {
-  id: string;
-  sealed: Uint8Array[];
-}
-
 /**
  * The chunks an item's bytes completed (`cut`), its SHA-256 after the last `hash` (else ''), a chunk's id
- * (`name`), a sealed blob in its parts (`encode`), or both (`name-encode`).
+ * (`name`), or a sealed blob in its parts (`encode`).
  */
-export type BackupWorkerResult = CutResult | string | Uint8Array[] | NamedBlob;
+export type BackupWorkerResult = CutResult | string | Uint8Array[];
 
 export interface BackupWorkerData {
   encryption: Uint8Array;
@@ -126,15 +117,6 @@ function chunkId(chunk: Uint8Array): string {
   return createHmac('sha256', idKey).update(chunk).digest('hex');
 }
 
-/** Compresses and seals a chunk of the ring; its parts are to be moved to the main thread. */
-function encode(offset: number, length: number, compression: CompressionOptions): Uint8Array[] {
-  const compressed = compressPartsSync(ring.subarray(offset, offset + length), compression);
-  const sealed = sealParts(encryptionKey, compressed);
-  // The compressor's output is garbage once sealed (memory.ts).
-  discard(ownBody(compressed));
-  return sealed;
-}
-
 parentPort!.on('message', ({ id, request }: { id: number; request: BackupWorkerRequest }) => {
   let reply: WorkerReply<BackupWorkerResult>;
   let transfer: ArrayBuffer[] = [];
@@ -147,15 +129,14 @@ parentPort!.on('message', ({ id, request }: { id: number; request: BackupWorkerR
       reply = { id, value: hash(request) };
     } else if (request.op === 'name') {
       reply = { id, value: chunkId(ring.subarray(request.offset, request.offset + request.length)) };
-    } else if (request.op === 'encode') {
-      const sealed = encode(request.offset, request.length, request.compression);
-      transfer = sealed.flatMap(movable);
-      reply = { id, value: sealed };
     } else {
-      const chunkIdValue = chunkId(ring.subarray(request.offset, request.offset + request.length));
-      const sealed = encode(request.offset, request.length, request.compression);
+      const chunk = ring.subarray(request.offset, request.offset + request.length);
+      const compressed = compressPartsSync(chunk, request.compression);
+      const sealed = sealParts(encryptionKey, compressed);
       transfer = sealed.flatMap(movable);
-      reply = { id, value: { id: chunkIdValue, sealed } };
+      // The compressor's output is garbage once sealed (memory.ts).
+      discard(ownBody(compressed));
+      reply = { id, value: sealed };
     }
   } catch (e) {
     reply = { id, error: `encoding a chunk: ${(e as Error).message}` };

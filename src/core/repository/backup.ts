@@ -26,7 +26,6 @@ import type {
   BackupWorkerResult,
   CutChunk,
   CutResult,
-  NamedBlob,
 } from './backup-worker.ts';
 import { PackBuilder, type BlobType } from './pack.ts';
 import {
@@ -122,8 +121,6 @@ class Backup implements BackupSession {
   private closed = false;
   private workers: Workers | undefined;
   private remoteItems = 0;
-  /** Whether the last chunk cut on a worker was new: the next is then named and sealed at once. */
-  private lastCutNew = false;
 
   constructor(repo: Repository, lock: LockHandle) {
     this.repo = repo;
@@ -333,12 +330,6 @@ class Backup implements BackupSession {
     return (await this.encoders().pool.run({ op: 'name', offset, length })) as string;
   }
 
-  private async nameAndSealAt(offset: number, length: number): Promise<NamedBlob> {
-    const compression = this.repo.config.compression;
-    const request: BackupWorkerRequest = { op: 'name-encode', offset, length, compression };
-    return (await this.encoders().pool.run(request)) as NamedBlob;
-  }
-
   async sealAt(offset: number, length: number): Promise<Uint8Array[]> {
     const compression = this.repo.config.compression;
     return (await this.encoders().pool.run({ op: 'encode', offset, length, compression })) as Uint8Array[];
@@ -395,18 +386,9 @@ class Backup implements BackupSession {
     try {
       return await this.enqueue(async () => {
         try {
-          if ('offset' in chunk && this.lastCutNew) {
-            // Likely new as well: named and sealed in one round trip; a chunk stored already wastes
-            // only its encoding.
-            const { id, sealed } = await this.nameAndSealAt(chunk.offset, chunk.length);
-            named(id);
-            if ((this.lastCutNew = this.claim(id))) await this.add('data', id, sealed, chunk.length);
-            else discard(...sealed);
-            return;
-          }
           const id = 'id' in chunk ? chunk.id : await this.nameAt(chunk.offset, chunk.length);
           named(id);
-          if (!(this.lastCutNew = this.claim(id))) return;
+          if (!this.claim(id)) return;
           if ('data' in chunk) {
             const plain = Buffer.from(chunk.data.buffer, chunk.data.byteOffset, chunk.data.byteLength);
             await this.add('data', id, await this.encodeOnWorker(plain), plain.length);
