@@ -5,10 +5,10 @@
  * and each hop costs main-thread time. A worker takes a whole task (the blobs of a 4 MiB pack range:
  * decrypt, decompress, re-hash) and the main thread is left with the I/O.
  *
- * One task per worker at a time, the rest queued in order; or, for short tasks, a few sent ahead to each
- * worker (`depth`), so it never waits for the main thread to send the next. Inputs are moved, not copied,
- * when they own their memory (`movable`). A worker that dies fails its task and every queued one: the pool is then
- * broken and says why, instead of hanging.
+ * One task per worker at a time, the rest queued in order; or, for short tasks, a few sent ahead to
+ * each worker (`depth`), so it never waits for the main thread to send the next. Inputs are moved, not
+ * copied, when they own their memory (`movable`). A worker that dies fails its tasks and every queued
+ * one: the pool is then broken and says why, instead of hanging.
  */
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';

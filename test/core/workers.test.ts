@@ -127,7 +127,8 @@ test('worker pool with depth: tasks sent ahead still run in order; a worker that
   }
 });
 
-// A worker entry for these tests only: replies with its thread id (after a wait, or blocking), reads the ring, or exits.
+// A worker entry for these tests only: replies with its thread id (after a wait, or blocking), reads
+// the ring, or exits.
 const ECHO_WORKER = `
 import { parentPort, threadId, workerData } from 'node:worker_threads';
 parentPort.on('message', ({ id, request }) => {
