@@ -189,7 +189,11 @@ describe('npm pack → npm install -g → lifeboat', () => {
     // The tree above must be traversable by the other user.
     await chmod(tmp.path, 0o755);
     if (isRoot) await chown(writable, IMAGE_UID, IMAGE_UID);
+    // The image's own environment (NODE_OPTIONS, MALLOC_ARENA_MAX, …): a flag Node refuses fails here.
+    const imageEnv = await dockerfileEnv(path.join(PROJECT_ROOT, 'Dockerfile'));
+    assert.match(imageEnv.NODE_OPTIONS ?? '', /--max-semi-space-size=\d+/);
     const env = {
+      ...imageEnv,
       PATH: pathEnv,
       HOME: home,
       TMPDIR: path.join(writable, 'tmp'),
@@ -219,3 +223,19 @@ describe('npm pack → npm install -g → lifeboat', () => {
     assert.equal(w.stdout.trim(), '');
   });
 });
+
+/** The variables of the Dockerfile's `ENV` instructions (`KEY=value` pairs, continued lines joined). */
+async function dockerfileEnv(file: string): Promise<Record<string, string>> {
+  const text = (await readFile(file, 'utf8')).replace(/\\\n/g, ' ');
+  const env: Record<string, string> = {};
+  for (const line of text.split('\n')) {
+    const m = /^ENV\s+(.*)$/.exec(line.trim());
+    if (!m) continue;
+    for (const pair of m[1].trim().split(/\s+/)) {
+      const at = pair.indexOf('=');
+      assert.ok(at > 0, `ENV ${pair}: only KEY=value pairs are read here`);
+      env[pair.slice(0, at)] = pair.slice(at + 1);
+    }
+  }
+  return env;
+}
