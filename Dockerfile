@@ -35,7 +35,7 @@ RUN ln -s /opt/lifeboat/bin/lifeboat.mjs /usr/local/bin/lifeboat \
   && useradd --uid 10001 --user-group --no-create-home --home-dir /tmp --shell /usr/sbin/nologin lifeboat \
   && lifeboat --version
 # Only /tmp (an emptyDir in the chart) is written: HOME points there so nothing tries the read-only root.
-# A young generation of at most 4 MiB per half keeps a MongoDB backup or restore 40-90 MiB smaller at the
+# A young generation of at most 4 MiB per half keeps a MongoDB restore 40-100 MiB smaller at the
 # same speed (1 MiB cost a verified restore ~10%): docs/performance.md, "Memory".
 ENV HOME=/tmp \
   NODE_ENV=production \
