@@ -14,6 +14,7 @@ import { checkRepository } from '../../src/core/repository/check.ts';
 import { createHash } from 'node:crypto';
 import type { Handle, SaveOptions } from '../../src/core/storage/backend.ts';
 import { MemoryBackend } from '../../src/core/storage/memory.ts';
+import { backUpOne } from '../env/backup.ts';
 import { pseudoRandom } from '../env/data.ts';
 
 const MiB = 1024 * 1024;
@@ -97,19 +98,11 @@ describe('backup on worker threads', () => {
     try {
       // Random bytes only: where text like sample's cuts depends on the repository's key.
       const old = pseudoRandom('turns', 24 * MiB);
-      const first = await startBackup(repo);
-      const w1 = first.newItem({ name: 'old', kind: 'file' }, 'file');
-      await w1.write(Buffer.from(old));
-      const oldItem = await w1.finish();
-      await first.commit({ type: 'files', items: [oldItem] });
+      const oldItem = await backUpOne(repo, 'old', old);
       // 1 MiB of every 4 replaced: chunks go new, stored, new, … on both workers at once.
       const mixed = Buffer.from(old);
       for (let at = 0; at < mixed.length; at += 4 * MiB) pseudoRandom(`new${at}`, MiB).copy(mixed, at);
-      const second = await startBackup(repo);
-      const w2 = second.newItem({ name: 'mixed', kind: 'file' }, 'file');
-      await w2.write(Buffer.from(mixed));
-      const mixedItem = await w2.finish();
-      await second.commit({ type: 'files', items: [mixedItem] });
+      const mixedItem = await backUpOne(repo, 'mixed', mixed);
       const shared = mixedItem.chunks!.filter((id) => oldItem.chunks!.includes(id));
       assert.ok(shared.length >= 5, `${shared.length} chunks in common`);
       const turns = mixedItem.chunks!.filter(

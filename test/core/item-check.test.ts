@@ -8,7 +8,6 @@ import { describe, test } from 'node:test';
 import { chunkId } from '../../src/core/crypto.ts';
 import { isLifeboatError } from '../../src/core/errors.ts';
 import { PassphraseKeystore } from '../../src/core/keystore/passphrase.ts';
-import { startBackup } from '../../src/core/repository/backup.ts';
 import {
   ItemChecks,
   LocalItemCheck,
@@ -19,6 +18,7 @@ import {
 import type { Item } from '../../src/core/repository/model.ts';
 import { Repository } from '../../src/core/repository/repository.ts';
 import { MemoryBackend } from '../../src/core/storage/memory.ts';
+import { backUpOne } from '../env/backup.ts';
 import { pseudoRandom } from '../env/data.ts';
 
 const MiB = 1024 * 1024;
@@ -124,11 +124,7 @@ describe('item checks', () => {
     const repo = await Repository.init(new MemoryBackend(), keystore());
     try {
       const data = pseudoRandom('item', 6 * MiB);
-      const session = await startBackup(repo);
-      const w = session.newItem({ name: 'big', kind: 'file' }, 'file');
-      await w.write(Buffer.from(data));
-      const item = await w.finish();
-      await session.commit({ type: 'files', items: [item] });
+      const item = await backUpOne(repo, 'big', data);
       assert.ok((item.chunks?.length ?? 0) > 3, 'several blobs');
 
       for (let i = 0; i < 3; i++) {
